@@ -126,7 +126,7 @@ def parse_major(text: str, currency: str) -> int:
         raise InvalidAmount(
             f"{text!r} has more than {digits} decimals for {currency}", field="amount"
         )
-    value = int(whole) * 10**digits + (int(fraction.ljust(digits, "0")) if digits else 0)
+    value: int = int(whole) * 10**digits + (int(fraction.ljust(digits, "0")) if digits else 0)
     return -value if sign == "-" else value
 
 

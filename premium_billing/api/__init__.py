@@ -1,0 +1,40 @@
+"""The REST API (flask-smorest): /api/v1, problem+json errors, bearer keys, idempotency."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api
+
+from .auth import register_auth
+from .idempotency import register_idempotency
+from .problems import http_exception_problem, register_problem_handlers
+from .session import register_session
+
+
+class BillingApi(Api):  # type: ignore[misc]
+    """flask-smorest's Api with errors as application/problem+json."""
+
+    def handle_http_exception(self, error):  # type: ignore[no-untyped-def]
+        return http_exception_problem(error)
+
+
+def register_api(app: Flask) -> BillingApi:
+    from . import health, policies, policyholders
+
+    register_session(app)
+    register_auth(app)
+    register_idempotency(app)
+    api = BillingApi(
+        app,
+        spec_kwargs={
+            "components": {
+                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}
+            },
+            "security": [{"bearerAuth": []}],
+        },
+    )
+    register_problem_handlers(app)
+    api.register_blueprint(policyholders.blp)
+    api.register_blueprint(policies.blp)
+    app.register_blueprint(health.bp)
+    return api

@@ -1,0 +1,115 @@
+"""`premium-billing` (also `flask --app wsgi`): the service's commands.
+
+Errors exit non-zero with one clear line on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from .config import SettingsError
+
+
+def _db():  # type: ignore[no-untyped-def]
+    return current_app.extensions["premium_billing.db"]
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    return current_app.config["SETTINGS"]
+
+
+@click.group("db", help="Database schema.")
+def db_group() -> None:
+    pass
+
+
+@db_group.command("upgrade", help="Apply the Alembic migrations (SQLite and PostgreSQL).")
+@click.option("--revision", default="head", show_default=True)
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    from .db.migrate import upgrade
+
+    upgrade(_settings().database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@click.group("keys", help="API keys.")
+def keys_group() -> None:
+    pass
+
+
+@keys_group.command("create", help="Create an API key; the key is printed once, last line.")
+@click.option("--role", required=True, type=click.Choice(["admin", "billing", "finance", "auditor"]))
+@click.option("--name", required=True)
+@with_appcontext
+def keys_create(role: str, name: str) -> None:
+    from .services.errors import ServiceError
+    from .services.keys import create_key
+
+    with _db().session() as session:
+        try:
+            created = create_key(session, role, name)
+        except ServiceError as error:
+            raise click.ClickException(error.message) from None
+    click.echo(f"created {role} key {created.name!r} (id key_{created.id}); store it now:")
+    click.echo(created.raw)
+
+
+@click.command("serve", help="Serve the API with gunicorn.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    import os
+
+    os.execvp(
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            str(workers),
+            "--access-logfile",
+            "-",
+            "wsgi:app",
+        ],
+    )
+
+
+@click.command("demo", help="Load demo policyholders and policies (once).")
+@with_appcontext
+def demo() -> None:
+    from .demo import load_demo
+
+    for line in load_demo(current_app):
+        click.echo(line)
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(db_group)
+    app.cli.add_command(keys_group)
+    app.cli.add_command(serve)
+    app.cli.add_command(demo)
+
+
+def _create_app(*_: Any) -> Flask:
+    from . import create_app
+
+    return create_app()
+
+
+def main() -> None:
+    cli = FlaskGroup(create_app=_create_app, add_default_commands=True, add_version_option=False)
+    try:
+        cli.main(prog_name="premium-billing")
+    except SettingsError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)

@@ -1,0 +1,97 @@
+"""One settings object, read from the environment. The only module that reads os.environ."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot run with; the message names it."""
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{PROJECT_ROOT / 'var' / 'premium_billing.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(default_factory=_default_database_url)
+    billing_timezone: str = "UTC"
+    secret_key: str = "dev-only-secret-change-me"
+    public_base_url: str = "http://127.0.0.1:8000"
+    # Billing rules (DESIGN.md defaults)
+    invoice_lead_days: int = 14
+    renewal_lead_days: int = 30
+    grace_days: int = 30
+    reinstatement_days: int = 30
+    short_rate_penalty: Fraction = Fraction(1, 10)
+    writeoff_tolerance_abs: int = 100
+    writeoff_tolerance_pct: Fraction = Fraction(1, 100)
+    # Jobs
+    job_batch_size: int = 5000
+    scheduler_times: str = "issue_invoices=02:00,renewals=02:30"
+    # Stripe
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_api_base: str = ""
+    stripe_max_network_retries: int = 2
+    # Mail
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    mail_from: str = "billing@example.com"
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.billing_timezone)
+
+    @property
+    def stripe_webhook_secrets(self) -> list[str]:
+        return [s.strip() for s in self.stripe_webhook_secret.split(",") if s.strip()]
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    def validate(self) -> Settings:
+        try:
+            ZoneInfo(self.billing_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                f"BILLING_TIMEZONE: unknown time zone {self.billing_timezone!r}"
+            ) from None
+        for name in ("invoice_lead_days", "renewal_lead_days", "grace_days", "job_batch_size"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name.upper()}: must not be negative")
+        return self
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f.name.upper())
+            if raw is None or raw == "":
+                continue
+            default = getattr(cls, f.name, None)
+            try:
+                if f.name in ("short_rate_penalty", "writeoff_tolerance_pct"):
+                    values[f.name] = Fraction(raw)
+                elif isinstance(default, bool):
+                    values[f.name] = raw.lower() in ("1", "true", "yes", "on")
+                elif isinstance(default, int):
+                    values[f.name] = int(raw)
+                else:
+                    values[f.name] = raw
+            except (ValueError, ZeroDivisionError):
+                raise SettingsError(f"{f.name.upper()}: {raw!r} is not valid") from None
+        return cls(**values).validate()
