@@ -44,7 +44,9 @@ def keys_group() -> None:
 
 
 @keys_group.command("create", help="Create an API key; the key is printed once, last line.")
-@click.option("--role", required=True, type=click.Choice(["admin", "billing", "finance", "auditor"]))
+@click.option(
+    "--role", required=True, type=click.Choice(["admin", "billing", "finance", "auditor"])
+)
 @click.option("--name", required=True)
 @with_appcontext
 def keys_create(role: str, name: str) -> None:

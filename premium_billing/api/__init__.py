@@ -27,9 +27,7 @@ def register_api(app: Flask) -> BillingApi:
     api = BillingApi(
         app,
         spec_kwargs={
-            "components": {
-                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}
-            },
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
             "security": [{"bearerAuth": []}],
         },
     )

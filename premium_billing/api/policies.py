@@ -143,12 +143,12 @@ class PolicyRenewal(MethodView):
     @blp.response(200, schemas.RenewalOut)
     def put(self, data: dict[str, Any], policy_id: str) -> dict[str, Any]:
         """Set the premium lines of the next term (used by the renewal job)."""
-        policy = service.set_renewal_lines(db_session(), path_id("policy", policy_id), data["lines"])
+        policy = service.set_renewal_lines(
+            db_session(), path_id("policy", policy_id), data["lines"]
+        )
         lines = policy.renewal_lines or []
         return {
             "policy_id": policy.id,
             "annual_premium": sum(int(line["annual_premium"]) for line in lines),
             "lines": lines,
         }
-
-

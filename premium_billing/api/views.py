@@ -15,9 +15,7 @@ def line_out(line: PremiumLine) -> dict[str, Any]:
             "name": line.pet_name,
             "species": line.pet_species,
             "breed": line.pet_breed,
-            "date_of_birth": line.pet_date_of_birth.isoformat()
-            if line.pet_date_of_birth
-            else None,
+            "date_of_birth": line.pet_date_of_birth.isoformat() if line.pet_date_of_birth else None,
         }
     return {"description": line.description, "annual_premium": line.annual_premium, "pet": pet}
 

@@ -106,9 +106,7 @@ class PolicyTerm(Base):
     __table_args__ = (
         UniqueConstraint("policy_id", "term_number"),
         CheckConstraint("start_date < end_date", name="dates"),
-        CheckConstraint(
-            "status IN ('active','cancelled','expired','pending')", name="status"
-        ),
+        CheckConstraint("status IN ('active','cancelled','expired','pending')", name="status"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -154,7 +154,11 @@ class EndorsementOutcome:
 
 
 def endorse(
-    session: Session, policy_id: int, effective: date, lines: list[dict[str, Any]], reason: str | None
+    session: Session,
+    policy_id: int,
+    effective: date,
+    lines: list[dict[str, Any]],
+    reason: str | None,
 ) -> EndorsementOutcome:
     policy = get_policy(session, policy_id, for_update=True)
     if policy.status in CLOSED_STATUSES:
@@ -283,7 +287,9 @@ def cancel(
 def reinstate(session: Session, settings: Settings, policy_id: int, effective: date) -> Policy:
     policy = get_policy(session, policy_id, for_update=True)
     if policy.status not in ("cancelled", "lapsed"):
-        raise Conflict(f"only a cancelled or lapsed policy can be reinstated (it is {policy.status})")
+        raise Conflict(
+            f"only a cancelled or lapsed policy can be reinstated (it is {policy.status})"
+        )
     cancellation = session.scalar(
         select(Cancellation)
         .where(Cancellation.policy_id == policy.id, Cancellation.reinstated_on.is_(None))
@@ -333,4 +339,8 @@ def _jsonable_line(line: dict[str, Any]) -> dict[str, Any]:
     pet = dict(line.get("pet") or {}) or None
     if pet and isinstance(pet.get("date_of_birth"), date):
         pet["date_of_birth"] = pet["date_of_birth"].isoformat()
-    return {"description": line["description"], "annual_premium": line["annual_premium"], "pet": pet}
+    return {
+        "description": line["description"],
+        "annual_premium": line["annual_premium"],
+        "pet": pet,
+    }

@@ -39,7 +39,9 @@ def create_policyholder(session: Session, data: dict[str, Any]) -> Policyholder:
     return _save(session, holder)
 
 
-def update_policyholder(session: Session, policyholder_id: int, data: dict[str, Any]) -> Policyholder:
+def update_policyholder(
+    session: Session, policyholder_id: int, data: dict[str, Any]
+) -> Policyholder:
     holder = get_policyholder(session, policyholder_id)
     for key in EDITABLE:
         if key in data:

@@ -1,0 +1,36 @@
+# Two commands: `make run` (demo) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+N ?= 1000000
+PG_BENCH_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+
+.PHONY: install run test lint openapi bench-invoices clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/premium-billing db upgrade
+	$(BIN)/premium-billing demo
+	$(BIN)/premium-billing serve --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy --follow-imports=silent premium_billing/domain
+
+test: lint
+	$(BIN)/pytest -n 2 -p no:cacheprovider
+
+openapi: install
+	$(BIN)/premium-billing openapi write --format=json openapi.json
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,3 @@
+from premium_billing.cli import main
+
+main()

@@ -1,0 +1,137 @@
+"""Demo data for `make run`: an admin key and a few policyholders and policies, made once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select
+
+from .clock import business_date
+from .config import PROJECT_ROOT
+from .db.models import Policy
+from .domain.schedule import add_months
+from .services import policies, policyholders
+from .services.keys import create_key
+
+KEY_FILE = PROJECT_ROOT / "var" / "demo-admin-key"
+
+
+def _pet(name: str, species: str, breed: str, born: str, premium: int) -> dict[str, Any]:
+    return {
+        "description": f"{name} ({breed})",
+        "annual_premium": premium,
+        "pet": {
+            "name": name,
+            "species": species,
+            "breed": breed,
+            "date_of_birth": date.fromisoformat(born),
+        },
+    }
+
+
+def load_demo(app: Flask) -> Iterator[str]:
+    """Create the demo rows when absent; yield what a newcomer needs to know."""
+    settings = app.config["SETTINGS"]
+    db = app.extensions["premium_billing.db"]
+    today = business_date(settings.timezone)
+    with db.session() as session:
+        if KEY_FILE.exists():
+            raw = KEY_FILE.read_text().strip()
+        else:
+            raw = create_key(session, "admin", "demo-admin").raw
+            KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
+            KEY_FILE.write_text(raw + "\n")
+            KEY_FILE.chmod(0o600)
+        if session.scalar(select(Policy).where(Policy.policy_number == "PET-000001")) is None:
+            yield from _load_rows(session, today)
+        else:
+            yield "demo data already loaded"
+    yield f"admin API key (also in {KEY_FILE.relative_to(PROJECT_ROOT)}): {raw}"
+    yield (
+        f'try: curl -s -H "Authorization: Bearer {raw}" {settings.public_base_url}/api/v1/policies'
+    )
+
+
+def _load_rows(session: Any, today: date) -> Iterator[str]:
+    ann = policyholders.create_policyholder(
+        session,
+        {
+            "name": "Ann Lee",
+            "email": "ann.lee@example.com",
+            "phone": "+1 617 555 0100",
+            "address": {"line1": "1 Beacon St", "city": "Boston", "country": "US"},
+        },
+    )
+    raj = policyholders.create_policyholder(
+        session, {"name": "Raj Patel", "email": "raj.patel@example.com"}
+    )
+    eva = policyholders.create_policyholder(
+        session, {"name": "Eva Schmidt", "email": "eva.schmidt@example.com"}
+    )
+    started = add_months(today.replace(day=min(today.day, 28)), -3)
+    rex = policies.create_policy(
+        session,
+        {
+            "policyholder_id": ann.id,
+            "policy_number": "PET-000001",
+            "product": "pet",
+            "currency": "USD",
+            "effective_date": started,
+            "term_months": 12,
+            "billing_plan": "monthly",
+            "lines": [_pet("Rex", "dog", "Labrador", "2021-03-02", 48000)],
+            "fees": {"policy_fee": 0, "installment_fee": 200},
+            "autopay": False,
+            "auto_renew": True,
+        },
+    )
+    policies.create_policy(
+        session,
+        {
+            "policyholder_id": raj.id,
+            "policy_number": "PET-000002",
+            "product": "pet",
+            "currency": "USD",
+            "effective_date": add_months(started, -10),
+            "term_months": 12,
+            "billing_plan": "annual",
+            "lines": [
+                _pet("Milo", "cat", "Siamese", "2019-06-10", 26000),
+                _pet("Bella", "dog", "Beagle", "2020-01-20", 39000),
+            ],
+            "fees": {"policy_fee": 1500, "installment_fee": 0},
+            "autopay": False,
+            "auto_renew": True,
+        },
+    )
+    policies.create_policy(
+        session,
+        {
+            "policyholder_id": eva.id,
+            "policy_number": "GEN-000003",
+            "product": "general",
+            "currency": "EUR",
+            "effective_date": started,
+            "term_months": 12,
+            "billing_plan": "quarterly",
+            "lines": [{"description": "Household contents", "annual_premium": 36000}],
+            "fees": {"policy_fee": 0, "installment_fee": 0},
+            "autopay": False,
+            "auto_renew": False,
+        },
+    )
+    # A second pet joins Ann's policy mid-term: an endorsement.
+    policies.endorse(
+        session,
+        rex.id,
+        add_months(started, 2),
+        [
+            _pet("Rex", "dog", "Labrador", "2021-03-02", 48000),
+            _pet("Luna", "cat", "Maine Coon", "2023-05-01", 24000),
+        ],
+        "second pet added",
+    )
+    yield "demo data loaded: 3 policyholders, 3 policies (one endorsed)"

@@ -1,0 +1,1 @@
+"""Scheduled jobs; each is a function of a business date `as_of`."""

@@ -1,0 +1,1 @@
+"""Stripe webhook endpoint: verify, store (inbox), dispatch."""
