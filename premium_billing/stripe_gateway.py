@@ -27,6 +27,9 @@ from typing import Any
 
 import stripe
 
+# No telemetry id file or client telemetry header: nothing leaves but the API calls.
+stripe.enable_telemetry = False
+
 # The API version every request is pinned to (sent as the `Stripe-Version` header).
 # It is the version stripe-python 16.1.0 was generated against; change it only together
 # with the library and after reading Stripe's upgrade notes.

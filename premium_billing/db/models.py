@@ -253,3 +253,109 @@ class IdempotencyRecord(Base):
     response_content_type: Mapped[str | None] = mapped_column(String(100))
     response_body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Invoice(Timestamps, Base):
+    """One invoice per installment (unique), numbered INV-YYYY-NNNNNN in issue order.
+
+    `lines` is written once at issue: [{kind, description, amount}] with kind in premium,
+    installment_fee, policy_fee, adjustment, credit. Amount due = total − paid − written off.
+    """
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('open','partially_paid','paid','void','written_off')", name="status"
+        ),
+        CheckConstraint("total >= 0", name="total"),
+        CheckConstraint(
+            "amount_paid >= 0 AND amount_written_off >= 0 "
+            "AND amount_paid + amount_written_off <= total",
+            name="not_over_settled",
+        ),
+        CheckConstraint("amount_due = total - amount_paid - amount_written_off", name="due"),
+        Index("ix_invoices_policy_id", "policy_id"),
+        Index("ix_invoices_policyholder_status", "policyholder_id", "status"),
+        Index("ix_invoices_status_due_date", "status", "due_date"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    number_seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    number: Mapped[str] = mapped_column(String(30), unique=True)
+    installment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("installments.id"), unique=True
+    )
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"))
+    policyholder_id: Mapped[int] = mapped_column(ForeignKey("policyholders.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    issue_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    total: Mapped[int] = mapped_column(BigInteger)
+    amount_paid: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_written_off: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_due: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    void_reason: Mapped[str | None] = mapped_column(Text)
+    job_run_id: Mapped[int | None] = mapped_column(ForeignKey("job_runs.id"))
+    # The journal entry that recorded the issue (one entry per invoicing batch).
+    issue_entry_id: Mapped[int | None] = mapped_column(
+        ForeignKey("journal_entries.id"), index=True
+    )
+
+
+class JobRun(Base):
+    """One run of a job for a business date: what it did, for the API and for resuming."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        CheckConstraint("status IN ('running','succeeded','failed')", name="status"),
+        Index("ix_job_runs_job_as_of", "job", "as_of"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    job: Mapped[str] = mapped_column(String(50))
+    as_of: Mapped[date] = mapped_column(Date)
+    trigger: Mapped[str] = mapped_column(String(20), default="cli")
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class JournalEntry(Base):
+    """A double-entry journal entry: its lines sum to zero in each currency."""
+
+    __tablename__ = "journal_entries"
+    __table_args__ = (Index("ix_journal_entries_kind_occurred_on", "kind", "occurred_on"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    occurred_on: Mapped[date] = mapped_column(Date)
+    memo: Mapped[str | None] = mapped_column(Text)
+    job_run_id: Mapped[int | None] = mapped_column(ForeignKey("job_runs.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    lines: Mapped[list[JournalLine]] = relationship(back_populates="entry")
+
+
+class JournalLine(Base):
+    """One leg: a signed amount (debit > 0, credit < 0) on an account, in a currency."""
+
+    __tablename__ = "journal_lines"
+    __table_args__ = (
+        CheckConstraint("amount <> 0", name="nonzero"),
+        Index("ix_journal_lines_account_currency", "account", "currency"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entries.id"), index=True)
+    account: Mapped[str] = mapped_column(String(40))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), index=True)
+    payment_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    policyholder_id: Mapped[int | None] = mapped_column(ForeignKey("policyholders.id"))
+
+    entry: Mapped[JournalEntry] = relationship(back_populates="lines")
