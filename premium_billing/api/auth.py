@@ -3,12 +3,14 @@ each view names the roles that may call it."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Flask, Response, g, request
 
+from ..actor import Actor, reset_actor, set_actor
 from ..services.keys import find_key
 from .problems import problem
 from .session import db_session
@@ -31,7 +33,20 @@ def authenticate() -> Response | None:
     g.api_key_id = key.id
     g.api_key_name = key.name
     g.api_key_role = key.role
+    g.actor_token = set_actor(
+        Actor(kind="api_key", id=f"key_{key.id}", name=key.name, request_id=g.request_id)
+    )
     return None
+
+
+def _request_id() -> None:
+    g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+
+
+def _reset_actor(_exc: BaseException | None) -> None:
+    token = g.pop("actor_token", None)
+    if token is not None:
+        reset_actor(token)
 
 
 def _unauthorized(detail: str) -> Response:
@@ -60,4 +75,12 @@ def roles(*allowed: str) -> Callable[[F], F]:
 
 
 def register_auth(app: Flask) -> None:
+    app.before_request(_request_id)
     app.before_request(authenticate)
+    app.teardown_request(_reset_actor)
+
+    @app.after_request
+    def _echo_request_id(response: Response) -> Response:
+        if "request_id" in g:
+            response.headers["X-Request-Id"] = g.request_id
+        return response
