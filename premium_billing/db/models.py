@@ -10,6 +10,11 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
+    Float,
+    LargeBinary,
+    Table,
+    Unicode,
     Date,
     ForeignKey,
     Index,
@@ -160,7 +165,13 @@ class Installment(Base):
         CheckConstraint("status IN ('scheduled','invoiced','void')", name="status"),
         CheckConstraint("kind IN ('premium','adjustment')", name="kind"),
         Index("ix_installments_policy_id", "policy_id"),
-        Index("ix_installments_status_due_date", "status", "due_date"),
+        # What the invoicing job looks for: scheduled installments by due date.
+        Index(
+            "ix_installments_scheduled_due_date",
+            "due_date",
+            postgresql_where=text("status = 'scheduled'"),
+            sqlite_where=text("status = 'scheduled'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -177,6 +188,16 @@ class Installment(Base):
     voided_by_cancellation_id: Mapped[int | None] = mapped_column(ForeignKey("cancellations.id"))
 
     term: Mapped[PolicyTerm] = relationship(back_populates="installments")
+
+
+# APScheduler's job store table, created here so that the migrations own the whole schema.
+apscheduler_jobs = Table(
+    "apscheduler_jobs",
+    Base.metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
+)
 
 
 class Endorsement(Base):
