@@ -95,11 +95,71 @@ def demo() -> None:
         click.echo(line)
 
 
+def _as_of(value: str | None) -> Any:
+    from datetime import date
+
+    from .clock import business_date
+
+    if value is None:
+        return business_date(_settings().timezone)
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date (YYYY-MM-DD)", param_hint="--as-of"
+        ) from None
+
+
+@click.command("run-job", help="Run one job for a business date (default: today there).")
+@click.argument("name")
+@click.option("--as-of", "as_of_text", default=None, help="Business date YYYY-MM-DD.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@with_appcontext
+def run_job_command(name: str, as_of_text: str | None, quiet: bool) -> None:
+    import json
+
+    from tqdm import tqdm
+
+    from .actor import Actor, acting_as
+    from .jobs.runner import JOBS, run_job
+
+    if name not in JOBS:
+        raise click.BadParameter(
+            f"unknown job {name!r}; jobs: {', '.join(sorted(JOBS))}", param_hint="NAME"
+        )
+    as_of = _as_of(as_of_text)
+    bar = tqdm(desc=name, unit=" invoices", disable=quiet or None, leave=False)
+    with acting_as(Actor(kind="cli", name="run-job")):
+        run = run_job(_db(), _settings(), name, as_of, trigger="cli", progress=bar.update)
+    bar.close()
+    click.echo(
+        json.dumps(
+            {"run_id": f"run_{run.id}", "job": name, "status": run.status, **(run.stats or {})}
+        )
+    )
+
+
+@click.command("scheduler", help="Run the scheduler (one active per database).")
+@with_appcontext
+def scheduler_command() -> None:
+    import signal
+    import threading
+
+    from .jobs.scheduler import run_scheduler
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run_scheduler(current_app._get_current_object(), stop)  # type: ignore[attr-defined]
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(db_group)
     app.cli.add_command(keys_group)
     app.cli.add_command(serve)
     app.cli.add_command(demo)
+    app.cli.add_command(run_job_command)
+    app.cli.add_command(scheduler_command)
 
 
 def _create_app(*_: Any) -> Flask:

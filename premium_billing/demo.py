@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from flask import Flask
@@ -49,10 +49,24 @@ def load_demo(app: Flask) -> Iterator[str]:
             yield from _load_rows(session, today)
         else:
             yield "demo data already loaded"
+    yield from _run_jobs(app, today)
     yield f"admin API key (also in {KEY_FILE.relative_to(PROJECT_ROOT)}): {raw}"
     yield (
         f'try: curl -s -H "Authorization: Bearer {raw}" {settings.public_base_url}/api/v1/policies'
     )
+
+
+def _run_jobs(app: Flask, today: date) -> Iterator[str]:
+    """Today's jobs, as the scheduler would run them (idempotent: a re-run adds nothing)."""
+    from .actor import Actor, acting_as
+    from .jobs.runner import run_job
+
+    settings = app.config["SETTINGS"]
+    db = app.extensions["premium_billing.db"]
+    with acting_as(Actor(kind="cli", name="demo")):
+        for job in ("renewals", "issue_invoices"):
+            run = run_job(db, settings, job, today, trigger="demo")
+            yield f"job {job} for {today.isoformat()}: {run.stats}"
 
 
 def _load_rows(session: Any, today: date) -> Iterator[str]:
@@ -95,7 +109,7 @@ def _load_rows(session: Any, today: date) -> Iterator[str]:
             "policy_number": "PET-000002",
             "product": "pet",
             "currency": "USD",
-            "effective_date": add_months(started, -10),
+            "effective_date": add_months(today, -12) + timedelta(days=20),
             "term_months": 12,
             "billing_plan": "annual",
             "lines": [

@@ -19,7 +19,7 @@ class BillingApi(Api):  # type: ignore[misc]
 
 
 def register_api(app: Flask) -> BillingApi:
-    from . import health, policies, policyholders
+    from . import health, invoices, jobs, policies, policyholders
 
     register_session(app)
     register_auth(app)
@@ -34,5 +34,7 @@ def register_api(app: Flask) -> BillingApi:
     register_problem_handlers(app)
     api.register_blueprint(policyholders.blp)
     api.register_blueprint(policies.blp)
+    api.register_blueprint(invoices.blp)
+    api.register_blueprint(jobs.blp)
     app.register_blueprint(health.bp)
     return api

@@ -253,3 +253,105 @@ class RenewalOut(Schema):
     policy_id = PublicId("policy")
     annual_premium = fields.Integer()
     lines = fields.List(fields.Nested(PremiumLineOut))
+
+
+class InvoiceLineOut(Schema):
+    kind = fields.String()
+    description = fields.String()
+    amount = fields.Integer()
+
+
+class InvoiceOut(Schema):
+    id = PublicId("invoice")
+    number = fields.String()
+    payment_reference = fields.String(
+        metadata={"description": "ISO 11649 creditor reference (RF…) to quote when paying."}
+    )
+    policy_id = PublicId("policy")
+    policyholder_id = PublicId("policyholder")
+    currency = fields.String()
+    issue_date = fields.Date()
+    due_date = fields.Date()
+    lines = fields.List(fields.Nested(InvoiceLineOut))
+    total = fields.Integer()
+    amount_paid = fields.Integer()
+    amount_written_off = fields.Integer()
+    amount_due = fields.Integer()
+    status = fields.String()
+    void_reason = fields.String(allow_none=True)
+
+
+class InvoiceList(ListMeta):
+    data = fields.List(fields.Nested(InvoiceOut))
+
+
+class InvoiceFilters(ListArgs):
+    policy_id = PublicId("policy", load_default=None)
+    policyholder_id = PublicId("policyholder", load_default=None)
+    status = fields.String(
+        load_default=None,
+        validate=validate.OneOf(["open", "partially_paid", "paid", "void", "written_off"]),
+    )
+    due_before = fields.Date(load_default=None)
+
+
+class JobRunIn(Schema):
+    as_of = fields.Date(load_default=None)
+
+
+class JobRunOut(Schema):
+    id = PublicId("run")
+    job = fields.String()
+    as_of = fields.Date()
+    trigger = fields.String()
+    status = fields.String()
+    stats = fields.Dict(allow_none=True)
+    started_at = fields.DateTime(format="iso")
+    finished_at = fields.DateTime(format="iso", allow_none=True)
+
+
+class JobOut(Schema):
+    name = fields.String()
+    description = fields.String()
+    schedule = fields.String()
+    next_run_at = fields.DateTime(format="iso", allow_none=True)
+    last_run = fields.Nested(JobRunOut, allow_none=True)
+
+
+class JobList(Schema):
+    data = fields.List(fields.Nested(JobOut))
+
+
+class StatementArgs(Schema):
+    from_ = fields.Date(data_key="from", required=True)
+    to = fields.Date(required=True)
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "html"]))
+
+    @validates_schema
+    def _order(self, data: dict[str, Any], **_: Any) -> None:
+        if data["to"] < data["from_"]:
+            raise ValidationError("Must not be before from.", "to")
+
+
+class StatementLineOut(Schema):
+    date = fields.Date()
+    kind = fields.String()
+    reference = fields.String()
+    description = fields.String()
+    amount = fields.Integer(metadata={"description": "> 0 charges, < 0 payments and credits"})
+    balance = fields.Integer()
+
+
+class StatementAccountOut(Schema):
+    currency = fields.String()
+    opening_balance = fields.Integer()
+    lines = fields.List(fields.Nested(StatementLineOut))
+    closing_balance = fields.Integer()
+
+
+class StatementOut(Schema):
+    policyholder_id = PublicId("policyholder")
+    name = fields.String()
+    from_ = fields.Date(data_key="from")
+    to = fields.Date()
+    accounts = fields.List(fields.Nested(StatementAccountOut))

@@ -25,12 +25,14 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session that rolls back whatever was not committed when the block ends."""
+        """A session that rolls back whatever was not committed when the block ends.
+
+        close() (not rollback()) keeps what was loaded readable on the detached objects.
+        """
         session = self.sessionmaker()
         try:
             yield session
         finally:
-            session.rollback()
             session.close()
 
     def dispose(self) -> None:

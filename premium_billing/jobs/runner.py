@@ -1,0 +1,128 @@
+"""Run a job for a business date, recorded as a JobRun, acting as that job."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+
+from ..actor import Actor, acting_as
+from ..config import Settings
+from ..db import Database
+from ..db.models import JobRun
+from ..db.types import utcnow
+from ..services.errors import NotFound
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+JobFunction = Callable[[Database, Settings, date, int, Progress | None], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    description: str
+    function: JobFunction
+    default_time: str  # HH:MM in the business time zone, or "every 15 min"
+
+
+def _issue_invoices(
+    db: Database, settings: Settings, as_of: date, run_id: int, progress: Progress | None
+) -> dict[str, Any]:
+    from ..services.invoicing import issue_invoices
+
+    return issue_invoices(
+        db,
+        as_of,
+        settings.invoice_lead_days,
+        batch_size=settings.job_batch_size,
+        job_run_id=run_id,
+        progress=progress,
+    ).as_dict()
+
+
+def _renewals(
+    db: Database, settings: Settings, as_of: date, run_id: int, progress: Progress | None
+) -> dict[str, Any]:
+    from ..services.renewals import run_renewals
+
+    return run_renewals(db, as_of, settings.renewal_lead_days, job_run_id=run_id).as_dict()
+
+
+JOBS: dict[str, JobSpec] = {
+    "issue_invoices": JobSpec(
+        "issue_invoices",
+        "Invoice every installment due within the lead time (INVOICE_LEAD_DAYS).",
+        _issue_invoices,
+        "02:00",
+    ),
+    "renewals": JobSpec(
+        "renewals",
+        "Renew auto-renew policies RENEWAL_LEAD_DAYS before expiry; expire the others.",
+        _renewals,
+        "02:30",
+    ),
+}
+
+
+def job_spec(name: str) -> JobSpec:
+    try:
+        return JOBS[name]
+    except KeyError:
+        raise NotFound(f"unknown job {name!r}; jobs: {', '.join(sorted(JOBS))}") from None
+
+
+def run_job(
+    db: Database,
+    settings: Settings,
+    name: str,
+    as_of: date,
+    trigger: str = "cli",
+    progress: Progress | None = None,
+) -> JobRun:
+    spec = job_spec(name)
+    with db.session() as session:
+        run = JobRun(job=name, as_of=as_of, trigger=trigger, status="running")
+        session.add(run)
+        session.commit()
+        run_id = run.id
+    with acting_as(Actor(kind="job", id=f"run_{run_id}", name=name)):
+        try:
+            stats = spec.function(db, settings, as_of, run_id, progress)
+        except Exception as error:
+            _finish(db, run_id, "failed", None, "".join(traceback.format_exception(error)))
+            log.exception("job failed", extra={"job": name, "run_id": run_id})
+            raise
+    return _finish(db, run_id, "succeeded", stats, None)
+
+
+def _finish(
+    db: Database, run_id: int, status: str, stats: dict[str, Any] | None, error: str | None
+) -> JobRun:
+    with db.session() as session:
+        run = session.get(JobRun, run_id)
+        assert run is not None
+        run.status = status
+        run.stats = stats
+        run.error = error
+        run.finished_at = utcnow()
+        session.commit()
+        return run
+
+
+def last_runs(db: Database) -> dict[str, JobRun]:
+    with db.session() as session:
+        runs: dict[str, JobRun] = {}
+        for name in JOBS:
+            run = session.scalar(
+                select(JobRun).where(JobRun.job == name).order_by(JobRun.id.desc()).limit(1)
+            )
+            if run is not None:
+                runs[name] = run
+        return runs
