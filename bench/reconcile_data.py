@@ -1,0 +1,758 @@
+"""Seeded generator of noisy bank lines with their true answers, for the matching benchmark.
+
+`generate(n_lines, n_invoices, seed)` returns (policyholders, invoices, payer_links, lines),
+each line a `Line(payment, kind, truth)`. The open invoices are one snapshot: every line is
+matched against it independently (the benchmark does not post, so nothing closes).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from premium_billing.domain.matching import OpenInvoice, PayerLink, PaymentFacts, Policyholder
+from premium_billing.domain.references import format_reference, payment_reference
+
+FIRST = [
+    "James",
+    "Mary",
+    "John",
+    "Patricia",
+    "Robert",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "William",
+    "Elizabeth",
+    "David",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Charles",
+    "Karen",
+    "Christopher",
+    "Lisa",
+    "Daniel",
+    "Nancy",
+    "Matthew",
+    "Betty",
+    "Anthony",
+    "Margaret",
+    "Mark",
+    "Sandra",
+    "Donald",
+    "Ashley",
+    "Steven",
+    "Kimberly",
+    "Paul",
+    "Emily",
+    "Andrew",
+    "Donna",
+    "Joshua",
+    "Michelle",
+    "Kenneth",
+    "Carol",
+    "Kevin",
+    "Amanda",
+    "Brian",
+    "Dorothy",
+    "George",
+    "Melissa",
+    "Timothy",
+    "Deborah",
+    "Ronald",
+    "Stephanie",
+    "Edward",
+    "Rebecca",
+    "Jason",
+    "Sharon",
+    "Jeffrey",
+    "Laura",
+    "Ryan",
+    "Cynthia",
+    "Jacob",
+    "Kathleen",
+    "Gary",
+    "Amy",
+    "Nicholas",
+    "Angela",
+    "Eric",
+    "Shirley",
+    "Jonathan",
+    "Anna",
+    "Stephen",
+    "Brenda",
+    "Larry",
+    "Pamela",
+    "Justin",
+    "Emma",
+    "Scott",
+    "Nicole",
+    "Brandon",
+    "Helen",
+    "Benjamin",
+    "Samantha",
+    "Samuel",
+    "Katherine",
+    "Gregory",
+    "Christine",
+    "Alexander",
+    "Debra",
+    "Frank",
+    "Rachel",
+    "Patrick",
+    "Carolyn",
+    "Raymond",
+    "Janet",
+    "Jack",
+    "Catherine",
+    "Dennis",
+    "Maria",
+    "Jerry",
+    "Heather",
+    "Tyler",
+    "Diane",
+    "Aaron",
+    "Ruth",
+    "Jose",
+    "Julie",
+    "Adam",
+    "Olivia",
+    "Henry",
+    "Joyce",
+    "Nathan",
+    "Virginia",
+    "Sofia",
+    "Lukas",
+    "Mateo",
+    "Chloe",
+    "Noah",
+    "Aisha",
+    "Omar",
+    "Priya",
+    "Arjun",
+    "Mei",
+    "Hiroshi",
+    "Ingrid",
+    "Lars",
+    "Fatima",
+    "Yusuf",
+]
+LAST = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Nguyen",
+    "Hill",
+    "Flores",
+    "Green",
+    "Adams",
+    "Nelson",
+    "Baker",
+    "Hall",
+    "Rivera",
+    "Campbell",
+    "Mitchell",
+    "Carter",
+    "Roberts",
+    "Gomez",
+    "Phillips",
+    "Evans",
+    "Turner",
+    "Diaz",
+    "Parker",
+    "Cruz",
+    "Edwards",
+    "Collins",
+    "Reyes",
+    "Stewart",
+    "Morris",
+    "Morales",
+    "Murphy",
+    "Cook",
+    "Rogers",
+    "Gutierrez",
+    "Ortiz",
+    "Morgan",
+    "Cooper",
+    "Peterson",
+    "Bailey",
+    "Reed",
+    "Kelly",
+    "Howard",
+    "Ramos",
+    "Kim",
+    "Cox",
+    "Ward",
+    "Richardson",
+    "Watson",
+    "Brooks",
+    "Chavez",
+    "Wood",
+    "James",
+    "Bennett",
+    "Gray",
+    "Mendoza",
+    "Ruiz",
+    "Hughes",
+    "Price",
+    "Alvarez",
+    "Castillo",
+    "Sanders",
+    "Patel",
+    "Myers",
+    "Long",
+    "Ross",
+    "Foster",
+    "Jimenez",
+    "Powell",
+    "Jenkins",
+    "Perry",
+    "Russell",
+    "Sullivan",
+    "Bell",
+    "Coleman",
+    "Butler",
+    "Henderson",
+    "Barnes",
+    "Gonzales",
+    "Fisher",
+    "Vasquez",
+    "Simmons",
+    "Romero",
+    "Jordan",
+    "Patterson",
+    "Alexander",
+    "Hamilton",
+    "Graham",
+    "Reynolds",
+    "Griffin",
+    "Wallace",
+    "Moreno",
+    "West",
+    "Cole",
+    "Hayes",
+    "Bryant",
+    "Herrera",
+    "Gibson",
+    "Ellis",
+    "Tran",
+    "Medina",
+    "Aguilar",
+    "Stevens",
+    "Murray",
+    "Ford",
+    "Castro",
+    "Marshall",
+    "Owens",
+    "Harrison",
+    "Fernandez",
+    "McDonald",
+    "Woods",
+    "Washington",
+    "Kennedy",
+    "Wells",
+    "Vargas",
+    "Henry",
+    "Chen",
+    "Freeman",
+    "Webb",
+    "Tucker",
+    "Guzman",
+    "Burns",
+    "Crawford",
+    "Olson",
+    "Simpson",
+    "Porter",
+    "Hunter",
+    "Gordon",
+    "Mendez",
+    "Silva",
+    "Shaw",
+    "Snyder",
+    "Mason",
+    "Dixon",
+    "Munoz",
+    "Hunt",
+    "Hicks",
+    "Holmes",
+    "Palmer",
+    "Wagner",
+    "Black",
+    "Robertson",
+    "Boyd",
+    "Rose",
+    "Stone",
+    "Salazar",
+    "Fox",
+    "Warren",
+    "Mills",
+    "Meyer",
+    "Rice",
+    "Schmidt",
+    "Garza",
+    "Daniels",
+    "Ferguson",
+    "Nichols",
+    "Stephens",
+    "Soto",
+    "Weaver",
+    "Ryan",
+    "Gardner",
+    "Payne",
+    "Grant",
+    "Dunn",
+    "Kelley",
+    "Spencer",
+    "Hawkins",
+    "Arnold",
+    "Pierce",
+    "Hansen",
+    "Peters",
+    "Santos",
+    "Hart",
+    "Bradley",
+    "Knight",
+    "Elliott",
+    "Cunningham",
+    "Duncan",
+    "Armstrong",
+    "Hudson",
+    "Mueller",
+    "Schneider",
+    "Fischer",
+    "Weber",
+    "Becker",
+    "Hoffmann",
+    "Schulz",
+    "Koch",
+    "Richter",
+    "Klein",
+    "Wolf",
+    "Neumann",
+    "Schwarz",
+    "Zimmermann",
+    "Braun",
+    "Hofmann",
+    "Kruger",
+    "Lange",
+    "Werner",
+    "Krause",
+    "Lehmann",
+    "Kohler",
+    "Maier",
+    "Kaiser",
+    "Dubois",
+    "Moreau",
+    "Laurent",
+    "Simon",
+    "Michel",
+    "Lefebvre",
+    "Leroy",
+    "Roux",
+    "David",
+    "Bertrand",
+    "Morel",
+    "Fournier",
+    "Girard",
+    "Bonnet",
+    "Dupont",
+    "Lambert",
+    "Fontaine",
+    "Rousseau",
+    "Vincent",
+    "Muller",
+    "Faure",
+    "Andre",
+    "Mercier",
+    "Blanc",
+]
+TOWN = [
+    "Oak",
+    "River",
+    "Maple",
+    "Stone",
+    "Bright",
+    "Green",
+    "Silver",
+    "Golden",
+    "North",
+    "South",
+    "East",
+    "West",
+    "Harbor",
+    "Valley",
+    "Hill",
+    "Lake",
+    "Cedar",
+    "Pine",
+    "Willow",
+    "Meadow",
+    "Fox",
+    "Bear",
+    "Eagle",
+    "Falcon",
+    "Summit",
+    "Bridge",
+    "Crown",
+    "Royal",
+    "Union",
+    "Star",
+]
+TRADE = [
+    "Farms",
+    "Kennels",
+    "Stables",
+    "Veterinary",
+    "Logistics",
+    "Bakery",
+    "Builders",
+    "Motors",
+    "Dairy",
+    "Equestrian",
+    "Pets",
+    "Breeders",
+    "Grooming",
+    "Holdings",
+    "Trading",
+    "Services",
+    "Partners",
+    "Foods",
+    "Transport",
+    "Landscaping",
+]
+SUFFIX = ("Ltd", "LLC", "Inc", "GmbH", "Limited")
+CURRENCIES = (("USD", 60), ("EUR", 20), ("GBP", 15), ("CAD", 5))
+FOREIGN = ("CHF", "JPY", "AUD", "SEK")  # no open invoice is ever in these
+KIND_WEIGHTS: tuple[tuple[str, int], ...] = (
+    ("clean_reference", 56),
+    ("stripe", 5),
+    ("typo_reference", 6),
+    ("name_only", 8),
+    ("linked_account", 4),
+    ("several_invoices", 4),
+    ("partial", 3),
+    ("overpayment", 2),
+    ("short_pay", 3),
+    ("duplicate", 2),
+    ("unknown_payer", 3),
+    ("other_currency", 2),
+    ("return", 2),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    outcome: str  # matched | partial | suspense | duplicate | return
+    policyholder_id: str | None = None
+    allocations: tuple[tuple[str, int], ...] = ()
+    credit: int = 0
+    write_offs: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    payment: PaymentFacts
+    kind: str
+    truth: Truth
+
+
+def _weighted(rng: random.Random, pairs: Sequence[tuple[str, int]]) -> str:
+    return rng.choices([p for p, _ in pairs], weights=[w for _, w in pairs])[0]
+
+
+def _zipf_pick(rng: random.Random, words: Sequence[str], shift: int) -> str:
+    # Common names are more common: weight 1 / (rank + shift). With these lists the most
+    # common surname is ~1.4% of people and the most common first name ~3%, as in the US.
+    weights = _ZIPF.get((len(words), shift))
+    if weights is None:
+        acc, total = [], 0.0
+        for r in range(len(words)):
+            total += 1.0 / (r + shift)
+            acc.append(total)
+        weights = _ZIPF[(len(words), shift)] = acc
+    return rng.choices(words, cum_weights=weights)[0]
+
+
+_ZIPF: dict[tuple[int, int], list[float]] = {}
+
+
+def _person(rng: random.Random) -> tuple[str, str, str]:
+    return _zipf_pick(rng, FIRST, 15), _zipf_pick(rng, LAST, 30), "person"
+
+
+def _name_variant(rng: random.Random, name: str, is_company: bool) -> str:
+    if is_company:
+        words = name.split()
+        base = " ".join(words[:-1])
+        v = rng.randrange(5)
+        if v == 0:
+            return base
+        if v == 1:
+            return f"{base} {rng.choice(SUFFIX)}".upper()
+        if v == 2:
+            return f"{base} {words[-1]}."
+        return name if v == 3 else name.upper()
+    first, last = name.split(" ", 1)
+    v = rng.randrange(8)
+    title = rng.choice(("Mr", "Mrs", "Ms", "Dr", "MR", "MRS"))
+    return (
+        name,
+        f"{first[0]} {last}",
+        f"{last} {first}",
+        f"{last.upper()} {first[0]}",
+        f"{title} {first} {last}",
+        f"{title} {first[0]}. {last}",
+        name.upper(),
+        f"{last}, {first}",
+    )[v]
+
+
+def _typo(rng: random.Random, text: str) -> str:
+    """One substitution, insertion, deletion or adjacent transposition, or glued extra text."""
+    chars = list(text)
+    positions = [i for i, c in enumerate(chars) if c.isalnum()]
+    kind = rng.randrange(5)
+    i = rng.choice(positions[:-1])
+    if kind == 0:
+        chars[i] = rng.choice("0123456789") if chars[i].isdigit() else rng.choice("OIL01")
+        if chars[i] == text[i]:
+            chars[i] = "8" if text[i] != "8" else "3"
+    elif kind == 1:
+        chars.insert(i, rng.choice("0123456789"))
+    elif kind == 2:
+        del chars[i]
+    elif kind == 3:
+        j = positions[positions.index(i) + 1]
+        if chars[i] == chars[j]:
+            del chars[i]
+        else:
+            chars[i], chars[j] = chars[j], chars[i]
+    else:
+        return text + rng.choice(("X", "1", "/", "-A"))
+    return "".join(chars)
+
+
+def generate(
+    n_lines: int,
+    n_invoices: int,
+    seed: int = 1,
+    kind_weights: Sequence[tuple[str, int]] = KIND_WEIGHTS,
+) -> tuple[list[Policyholder], list[OpenInvoice], list[PayerLink], list[Line]]:
+    rng = random.Random(seed)
+    # Policyholders with one to three policies of one to four open invoices each.
+    holders: list[Policyholder] = []
+    kinds: dict[str, bool] = {}
+    plan: list[tuple[str, str, int, str]] = []  # (holder, policy, premium, currency) per invoice
+    policy_seq = 0
+    while len(plan) < n_invoices:
+        hid = f"ph_{len(holders) + 1:07d}"
+        if rng.random() < 0.12:
+            name = f"{rng.choice(TOWN)} {rng.choice(TRADE)} {rng.choice(SUFFIX)}"
+            is_company = True
+        else:
+            first, last, _ = _person(rng)
+            name = f"{first} {last}"
+            is_company = False
+        holders.append(Policyholder(hid, name))
+        kinds[hid] = is_company
+        currency = _weighted(rng, CURRENCIES)
+        for _ in range(rng.choice((1, 1, 1, 2, 3))):
+            policy_seq += 1
+            prefix = "PET" if rng.random() < 0.8 else "GEN"
+            policy = f"{prefix}-{policy_seq:06d}"
+            if rng.random() < 0.4:
+                premium = rng.choice((1999, 2499, 2999, 3499, 3999, 4500, 4999, 5999, 7500))
+            else:
+                premium = rng.randrange(1500, 25000)
+            for _ in range(rng.choice((1, 1, 2, 2, 3, 4))):
+                plan.append((hid, policy, premium, currency))
+    plan = plan[:n_invoices]
+    order = list(range(len(plan)))
+    rng.shuffle(order)  # invoice numbers interleave across policyholders
+    invoices: list[OpenInvoice] = []
+    month_of: dict[str, int] = {}
+    for seq, k in enumerate(order, start=1):
+        hid, policy, premium, currency = plan[k]
+        month = month_of.get(policy, rng.randrange(1, 9))
+        month_of[policy] = month + 1
+        number = f"INV-2026-{seq:06d}"
+        invoices.append(
+            OpenInvoice(
+                id=f"inv_{seq:07d}",
+                number=number,
+                payment_reference=payment_reference(number),
+                policy_number=policy,
+                policyholder_id=hid,
+                currency=currency,
+                amount_due=premium,
+                due_date=date(2026, month, rng.choice((1, 15, 28))),
+            )
+        )
+    by_holder: dict[str, list[OpenInvoice]] = {}
+    for inv in invoices:
+        by_holder.setdefault(inv.policyholder_id, []).append(inv)
+    for v in by_holder.values():
+        v.sort(key=lambda i: (i.due_date, i.number, i.id))
+    names = {h.id: h.name for h in holders}
+    accounts: dict[str, str] = {}
+    links: list[PayerLink] = []
+    for h in holders:
+        if h.id in by_holder and rng.random() < 0.3:
+            acct = f"GB{rng.randrange(10, 99)}BANK{rng.randrange(10**13, 10**14)}"
+            accounts[h.id] = acct
+            links.append(PayerLink(acct, h.id))
+
+    lines: list[Line] = []
+    deck: list[int] = []
+    day0 = date(2026, 3, 1)
+    for n in range(n_lines):
+        kind = _weighted(rng, kind_weights)
+        recent = []
+        if kind == "duplicate":
+            recent = [x for x in lines[-50:] if x.kind not in ("duplicate", "return")]
+            if not recent:
+                kind = "clean_reference"
+        pid = f"pay_{n + 1:07d}"
+        received = day0 + timedelta(days=n * 300 // max(n_lines, 1))
+        if kind == "duplicate":
+            src = rng.choice(recent)
+            p = src.payment
+            pay = PaymentFacts(pid, p.amount, p.currency, p.received_on + timedelta(days=1),
+                               p.payer_name, p.payer_account, p.reference, p.stripe_invoice_id,
+                               False)  # fmt: skip
+            truth = Truth("duplicate")
+            lines.append(Line(pay, kind, truth))
+            continue
+        if not deck:  # each invoice once per round, so no payment repeats by chance
+            deck = list(range(len(invoices)))
+            rng.shuffle(deck)
+        inv = invoices[deck.pop()]
+        hid = inv.policyholder_id
+        company = kinds[hid]
+        payer: str | None = _name_variant(rng, names[hid], company)
+        account = accounts.get(hid) if rng.random() < 0.5 else None
+        account = account or f"XX{rng.randrange(10**15, 10**16)}"
+        ref_text = rng.choice(
+            (
+                inv.number,
+                inv.number,
+                inv.number,
+                format_reference(inv.payment_reference),
+                inv.payment_reference,
+                inv.number.replace("-", " "),
+            )
+        )
+        lead = rng.choice(("", "", "Premium ", "Ref ", "Invoice ", "Payment for "))
+        text = f"{lead}{ref_text}"
+        if rng.random() < 0.5:
+            text += f" {payer}"
+        amount = inv.amount_due
+        truth = Truth("matched", hid, ((inv.id, amount),))
+        stripe_id = None
+        currency = inv.currency
+        is_return = False
+        if kind == "stripe":
+            stripe_id, text, payer, account = inv.id, f"Stripe payout {pid}", None, None
+        elif kind == "typo_reference":
+            text = f"{lead}{_typo(rng, ref_text)}"
+            if rng.random() < 0.7:
+                text += f" {payer}"
+        elif kind in ("name_only", "linked_account"):
+            if kind == "linked_account" and hid in accounts:
+                account = accounts[hid]
+                text = rng.choice(("", "standing order", "premium"))
+            else:
+                kind = "name_only"
+                text = rng.choice(("", "premium", "pet insurance", "monthly payment", "INSURANCE"))
+            # Without a reference, equal installments are told apart by age only: the payer
+            # pays the oldest open one of that amount.
+            oldest = next(
+                i for i in by_holder[hid] if i.currency == currency and i.amount_due == amount
+            )
+            truth = Truth("matched", hid, ((oldest.id, amount),))
+        elif kind == "several_invoices":
+            own = [i for i in by_holder[hid] if i.currency == currency]
+            if len(own) < 2:
+                kind = "clean_reference"
+            else:
+                k = min(len(own), rng.choice((2, 2, 3)))
+                chosen = own[:k]
+                amount = sum(i.amount_due for i in chosen)
+                truth = Truth("matched", hid, tuple((i.id, i.amount_due) for i in chosen))
+                if rng.random() < 0.6:
+                    text = " ".join(i.number for i in chosen) + f" {payer}"
+                else:
+                    text = rng.choice(("", "premiums", "arrears"))
+        elif kind == "partial":
+            amount = max(1, amount * rng.randrange(20, 90) // 100)
+            truth = Truth("partial", hid, ((inv.id, amount),))
+        elif kind == "overpayment":
+            extra = rng.randrange(100, 5000)
+            amount = inv.amount_due + extra
+            truth = Truth("matched", hid, ((inv.id, inv.amount_due),), credit=extra)
+            text = f"{lead}{ref_text} {payer}"
+        elif kind == "short_pay":
+            short = rng.randrange(1, 101)
+            amount = inv.amount_due - short
+            truth = Truth("matched", hid, ((inv.id, amount),), write_offs=((inv.id, short),))
+        elif kind == "unknown_payer":
+            first, last, _ = _person(rng)
+            payer = _name_variant(rng, f"{first} {last}", False)
+            account = f"XX{rng.randrange(10**15, 10**16)}"
+            amount = rng.randrange(1500, 25000)
+            text = rng.choice(("", "thanks", "gift", f"order {rng.randrange(10**6)}",
+                               f"INV-2025-{rng.randrange(10**6):06d}"))  # fmt: skip
+            truth = Truth("suspense")
+        elif kind == "other_currency":
+            # Half in a currency no invoice has, half in another invoiced currency.
+            others = [c for c, _ in CURRENCIES if c != inv.currency]
+            currency = rng.choice(FOREIGN) if rng.random() < 0.5 else rng.choice(others)
+            truth = Truth("suspense")
+        elif kind == "return":
+            is_return = True
+            truth = Truth("return")
+        pay = PaymentFacts(pid, amount, currency, received, payer, account, text, stripe_id,
+                           is_return)  # fmt: skip
+        lines.append(Line(pay, kind, truth))
+    return holders, invoices, links, lines

@@ -1,0 +1,392 @@
+"""The pure matching engine of the automated reconciler: one test per rule and safeguard."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench.bench_matching import is_correct
+from bench.reconcile_data import generate
+from premium_billing.domain.matching import (
+    CandidateIndex,
+    MatchSettings,
+    OpenInvoice,
+    PayerLink,
+    PaymentFacts,
+    Policyholder,
+    match_payment,
+    name_similarity,
+    name_tokens,
+)
+from premium_billing.domain.references import format_reference, payment_reference
+
+DAY = date(2026, 3, 10)
+
+
+def inv(num: int, holder: str, amount: int, currency: str = "USD", month: int = 1,
+        policy: str | None = None) -> OpenInvoice:  # fmt: skip
+    number = f"INV-2026-{num:06d}"
+    return OpenInvoice(
+        id=f"inv{num}",
+        number=number,
+        payment_reference=payment_reference(number),
+        policy_number=policy or f"PET-{num:06d}",
+        policyholder_id=holder,
+        currency=currency,
+        amount_due=amount,
+        due_date=date(2026, month, 1),
+    )
+
+
+HOLDERS = [
+    Policyholder("h1", "John Smith"),
+    Policyholder("h2", "Mary Jones"),
+    Policyholder("h3", "Acme Farms Ltd"),
+    Policyholder("h4", "John Smith"),
+    Policyholder("h6", "Peter Parker"),
+]
+INVOICES = [
+    inv(101, "h1", 5000, month=1, policy="PET-000001"),
+    inv(102, "h1", 5000, month=2, policy="PET-000001"),
+    inv(201, "h2", 3000, month=1, policy="PET-000002"),
+    inv(202, "h2", 4500, month=2, policy="PET-000002"),
+    inv(301, "h3", 12000, currency="EUR"),
+    inv(401, "h4", 7000),
+    inv(601, "h6", 8000),
+    inv(602, "h6", 2000, month=3),
+]
+LINKS = [PayerLink("GB00TEST0001", "h6")]
+
+
+@pytest.fixture(scope="module")
+def index() -> CandidateIndex:
+    return CandidateIndex.build(INVOICES, HOLDERS, LINKS)
+
+
+def pay(amount: int, reference: str = "", payer: str | None = None, *, currency: str = "USD",
+        account: str | None = None, stripe: str | None = None, is_return: bool = False,
+        pid: str = "p1", on: date = DAY) -> PaymentFacts:  # fmt: skip
+    return PaymentFacts(pid, amount, currency, on, payer, account, reference, stripe, is_return)
+
+
+S = MatchSettings()
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+def test_stripe_metadata_matches_exactly(index: CandidateIndex) -> None:
+    d = match_payment(pay(3000, "Stripe payout", stripe="inv201"), index, S)
+    assert (d.outcome, d.rule, d.allocations) == ("matched", "stripe_metadata", (("inv201", 3000),))
+    assert d.score == 1.0 and d.evidence["stripe_invoice_id"] == "inv201"
+
+
+def test_invoice_number_in_text_with_payer_and_amount(index: CandidateIndex) -> None:
+    d = match_payment(pay(3000, "Premium INV-2026-000201", "Mrs M. Jones"), index, S)
+    assert d.outcome == "matched" and d.rule == "reference"
+    assert d.policyholder_id == "h2" and d.allocations == (("inv201", 3000),)
+    assert d.evidence["reference"] == "INV2026000201"
+    assert d.evidence["found_in"] == "remittance text"
+    assert d.evidence["edit_distance"] == "0"
+
+
+def test_invoice_number_split_by_spaces_is_found(index: CandidateIndex) -> None:
+    d = match_payment(pay(3000, "INV 2026 000201", "Mary Jones"), index, S)
+    assert d.outcome == "matched" and d.allocations == (("inv201", 3000),)
+
+
+def test_rf_reference_in_printed_blocks(index: CandidateIndex) -> None:
+    text = "Ref " + format_reference(payment_reference("INV-2026-000202"))
+    d = match_payment(pay(4500, text, "Jones Mary"), index, S)
+    assert d.outcome == "matched" and d.allocations == (("inv202", 4500),)
+    assert d.evidence["reference_kind"] == "rf_reference"
+
+
+def test_policy_number_pays_the_oldest_invoice_of_that_amount(index: CandidateIndex) -> None:
+    d = match_payment(pay(5000, "Policy PET-000001", "John Smith"), index, S)
+    assert d.outcome == "matched" and d.rule == "policy_number"
+    assert d.allocations == (("inv101", 5000),)
+
+
+def test_one_typo_in_the_number_is_tolerated(index: CandidateIndex) -> None:
+    d = match_payment(pay(3000, "INV-2026-000291", "Mary Jones"), index, S)  # 0→9
+    assert d.outcome == "matched" and d.rule == "fuzzy_reference"
+    assert d.allocations == (("inv201", 3000),)
+    assert d.evidence["edit_distance"] == "1" and d.evidence["text"] == "INV2026000291"
+
+
+def test_adjacent_transposition_is_tolerated(index: CandidateIndex) -> None:
+    d = match_payment(pay(4500, "INV-2026-000220", "Mary Jones"), index, S)  # 202 → 220
+    assert d.outcome == "matched" and d.allocations == (("inv202", 4500),)
+    assert d.evidence["edit_distance"] == "1"
+
+
+@pytest.mark.parametrize("text", ["INV-2026-0000202", "INV-2026-00202", "INV-2026-000202X"])
+def test_inserted_or_missing_character_is_tolerated(index: CandidateIndex, text: str) -> None:
+    d = match_payment(pay(4500, text, "Mary Jones"), index, S)
+    assert d.outcome == "matched" and d.allocations == (("inv202", 4500),)
+
+
+def test_rf_with_a_typo_is_corrected_by_its_check_digits(index: CandidateIndex) -> None:
+    ref = payment_reference("INV-2026-000202")
+    broken = ref[:-1] + ("3" if ref[-1] != "3" else "4")
+    d = match_payment(pay(4500, broken, "Mary Jones"), index, S)
+    assert d.outcome == "matched" and d.allocations == (("inv202", 4500),)
+
+
+def test_linked_payer_account_with_exact_amount(index: CandidateIndex) -> None:
+    d = match_payment(pay(2000, "standing order", "P PARKER", account="gb00 test 0001"), index, S)
+    assert d.outcome == "matched" and d.rule == "linked_payer"
+    assert d.allocations == (("inv602", 2000),)
+
+
+def test_linked_payer_without_exact_amount_stays_in_suspense(index: CandidateIndex) -> None:
+    d = match_payment(pay(2100, "", None, account="GB00TEST0001"), index, S)
+    assert d.outcome == "suspense"
+    assert d.candidates and d.candidates[0].invoice_id in {"inv601", "inv602"}
+
+
+@pytest.mark.parametrize("payer", ["Mrs M. Jones", "JONES MARY", "Dr Mary Jones", "Jones, M"])
+def test_fuzzy_payer_name_with_exact_amount(index: CandidateIndex, payer: str) -> None:
+    d = match_payment(pay(4500, "", payer), index, S)
+    assert d.outcome == "matched" and d.rule == "payer_name"
+    assert d.allocations == (("inv202", 4500),)
+    assert float(d.evidence["name_score"]) >= 0.9
+
+
+@pytest.mark.parametrize("payer", ["ACME FARMS LIMITED", "Acme Farms GmbH", "Acme Farms"])
+def test_company_suffixes_are_ignored(index: CandidateIndex, payer: str) -> None:
+    d = match_payment(pay(12000, "", payer, currency="EUR"), index, S)
+    assert d.outcome == "matched" and d.policyholder_id == "h3"
+
+
+def test_payer_name_without_exact_amount_is_not_matched(index: CandidateIndex) -> None:
+    d = match_payment(pay(4400, "", "Mary Jones"), index, S)
+    assert d.outcome == "suspense"
+
+
+def test_one_payment_for_several_invoices_of_one_holder(index: CandidateIndex) -> None:
+    # Two John Smiths: only h1 has invoices summing to 100.00.
+    d = match_payment(pay(10000, "", "John Smith"), index, S)
+    assert d.outcome == "matched" and d.policyholder_id == "h1"
+    assert d.allocations == (("inv101", 5000), ("inv102", 5000))
+    assert d.evidence["allocation"] == "several"
+
+
+def test_several_references_in_one_text(index: CandidateIndex) -> None:
+    d = match_payment(pay(7500, "INV-2026-000201 INV-2026-000202", "Mary Jones"), index, S)
+    assert d.outcome == "matched"
+    assert sorted(d.allocations) == [("inv201", 3000), ("inv202", 4500)]
+
+
+def test_partial_payment_oldest_first(index: CandidateIndex) -> None:
+    d = match_payment(pay(5000, "INV-2026-000201 INV-2026-000202", "Mary Jones"), index, S)
+    assert d.outcome == "partial"
+    assert d.allocations == (("inv201", 3000), ("inv202", 2000))
+    assert d.credit == 0 and d.write_offs == ()
+
+
+def test_overpayment_leaves_credit(index: CandidateIndex) -> None:
+    d = match_payment(pay(3500, "INV-2026-000201", "Mary Jones"), index, S)
+    assert d.outcome == "matched"
+    assert d.allocations == (("inv201", 3000),) and d.credit == 500
+
+
+def test_short_payment_within_absolute_tolerance_is_written_off(index: CandidateIndex) -> None:
+    d = match_payment(pay(2950, "INV-2026-000201", None), index, S)
+    assert d.outcome == "matched"
+    assert d.allocations == (("inv201", 2950),) and d.write_offs == (("inv201", 50),)
+
+
+def test_short_payment_within_percentage_tolerance_is_written_off() -> None:
+    big = inv(900, "h2", 50000)
+    idx = CandidateIndex.build([big], HOLDERS)
+    d = match_payment(pay(49600, "INV-2026-000900", None), idx, S)  # 4.00 short ≤ 1% of 500
+    assert d.outcome == "matched" and d.write_offs == (("inv900", 400),)
+    strict = MatchSettings(tolerance_pct=Fraction(1, 1000))
+    assert match_payment(pay(49600, "INV-2026-000900", None), idx, strict).outcome == "suspense"
+
+
+def test_short_payment_beyond_tolerance_with_payer_is_partial(index: CandidateIndex) -> None:
+    d = match_payment(pay(2800, "INV-2026-000201", "Mary Jones"), index, S)
+    assert d.outcome == "partial" and d.write_offs == ()
+
+
+# ----------------------------------------------------------------------------- safeguards
+
+
+def test_reference_without_payer_or_amount_agreeing_goes_to_suspense(
+    index: CandidateIndex,
+) -> None:
+    d = match_payment(pay(1234, "INV-2026-000201", "Bruce Wayne"), index, S)
+    assert d.outcome == "suspense"
+    assert d.candidates[0].invoice_id == "inv201"
+
+
+def test_reference_with_amount_but_contradicting_payer_is_not_posted(
+    index: CandidateIndex,
+) -> None:
+    # A plain invoice number may be a typo landing on a neighbour: the payer says otherwise.
+    d = match_payment(pay(3000, "INV-2026-000201", "Bruce Wayne"), index, S)
+    assert d.outcome == "suspense"
+
+
+def test_fuzzy_reference_with_two_corroborated_candidates_is_ambiguous() -> None:
+    holders = [Policyholder("a", "Mary Jones"), Policyholder("b", "Mary Jones")]
+    idx = CandidateIndex.build([inv(201, "a", 3000), inv(203, "b", 3000)], holders)
+    d = match_payment(pay(3000, "INV-2026-000209", "Mary Jones"), idx, S)  # 1 edit from both
+    assert d.outcome == "suspense"
+    assert {c.invoice_id for c in d.candidates} == {"inv201", "inv203"}
+
+
+def test_two_equally_good_payer_candidates_are_never_auto_matched(index: CandidateIndex) -> None:
+    holders = [Policyholder("a", "John Smith"), Policyholder("b", "John Smith")]
+    idx = CandidateIndex.build([inv(1, "a", 7000), inv(2, "b", 7000)], holders)
+    d = match_payment(pay(7000, "", "J Smith"), idx, S)
+    assert d.outcome == "suspense"
+    assert [c.invoice_id for c in d.candidates] == ["inv1", "inv2"]
+
+
+def test_payer_match_contradicted_by_a_reference_in_the_text(index: CandidateIndex) -> None:
+    # The name and amount fit h2's invoice, but the text names h1's invoice.
+    d = match_payment(pay(4500, "INV-2026-000101", "Mary Jones"), index, S)
+    assert d.outcome == "suspense"
+
+
+def test_duplicate_within_the_window(index: CandidateIndex) -> None:
+    first = pay(3000, "INV-2026-000201", "Mary Jones", pid="p1", on=DAY)
+    again = pay(3000, "INV-2026-000201", "MARY JONES", pid="p2", on=DAY + timedelta(days=2))
+    d = match_payment(again, index, S, recent_payments=[first])
+    assert d.outcome == "duplicate" and d.allocations == ()
+    assert d.evidence["duplicate_of"] == "p1"
+
+
+def test_same_payment_outside_the_window_is_new_money(index: CandidateIndex) -> None:
+    first = pay(3000, "INV-2026-000201", "Mary Jones", pid="p1", on=DAY)
+    later = pay(3000, "INV-2026-000201", "Mary Jones", pid="p2", on=DAY + timedelta(days=3))
+    assert match_payment(later, index, S, recent_payments=[first]).outcome == "matched"
+
+
+def test_return_is_never_matched_as_new_money(index: CandidateIndex) -> None:
+    d = match_payment(pay(3000, "INV-2026-000201", "Mary Jones", is_return=True), index, S)
+    assert d.outcome == "return" and d.allocations == () and d.credit == 0
+
+
+def test_never_across_currencies_by_reference(index: CandidateIndex) -> None:
+    d = match_payment(pay(12000, "INV-2026-000301", "Acme Farms Ltd", currency="USD"), index, S)
+    assert d.outcome == "suspense" and d.allocations == ()
+
+
+def test_never_across_currencies_by_stripe_or_name(index: CandidateIndex) -> None:
+    d = match_payment(pay(3000, "", "Mary Jones", currency="EUR", stripe="inv201"), index, S)
+    assert d.outcome == "suspense"
+
+
+def test_currency_without_any_open_invoice_stays_in_suspense(index: CandidateIndex) -> None:
+    d = match_payment(pay(3000, "INV-2026-000201", "Mary Jones", currency="CHF"), index, S)
+    assert d.outcome == "suspense"
+
+
+def test_suspense_lists_at_most_five_ranked_candidates() -> None:
+    holders = [Policyholder(f"h{i}", "Mary Jones") for i in range(8)]
+    idx = CandidateIndex.build([inv(i, f"h{i}", 3000) for i in range(8)], holders)
+    d = match_payment(pay(3000, "", "Mary Jones"), idx, S)
+    assert d.outcome == "suspense" and len(d.candidates) == 5
+    scores = [c.score for c in d.candidates]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_below_threshold_is_suspense() -> None:
+    idx = CandidateIndex.build([inv(1, "a", 7000)], [Policyholder("a", "John Smith")])
+    assert match_payment(pay(7000, "", "J Smith"), idx, S).outcome == "matched"
+    strict = MatchSettings(auto_threshold=0.99)
+    assert match_payment(pay(7000, "", "J Smith"), idx, strict).outcome == "suspense"
+
+
+def test_name_similarity_handles_initials_order_and_titles() -> None:
+    john = name_tokens("John Smith")
+    assert name_similarity(name_tokens("Smith, John"), john) == 1.0
+    assert name_similarity(name_tokens("Mr J. Smith"), john) >= 0.9
+    assert name_similarity(name_tokens("Jane Smith"), john) < 0.9
+    assert name_similarity(name_tokens("P Smith"), john) < 0.9
+
+
+# ----------------------------------------------------------------------------- properties
+
+amounts = st.integers(min_value=1, max_value=50_000)
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> tuple[CandidateIndex, PaymentFacts]:
+    holders = [Policyholder("a", "Mary Jones"), Policyholder("b", "Peter Parker")]
+    n = draw(st.integers(min_value=1, max_value=6))
+    invoices = [
+        inv(i + 1, draw(st.sampled_from(["a", "b"])), draw(amounts),
+            currency=draw(st.sampled_from(["USD", "EUR"])), month=draw(st.integers(1, 12)))
+        for i in range(n)
+    ]  # fmt: skip
+    refs = draw(st.lists(st.sampled_from(invoices), max_size=3))
+    text = " ".join(draw(st.sampled_from([i.number, i.payment_reference])) for i in refs)
+    payer = draw(st.sampled_from([None, "Mary Jones", "P Parker", "Someone Else"]))
+    stripe = draw(st.sampled_from([None, invoices[0].id]))
+    amount = draw(st.one_of(amounts, st.sampled_from([i.amount_due for i in invoices])))
+    payment = pay(amount, text, payer, currency=draw(st.sampled_from(["USD", "EUR", "GBP"])),
+                  stripe=stripe)  # fmt: skip
+    return CandidateIndex.build(invoices, holders), payment
+
+
+@settings(max_examples=300, deadline=None)
+@given(worlds())
+def test_money_is_conserved_and_never_crosses_currencies(
+    world: tuple[CandidateIndex, PaymentFacts],
+) -> None:
+    index, payment = world
+    d = match_payment(payment, index, S)
+    if d.outcome not in ("matched", "partial"):
+        assert d.allocations == () and d.credit == 0 and d.write_offs == ()
+        return
+    allocated = sum(a for _, a in d.allocations)
+    assert allocated + d.credit == payment.amount
+    assert d.credit >= 0 and all(a > 0 for _, a in d.allocations)
+    paid: dict[str, int] = dict(d.allocations)
+    for inv_id, w in d.write_offs:
+        assert w > 0
+        paid[inv_id] = paid.get(inv_id, 0) + w
+    for inv_id, total in paid.items():
+        invoice = index.invoices[inv_id]
+        assert invoice.currency == payment.currency
+        assert total <= invoice.amount_due
+        assert invoice.policyholder_id == d.policyholder_id
+    if d.write_offs:  # a write-off only ever closes a shortfall within tolerance
+        assert sum(w for _, w in d.write_offs) <= max(
+            S.tolerance_abs, sum(index.invoices[i].amount_due for i in paid) // 100 + 1
+        )
+    assert d.rule and d.score >= S.auto_threshold and d.evidence
+
+
+# ----------------------------------------------------------------------------- benchmark
+
+
+def test_seeded_generator_run_is_precise_and_never_crosses_currencies() -> None:
+    holders, invoices, links, lines = generate(3000, 3000, seed=7)
+    index = CandidateIndex.build(invoices, holders, links)
+    auto = correct = cross = matchable = auto_matchable = 0
+    recent: list[PaymentFacts] = []
+    for line in lines:
+        d = match_payment(line.payment, index, S, recent[-60:])
+        recent.append(line.payment)
+        matchable += line.truth.outcome in ("matched", "partial")
+        if d.outcome in ("matched", "partial"):
+            auto += 1
+            auto_matchable += line.truth.outcome in ("matched", "partial")
+            correct += is_correct(d, line)
+            cross += any(index.invoices[i].currency != line.payment.currency
+                         for i, _ in d.allocations)  # fmt: skip
+    assert {line.kind for line in lines} >= {"typo_reference", "other_currency", "duplicate"}
+    assert cross == 0
+    assert correct * 1000 >= 999 * auto
+    assert auto_matchable * 100 >= 90 * matchable
