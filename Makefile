@@ -34,3 +34,6 @@ openapi: install
 
 clean:
 	rm -rf var .pytest_cache
+
+bench-invoices: install
+	$(BIN)/python -m bench.bench_invoices --n $(N) --admin-url $(PG_BENCH_URL)

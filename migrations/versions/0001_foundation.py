@@ -258,18 +258,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("installments", schema=None) as batch_op:
         batch_op.create_index("ix_installments_policy_id", ["policy_id"], unique=False)
-        batch_op.create_index(
-            "ix_installments_scheduled_due_date",
-            ["due_date"],
-            unique=False,
-            postgresql_where=sa.text("status = 'scheduled'"),
-            sqlite_where=sa.text("status = 'scheduled'"),
-        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("installments", schema=None) as batch_op:
-        batch_op.drop_index("ix_installments_scheduled_due_date")
         batch_op.drop_index("ix_installments_policy_id")
 
     op.drop_table("installments")

@@ -17,6 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("CREATE SEQUENCE invoice_number_seq")
     op.create_table(
         "apscheduler_jobs",
         sa.Column("id", sa.Unicode(length=191), nullable=False),
@@ -104,7 +106,9 @@ def upgrade() -> None:
             name=op.f("ck_invoices_status"),
         ),
         sa.CheckConstraint(
-            "amount_due = total - amount_paid - amount_written_off", name=op.f("ck_invoices_due")
+            "(status = 'void' AND amount_due = 0) OR "
+            "(status <> 'void' AND amount_due = total - amount_paid - amount_written_off)",
+            name=op.f("ck_invoices_due"),
         ),
         sa.CheckConstraint(
             "amount_paid >= 0 AND amount_written_off >= 0 "
@@ -190,8 +194,128 @@ def upgrade() -> None:
             batch_op.f("ix_journal_lines_payment_id"), ["payment_id"], unique=False
         )
 
+    op.create_table(
+        "invoice_queue",
+        sa.Column(
+            "installment_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            nullable=False,
+        ),
+        sa.Column("due_date", sa.Date(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["installment_id"],
+            ["installments.id"],
+            name=op.f("fk_invoice_queue_installment_id_installments"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("installment_id", name=op.f("pk_invoice_queue")),
+    )
+    with op.batch_alter_table("invoice_queue", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_invoice_queue_due_date", ["due_date", "installment_id"], unique=False
+        )
+    _create_queue_triggers()
+    # Installments that exist already and have no invoice join the queue.
+    op.execute(
+        "INSERT INTO invoice_queue (installment_id, due_date) "
+        "SELECT id, due_date FROM installments WHERE status = 'scheduled' "
+        "AND amount + fee >= 0"
+    )
+
+
+PG_TRIGGERS = [
+    """
+    CREATE FUNCTION invoice_queue_add_new() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO invoice_queue (installment_id, due_date)
+        SELECT id, due_date FROM new_installments
+        WHERE status = 'scheduled' AND amount + fee >= 0;
+        RETURN NULL;
+    END $$
+    """,
+    """
+    CREATE TRIGGER trg_installments_queue_insert AFTER INSERT ON installments
+    REFERENCING NEW TABLE AS new_installments
+    FOR EACH STATEMENT EXECUTE FUNCTION invoice_queue_add_new()
+    """,
+    """
+    CREATE FUNCTION invoice_queue_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.status = 'void' AND OLD.status <> 'void' THEN
+            DELETE FROM invoice_queue WHERE installment_id = NEW.id;
+        ELSIF NEW.status = 'scheduled' AND OLD.status = 'void' THEN
+            INSERT INTO invoice_queue (installment_id, due_date)
+            SELECT NEW.id, NEW.due_date
+            WHERE NEW.amount + NEW.fee >= 0
+              AND NOT EXISTS (SELECT 1 FROM invoices WHERE installment_id = NEW.id)
+            ON CONFLICT DO NOTHING;
+        ELSIF NEW.due_date <> OLD.due_date THEN
+            UPDATE invoice_queue SET due_date = NEW.due_date WHERE installment_id = NEW.id;
+        END IF;
+        RETURN NULL;
+    END $$
+    """,
+    """
+    CREATE TRIGGER trg_installments_queue_update AFTER UPDATE OF status, due_date
+    ON installments FOR EACH ROW EXECUTE FUNCTION invoice_queue_sync()
+    """,
+]
+
+SQLITE_TRIGGERS = [
+    """
+    CREATE TRIGGER trg_installments_queue_insert AFTER INSERT ON installments
+    WHEN NEW.status = 'scheduled' AND NEW.amount + NEW.fee >= 0
+    BEGIN
+        INSERT INTO invoice_queue (installment_id, due_date) VALUES (NEW.id, NEW.due_date);
+    END
+    """,
+    """
+    CREATE TRIGGER trg_installments_queue_void AFTER UPDATE OF status ON installments
+    WHEN NEW.status = 'void' AND OLD.status <> 'void'
+    BEGIN
+        DELETE FROM invoice_queue WHERE installment_id = NEW.id;
+    END
+    """,
+    """
+    CREATE TRIGGER trg_installments_queue_unvoid AFTER UPDATE OF status ON installments
+    WHEN NEW.status = 'scheduled' AND OLD.status = 'void' AND NEW.amount + NEW.fee >= 0
+    BEGIN
+        INSERT OR IGNORE INTO invoice_queue (installment_id, due_date)
+        SELECT NEW.id, NEW.due_date
+        WHERE NOT EXISTS (SELECT 1 FROM invoices WHERE installment_id = NEW.id);
+    END
+    """,
+    """
+    CREATE TRIGGER trg_installments_queue_due AFTER UPDATE OF due_date ON installments
+    BEGIN
+        UPDATE invoice_queue SET due_date = NEW.due_date WHERE installment_id = NEW.id;
+    END
+    """,
+]
+
+
+def _create_queue_triggers() -> None:
+    dialect = op.get_bind().dialect.name
+    for statement in PG_TRIGGERS if dialect == "postgresql" else SQLITE_TRIGGERS:
+        op.execute(statement)
+
+
+def _drop_queue_triggers() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER trg_installments_queue_insert ON installments")
+        op.execute("DROP TRIGGER trg_installments_queue_update ON installments")
+        op.execute("DROP FUNCTION invoice_queue_add_new()")
+        op.execute("DROP FUNCTION invoice_queue_sync()")
+    else:
+        for name in ("insert", "void", "unvoid", "due"):
+            op.execute(f"DROP TRIGGER trg_installments_queue_{name}")
+
 
 def downgrade() -> None:
+    _drop_queue_triggers()
+    op.drop_table("invoice_queue")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP SEQUENCE invoice_number_seq")
     op.drop_table("apscheduler_jobs")
     with op.batch_alter_table("journal_lines", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_journal_lines_payment_id"))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.orm import object_session
+
 from ..db.models import Installment, Policy, Policyholder, PremiumLine
-from ..services.policies import current_term
+from ..services.policies import current_term, invoiced
 
 
 def line_out(line: PremiumLine) -> dict[str, Any]:
@@ -20,7 +22,12 @@ def line_out(line: PremiumLine) -> dict[str, Any]:
     return {"description": line.description, "annual_premium": line.annual_premium, "pet": pet}
 
 
-def installment_out(installment: Installment, term_number: int) -> dict[str, Any]:
+def installment_out(
+    installment: Installment, term_number: int, invoice_id: int | None
+) -> dict[str, Any]:
+    status = installment.status
+    if invoice_id is not None:
+        status = "invoiced"
     return {
         "number": installment.number,
         "term": term_number,
@@ -28,14 +35,17 @@ def installment_out(installment: Installment, term_number: int) -> dict[str, Any
         "due_date": installment.due_date,
         "amount": installment.amount,
         "fee": installment.fee,
-        "status": installment.status,
-        "invoice_id": getattr(installment, "invoice_id", None),
+        "status": status,
+        "invoice_id": invoice_id,
     }
 
 
 def schedule_out(policy: Policy) -> list[dict[str, Any]]:
+    everything = [i for term in policy.terms for i in term.installments]
+    session = object_session(policy)
+    billed = invoiced(session, everything) if session is not None else {}
     rows = [
-        installment_out(installment, term.term_number)
+        installment_out(installment, term.term_number, billed.get(installment.id))
         for term in policy.terms
         for installment in term.installments
     ]

@@ -11,17 +11,18 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
-    Float,
-    LargeBinary,
-    Table,
-    Unicode,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
+    Sequence,
     String,
+    Table,
     Text,
+    Unicode,
     UniqueConstraint,
     text,
 )
@@ -165,13 +166,6 @@ class Installment(Base):
         CheckConstraint("status IN ('scheduled','invoiced','void')", name="status"),
         CheckConstraint("kind IN ('premium','adjustment')", name="kind"),
         Index("ix_installments_policy_id", "policy_id"),
-        # What the invoicing job looks for: scheduled installments by due date.
-        Index(
-            "ix_installments_scheduled_due_date",
-            "due_date",
-            postgresql_where=text("status = 'scheduled'"),
-            sqlite_where=text("status = 'scheduled'"),
-        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -198,6 +192,26 @@ apscheduler_jobs = Table(
     Column("next_run_time", Float(25), index=True),
     Column("job_state", LargeBinary, nullable=False),
 )
+
+
+class InvoiceQueueItem(Base):
+    """A scheduled installment not yet invoiced, by due date: what the invoicing job takes.
+
+    Kept by database triggers on `installments` (insert, void, un-void); the invoicing job
+    deletes the rows it invoices. Deleting from this narrow table is far cheaper than
+    updating the installment row and its indexes, which is what lets a million invoices be
+    issued close to the speed of a bare INSERT … SELECT.
+    """
+
+    __tablename__ = "invoice_queue"
+    __table_args__ = (Index("ix_invoice_queue_due_date", "due_date", "installment_id"),)
+
+    installment_id: Mapped[int] = mapped_column(
+        ForeignKey("installments.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    )
+    due_date: Mapped[date] = mapped_column(Date)
 
 
 class Endorsement(Base):
@@ -294,7 +308,11 @@ class Invoice(Timestamps, Base):
             "AND amount_paid + amount_written_off <= total",
             name="not_over_settled",
         ),
-        CheckConstraint("amount_due = total - amount_paid - amount_written_off", name="due"),
+        CheckConstraint(
+            "(status = 'void' AND amount_due = 0) OR "
+            "(status <> 'void' AND amount_due = total - amount_paid - amount_written_off)",
+            name="due",
+        ),
         Index("ix_invoices_policy_id", "policy_id"),
         Index("ix_invoices_policyholder_status", "policyholder_id", "status"),
         Index("ix_invoices_status_due_date", "status", "due_date"),
@@ -303,9 +321,7 @@ class Invoice(Timestamps, Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     number_seq: Mapped[int] = mapped_column(BigInteger, unique=True)
     number: Mapped[str] = mapped_column(String(30), unique=True)
-    installment_id: Mapped[int | None] = mapped_column(
-        ForeignKey("installments.id"), unique=True
-    )
+    installment_id: Mapped[int | None] = mapped_column(ForeignKey("installments.id"), unique=True)
     policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"))
     policyholder_id: Mapped[int] = mapped_column(ForeignKey("policyholders.id"))
     currency: Mapped[str] = mapped_column(String(3))
@@ -320,9 +336,11 @@ class Invoice(Timestamps, Base):
     void_reason: Mapped[str | None] = mapped_column(Text)
     job_run_id: Mapped[int | None] = mapped_column(ForeignKey("job_runs.id"))
     # The journal entry that recorded the issue (one entry per invoicing batch).
-    issue_entry_id: Mapped[int | None] = mapped_column(
-        ForeignKey("journal_entries.id"), index=True
-    )
+    issue_entry_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entries.id"), index=True)
+
+
+# Invoice numbers on PostgreSQL (SQLite, with one writer at a time, counts instead).
+invoice_number_seq = Sequence("invoice_number_seq", metadata=Base.metadata)
 
 
 class JobRun(Base):

@@ -1,9 +1,11 @@
 """Issuing invoices for installments, set-based, in batches that commit.
 
-One invoice per installment is guaranteed by the unique `invoices.installment_id`; the
-installment is marked `invoiced` in the same statement. On PostgreSQL each batch takes its
-installments with `FOR UPDATE SKIP LOCKED`, so several processes share the work and a
-killed run leaves only whole batches behind: running again finishes the rest.
+One invoice per installment is guaranteed by the unique `invoices.installment_id`. The job
+takes its work from `invoice_queue` (kept by triggers on installments) and deletes what it
+invoices in the same statement; an installment is invoiced when its invoice exists. On
+PostgreSQL each batch takes its rows with `FOR UPDATE SKIP LOCKED`, so several processes
+share the work, and a killed run leaves only whole batches behind: running again finishes
+the rest.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from .errors import Conflict, NotFound
 
 log = logging.getLogger(__name__)
 
-OPEN_POLICY_STATUSES = ("active", "past_due", "in_grace")
 INVOICE_NUMBER_DIGITS = 6
 
 # The invoice row of an installment: number, amounts and lines, shared by both dialects.
@@ -81,27 +82,21 @@ _PG_NUMBER = (
 _PG_BATCH = (
     """
 WITH batch AS (
-    SELECT i.id
-    FROM installments i
-    JOIN policies p ON p.id = i.policy_id
-    JOIN policy_terms t ON t.id = i.term_id
-    WHERE i.status = 'scheduled' AND i.due_date <= :horizon
-      AND i.amount + i.fee >= 0
-      AND p.status IN ('active', 'past_due', 'in_grace')
-      AND t.status IN ('active', 'pending')
-      {only}
-    ORDER BY i.due_date, i.id
-    LIMIT :batch_size
-    FOR UPDATE OF i SKIP LOCKED
-),
-marked AS (
-    UPDATE installments SET status = 'invoiced'
-    WHERE id IN (SELECT id FROM batch)
-    RETURNING id
+    -- Take the next installments from the queue in due-date order; SKIP LOCKED lets
+    -- another process take the next ones meanwhile.
+    DELETE FROM invoice_queue
+    WHERE installment_id IN (
+        SELECT q.installment_id FROM invoice_queue q
+        WHERE q.due_date <= :horizon {only}
+        ORDER BY q.due_date, q.installment_id
+        LIMIT :batch_size
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING installment_id AS id
 ),
 numbered AS (
-    SELECT m.id, nextval('invoice_number_seq') AS seq
-    FROM (SELECT id FROM marked ORDER BY id) m
+    SELECT b.id, nextval('invoice_number_seq') AS seq
+    FROM (SELECT id FROM batch ORDER BY id) b
 ),
 inserted AS (
     INSERT INTO invoices ("""
@@ -130,16 +125,9 @@ _SQLITE_NUMBER = (
 )
 
 _SQLITE_SELECT_BATCH = """
-SELECT i.id
-FROM installments i
-JOIN policies p ON p.id = i.policy_id
-JOIN policy_terms t ON t.id = i.term_id
-WHERE i.status = 'scheduled' AND i.due_date <= :horizon
-  AND i.amount + i.fee >= 0
-  AND p.status IN ('active', 'past_due', 'in_grace')
-  AND t.status IN ('active', 'pending')
-  {only}
-ORDER BY i.due_date, i.id
+SELECT q.installment_id FROM invoice_queue q
+WHERE q.due_date <= :horizon {only}
+ORDER BY q.due_date, q.installment_id
 LIMIT :batch_size
 """
 
@@ -225,7 +213,7 @@ def _issue_batch(
     job_run_id: int | None,
     only_ids: Sequence[int] | None,
 ) -> tuple[list[int], int]:
-    only = "AND i.id IN (SELECT value FROM json_each(:only_ids))" if only_ids else ""
+    only = "AND q.installment_id IN (SELECT value FROM json_each(:only_ids))" if only_ids else ""
     params: dict[str, Any] = {
         "as_of": as_of,
         "horizon": horizon,
@@ -242,7 +230,7 @@ def _issue_batch(
     params["entry_id"] = entry.id
     if dialect == "postgresql":
         if only_ids:
-            only = "AND i.id = ANY(:only_ids)"
+            only = "AND q.installment_id = ANY(:only_ids)"
             params["only_ids"] = list(only_ids)
         rows = session.execute(_typed(_PG_BATCH.format(only=only)), params).scalars().all()
     else:
@@ -257,7 +245,7 @@ def _issue_batch(
             return [], entry.id
         session.execute(
             text(
-                "UPDATE installments SET status = 'invoiced' WHERE id IN "
+                "DELETE FROM invoice_queue WHERE installment_id IN "
                 "(SELECT value FROM json_each(:ids))"
             ),
             {"ids": json.dumps(list(ids))},

@@ -17,6 +17,7 @@ from ..db.models import (
     Cancellation,
     Endorsement,
     Installment,
+    Invoice,
     Policy,
     Policyholder,
     PolicyTerm,
@@ -48,6 +49,23 @@ def current_term(policy: Policy, on: date | None = None) -> PolicyTerm:
             if term.start_date <= on < term.end_date:
                 return term
     return terms[-1]
+
+
+def invoiced(session: Session, installments: list[Installment]) -> dict[int, int]:
+    """installment id → invoice id, for those of `installments` that have an invoice."""
+    ids = [i.id for i in installments if i.id is not None]
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Invoice.installment_id, Invoice.id).where(Invoice.installment_id.in_(ids))
+    ).all()
+    return {int(a): int(b) for a, b in rows}
+
+
+def unbilled(session: Session, installments: list[Installment]) -> list[Installment]:
+    """Scheduled installments that have no invoice yet."""
+    billed = invoiced(session, installments)
+    return [i for i in installments if i.status == "scheduled" and i.id not in billed]
 
 
 def term_annual_premium(lines: list[dict[str, Any]]) -> int:
@@ -169,10 +187,14 @@ def endorse(
     old_rate = schedule.term_premium(term.annual_premium, months)
     new_rate = schedule.term_premium(new_annual, months)
     result = proration.endorsement(old_rate, new_rate, term.start_date, term.end_date, effective)
-    unbilled = [i for i in term.installments if i.status == "scheduled" and i.kind == "premium"]
-    if unbilled:
-        amounts = schedule.respread([i.amount for i in unbilled], result.delta_amount)
-        for installment, amount in zip(unbilled, amounts, strict=True):
+    open_installments = [i for i in unbilled(session, term.installments) if i.kind == "premium"]
+    amounts = (
+        schedule.respread([i.amount for i in open_installments], result.delta_amount)
+        if open_installments
+        else []
+    )
+    if open_installments and min(amounts) >= 0:
+        for installment, amount in zip(open_installments, amounts, strict=True):
             installment.amount = amount
     elif result.delta_amount:
         # Nothing left to spread over: billed (or credited) at once.
@@ -266,17 +288,15 @@ def cancel(
         if violated(error, "uq_cancellations_standing_term", "cancellations.term_id"):
             raise Conflict("the policy is already cancelled") from None
         raise
-    for installment in term.installments:
-        if installment.status == "scheduled":
-            installment.status = "void"
-            installment.voided_by_cancellation_id = cancellation.id
+    for installment in unbilled(session, term.installments):
+        installment.status = "void"
+        installment.voided_by_cancellation_id = cancellation.id
     for later in policy.terms:
         if later.term_number > term.term_number:
             later.status = "cancelled"
-            for installment in later.installments:
-                if installment.status == "scheduled":
-                    installment.status = "void"
-                    installment.voided_by_cancellation_id = cancellation.id
+            for installment in unbilled(session, later.installments):
+                installment.status = "void"
+                installment.voided_by_cancellation_id = cancellation.id
     term.status = "cancelled"
     term.cancelled_on = effective
     policy.status = "cancelled"
