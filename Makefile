@@ -19,6 +19,7 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/premium-billing db upgrade
 	$(BIN)/premium-billing demo
+	$(BIN)/premium-billing scheduler & trap 'kill $$! 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/premium-billing serve --port $(PORT)
 
 lint: install

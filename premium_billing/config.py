@@ -37,6 +37,7 @@ class Settings:
     # Jobs
     job_batch_size: int = 5000
     scheduler_times: str = "issue_invoices=02:00,renewals=02:30"
+    scheduler_poll_seconds: float = 5.0
     # Stripe
     stripe_secret_key: str = ""
     stripe_webhook_secret: str = ""
@@ -88,6 +89,8 @@ class Settings:
                     values[f.name] = Fraction(raw)
                 elif isinstance(default, bool):
                     values[f.name] = raw.lower() in ("1", "true", "yes", "on")
+                elif isinstance(default, float):
+                    values[f.name] = float(raw)
                 elif isinstance(default, int):
                     values[f.name] = int(raw)
                 else:

@@ -141,12 +141,11 @@ def next_runs(app: Flask) -> dict[str, Any]:
     return result
 
 
-def run_scheduler(
-    app: Flask, stop: threading.Event | None = None, poll_seconds: float = 5.0
-) -> None:
+def run_scheduler(app: Flask, stop: threading.Event | None = None) -> None:
     """Wait to become the active scheduler, then run jobs until stopped or the lock is lost."""
     global _app
     _app = app
+    poll_seconds = app.config["SETTINGS"].scheduler_poll_seconds
     stop = stop or threading.Event()
     lock = SchedulerLock(app.extensions["premium_billing.db"])
     waited = False
