@@ -74,9 +74,11 @@ def _lines_sql(obj: str, arr: str, concat: str) -> dict[str, str]:
     }
 
 
+# lpad would cut a longer number down to the width: pad only numbers that are shorter.
 _PG_NUMBER = (
     "'INV-' || to_char(CAST(:as_of AS date), 'YYYY') || '-' || "
-    f"lpad(CAST(s.seq AS text), {INVOICE_NUMBER_DIGITS}, '0')"
+    f"lpad(CAST(s.seq AS text), greatest({INVOICE_NUMBER_DIGITS}, "
+    "length(CAST(s.seq AS text))), '0')"
 )
 
 _PG_BATCH = (

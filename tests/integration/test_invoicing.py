@@ -198,3 +198,25 @@ def test_jobs_api_runs_and_lists(api, make_key):
     assert bad.status_code == 422 and "as_of" in bad.json()["errors"]
     billing = api.as_key(make_key("billing", "b"))
     assert billing.post("/jobs/renewals/runs", json={}).status_code == 403
+
+
+def test_invoice_numbers_past_six_digits_stay_unique(api, db, settings, backend):
+    from sqlalchemy import text, update
+
+    holder = create_policyholder(api)["id"]
+    create_policy(
+        api, holder, policy_number="FIRST", effective_date="2026-01-01", billing_plan="annual"
+    )
+    run(db, settings, "issue_invoices", "2026-01-01")
+    for n in range(3):
+        create_policy(api, holder, policy_number=f"N-{n}", effective_date="2026-04-01")
+    with db.session() as s:
+        # as if 999,998 invoices had been issued before
+        s.execute(update(Invoice).values(number_seq=999998))
+        if backend == "postgresql":
+            s.execute(text("SELECT setval('invoice_number_seq', 999998)"))
+        s.commit()
+    run(db, settings, "issue_invoices", "2026-04-01")
+    with db.session() as s:
+        numbers = s.scalars(select(Invoice.number).order_by(Invoice.number_seq)).all()
+    assert numbers[1:] == ["INV-2026-999999", "INV-2026-1000000", "INV-2026-1000001"]
