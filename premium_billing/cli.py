@@ -160,6 +160,9 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(demo)
     app.cli.add_command(run_job_command)
     app.cli.add_command(scheduler_command)
+    from .cli_ledger import register as _register_ledger
+
+    _register_ledger(app)
 
 
 def _create_app(*_: Any) -> Flask:

@@ -149,3 +149,37 @@ def _load_rows(session: Any, today: date) -> Iterator[str]:
         "second pet added",
     )
     yield "demo data loaded: 3 policyholders, 3 policies (one endorsed)"
+    yield from _load_payments(session, today, eva.id)
+
+
+def _load_payments(session: Any, today: date, eva_id: int) -> Iterator[str]:
+    """Payments: a known payer's (her credit balance, applied to her next invoices) and an
+    unidentified bank transfer in suspense; then the trial balance."""
+    from .services.payments import create_payment
+    from .services.reports import summary_lines
+
+    create_payment(
+        session,
+        {
+            "amount": 50000,
+            "currency": "EUR",
+            "method": "bank_transfer",
+            "received_on": today,
+            "reference": "GEN-000003 prepayment",
+            "policyholder_id": eva_id,
+            "external_id": "demo-eva-1",
+        },
+    )
+    create_payment(
+        session,
+        {
+            "amount": 4200,
+            "currency": "USD",
+            "method": "check",
+            "received_on": today,
+            "reference": "no reference",
+            "external_id": "demo-check-1",
+        },
+    )
+    yield "demo payments: EUR 500.00 credit for policyholder 3, USD 42.00 in suspense"
+    yield from summary_lines(session, today)

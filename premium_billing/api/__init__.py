@@ -19,7 +19,11 @@ class BillingApi(Api):  # type: ignore[misc]
 
 
 def register_api(app: Flask) -> BillingApi:
+    from ..logging_setup import register_request_logging
     from . import health, invoices, jobs, policies, policyholders
+    from .payments import blp as payments_blp
+    from .reports import blp as reports_blp
+    from .writeoffs import blp as writeoffs_blp
 
     register_session(app)
     register_auth(app)
@@ -36,5 +40,9 @@ def register_api(app: Flask) -> BillingApi:
     api.register_blueprint(policies.blp)
     api.register_blueprint(invoices.blp)
     api.register_blueprint(jobs.blp)
+    api.register_blueprint(payments_blp)
+    api.register_blueprint(writeoffs_blp)
+    api.register_blueprint(reports_blp)
     app.register_blueprint(health.bp)
+    register_request_logging(app)
     return api

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -65,3 +66,33 @@ class PolicyholderById(MethodView):
         """Change some of a policyholder's fields."""
         number = path_id("policyholder", holder_id)
         return _out(service.update_policyholder(db_session(), number, data))
+
+
+@blp.route("/<holder_id>/statement")
+class PolicyholderStatement(MethodView):
+    @roles("billing", "finance")
+    @blp.arguments(schemas.StatementArgs, location="query")
+    @blp.response(200, schemas.StatementOut)
+    @blp.alt_response(
+        200,
+        description="`format=html`: the statement as a printable page",
+        content_type="text/html",
+    )
+    def get(self, args: dict[str, Any], holder_id: str) -> Any:
+        """Statement of account for a period: opening balance, invoices, payments,
+        refunds and write-offs with a running balance, closing balance; per currency."""
+        from flask import render_template
+
+        from ..domain.money import format_major
+        from ..services.account_statement import statement
+
+        number = path_id("policyholder", holder_id)
+        result = statement(db_session(), number, args["from_"], args["to"])
+        if args["format"] == "html":
+            html = render_template(
+                "statement.html",
+                s=result,
+                money=lambda amount, currency: format_major(amount, currency, thousands=True),
+            )
+            return Response(html, mimetype="text/html")
+        return result

@@ -398,3 +398,6 @@ class JournalLine(Base):
     policyholder_id: Mapped[int | None] = mapped_column(ForeignKey("policyholders.id"))
 
     entry: Mapped[JournalEntry] = relationship(back_populates="lines")
+
+
+from . import payment_models  # noqa: E402,F401

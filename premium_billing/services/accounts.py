@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+
+from ..db.models import Invoice
+from ..db.payment_models import Payment
+
+OWING = ("open", "partially_paid")
 
 
 def account_balances(session: Session, policyholder_id: int) -> tuple[int, int]:
-    """(amount due, credit balance) in minor units.
-
-    Both come from invoices (issue 3) and payments (issue 4); before those exist, nothing
-    can be due or held in credit.
-    """
-    return 0, 0
+    """(amount due, credit balance) in minor units: what the policyholder's open invoices
+    still ask for, and their payments' money not allocated to any invoice (refunded and
+    reversed money excluded). Both are journal-derivable (`ledger check` compares them)."""
+    due = session.scalar(
+        select(func.coalesce(func.sum(Invoice.amount_due), 0)).where(
+            Invoice.policyholder_id == policyholder_id, Invoice.status.in_(OWING)
+        )
+    )
+    credit = session.scalar(
+        select(func.coalesce(func.sum(Payment.amount_unapplied), 0)).where(
+            Payment.policyholder_id == policyholder_id, Payment.amount_unapplied > 0
+        )
+    )
+    return int(due or 0), int(credit or 0)
