@@ -172,6 +172,9 @@ def _create_app(*_: Any) -> Flask:
 
 
 def main() -> None:
+    from .logging_setup import configure_logging
+
+    configure_logging()
     cli = FlaskGroup(create_app=_create_app, add_default_commands=True, add_version_option=False)
     try:
         cli.main(prog_name="premium-billing")

@@ -15,9 +15,15 @@ def normalize_url(url: str) -> str:
 
 
 def make_engine(url: str, **kwargs: object) -> Engine:
+    """hide_parameters: SQL errors never carry row values (names, emails) into logs."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)  # type: ignore[arg-type]
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30},
+            hide_parameters=True,
+            **kwargs,  # type: ignore[arg-type]
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -28,7 +34,7 @@ def make_engine(url: str, **kwargs: object) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True, **kwargs)  # type: ignore[arg-type]
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -44,6 +44,7 @@ def _issue_invoices(
         batch_size=settings.job_batch_size,
         job_run_id=run_id,
         progress=progress,
+        settings=settings,
     ).as_dict()
 
 
@@ -52,7 +53,9 @@ def _renewals(
 ) -> dict[str, Any]:
     from ..services.renewals import run_renewals
 
-    return run_renewals(db, as_of, settings.renewal_lead_days, job_run_id=run_id).as_dict()
+    return run_renewals(
+        db, as_of, settings.renewal_lead_days, job_run_id=run_id, settings=settings
+    ).as_dict()
 
 
 JOBS: dict[str, JobSpec] = {

@@ -19,9 +19,12 @@ from typing import Any
 from sqlalchemy import Date, bindparam, select, text
 from sqlalchemy.orm import Session
 
+from ..config import Settings
 from ..db import Database
 from ..db.models import Installment, Invoice, JournalEntry, JournalLine
 from ..db.types import UTCDateTime, utcnow
+from . import audit
+from .credits import apply_credit_balances
 from .errors import Conflict, NotFound
 
 log = logging.getLogger(__name__)
@@ -159,6 +162,7 @@ class IssueStats:
     horizon: date
     invoices_issued: int = 0
     batches: int = 0
+    credits_applied: int = 0
     amount_by_currency: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -167,6 +171,7 @@ class IssueStats:
             "horizon": self.horizon.isoformat(),
             "invoices_issued": self.invoices_issued,
             "batches": self.batches,
+            "credits_applied": self.credits_applied,
             "amount_by_currency": dict(sorted(self.amount_by_currency.items())),
         }
 
@@ -180,6 +185,7 @@ def issue_invoices(
     job_run_id: int | None = None,
     installment_ids: Sequence[int] | None = None,
     progress: Callable[[int], None] | None = None,
+    settings: Settings | None = None,
 ) -> IssueStats:
     """Invoice every scheduled installment due on or before as_of + lead_days.
 
@@ -197,6 +203,15 @@ def issue_invoices(
                 session.rollback()
                 break
             _journal_batch(session, entry_id, stats)
+            stats.credits_applied += apply_credit_balances(session, ids, settings)
+            # One audit row per batch: the batch is exactly the invoices of this entry.
+            audit.record(
+                session,
+                "issued",
+                "invoices",
+                None,
+                after={"issue_entry_id": entry_id, "count": len(ids), "job_run_id": job_run_id},
+            )
             session.commit()
         stats.invoices_issued += len(ids)
         stats.batches += 1

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..config import Settings
 from ..db import Database
 from ..db.errors import violated
 from ..db.models import Policy, PolicyTerm
@@ -74,7 +75,11 @@ def _renewal_lines(policy: Policy, term: PolicyTerm) -> list[dict[str, Any]]:
 
 
 def run_renewals(
-    db: Database, as_of: date, lead_days: int, job_run_id: int | None = None
+    db: Database,
+    as_of: date,
+    lead_days: int,
+    job_run_id: int | None = None,
+    settings: Settings | None = None,
 ) -> RenewalStats:
     stats = RenewalStats(as_of=as_of)
     horizon = as_of + timedelta(days=lead_days)
@@ -90,13 +95,18 @@ def run_renewals(
             .order_by(Policy.id)
         ).all()
     for policy_id in due:
-        _renew_one(db, as_of, policy_id, stats, job_run_id)
+        _renew_one(db, as_of, policy_id, stats, job_run_id, settings)
     _advance_terms(db, as_of, stats)
     return stats
 
 
 def _renew_one(
-    db: Database, as_of: date, policy_id: int, stats: RenewalStats, job_run_id: int | None
+    db: Database,
+    as_of: date,
+    policy_id: int,
+    stats: RenewalStats,
+    job_run_id: int | None,
+    settings: Settings | None,
 ) -> None:
     with db.session() as session:
         policy = session.scalar(select(Policy).where(Policy.id == policy_id).with_for_update())
@@ -135,6 +145,7 @@ def _renew_one(
         lead_days=max(0, (first_due - as_of).days),
         job_run_id=job_run_id,
         installment_ids=[first_id],
+        settings=settings,
     )
     stats.renewal_invoices += issued.invoices_issued
 
