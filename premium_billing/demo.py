@@ -15,6 +15,7 @@ from .db.models import Policy
 from .domain.schedule import add_months
 from .services import policies, policyholders
 from .services.keys import create_key
+from .services.reports import summary_lines
 
 KEY_FILE = PROJECT_ROOT / "var" / "demo-admin-key"
 
@@ -50,6 +51,8 @@ def load_demo(app: Flask) -> Iterator[str]:
         else:
             yield "demo data already loaded"
     yield from _run_jobs(app, today)
+    with db.session() as session:
+        yield from summary_lines(session, today)
     yield f"admin API key (also in {KEY_FILE.relative_to(PROJECT_ROOT)}): {raw}"
     yield (
         f'try: curl -s -H "Authorization: Bearer {raw}" {settings.public_base_url}/api/v1/policies'
@@ -156,7 +159,6 @@ def _load_payments(session: Any, today: date, eva_id: int) -> Iterator[str]:
     """Payments: a known payer's (her credit balance, applied to her next invoices) and an
     unidentified bank transfer in suspense; then the trial balance."""
     from .services.payments import create_payment
-    from .services.reports import summary_lines
 
     create_payment(
         session,
@@ -182,4 +184,3 @@ def _load_payments(session: Any, today: date, eva_id: int) -> Iterator[str]:
         },
     )
     yield "demo payments: EUR 500.00 credit for policyholder 3, USD 42.00 in suspense"
-    yield from summary_lines(session, today)
