@@ -38,3 +38,10 @@ clean:
 
 bench-invoices: install
 	$(BIN)/python -m bench.bench_invoices --n $(N) --admin-url $(PG_BENCH_URL)
+
+WEBHOOK_N ?= 5000
+bench-webhooks: install
+	$(BIN)/python -m bench.bench_webhooks --n $(WEBHOOK_N) --admin-url $(PG_BENCH_URL)
+
+bench-reconcile: install
+	$(BIN)/python -m bench.bench_reconcile --lines $(or $(LINES),20000) --invoices $(or $(INVOICES),100000) --admin-url $(PG_BENCH_URL)

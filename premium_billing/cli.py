@@ -153,6 +153,59 @@ def scheduler_command() -> None:
     run_scheduler(current_app._get_current_object(), stop)  # type: ignore[attr-defined]
 
 
+@click.command("import-statement", help="Import a bank statement file (CSV, BAI2, CAMT.053).")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["csv", "bai2", "camt053"]), default=None)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@with_appcontext
+def import_statement_command(file: str, fmt: str | None, quiet: bool) -> None:
+    import json
+
+    from tqdm import tqdm
+
+    from .actor import Actor, acting_as
+    from .services.errors import ServiceError
+    from .services.statement_import import import_statement
+
+    try:
+        handle = open(file, "rb")  # noqa: SIM115
+    except OSError as error:
+        raise click.ClickException(f"{file}: {error.strerror}") from None
+    bar = tqdm(desc="import", unit=" lines", disable=quiet or None, leave=False)
+    try:
+        with handle, _db().session() as session, acting_as(Actor(kind="cli", name="import")):
+            result = import_statement(
+                session, _settings(), handle, format=fmt, filename=file, progress=bar.update
+            )
+    except ServiceError as error:
+        raise click.ClickException(f"{file}: {error.message}") from None
+    finally:
+        bar.close()
+    body = {"id": f"stm_{result.statement_id}", **result.as_dict()}
+    body.pop("statement_id")
+    click.echo(json.dumps(body))
+
+
+@click.command("reconcile", help="Run the matcher over the suspense payments now.")
+@click.option("--as-of", "as_of_text", default=None, help="Business date YYYY-MM-DD.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@with_appcontext
+def reconcile_command(as_of_text: str | None, quiet: bool) -> None:
+    import json
+
+    from tqdm import tqdm
+
+    from .actor import Actor, acting_as
+    from .services.reconciliation import run_reconciliation
+
+    as_of = _as_of(as_of_text)
+    bar = tqdm(desc="reconcile", unit=" payments", disable=quiet or None, leave=False)
+    with _db().session() as session, acting_as(Actor(kind="cli", name="reconcile")):
+        run = run_reconciliation(session, _settings(), as_of, trigger="cli", progress=bar.update)
+    bar.close()
+    click.echo(json.dumps({"id": f"recon_{run.id}", "status": run.status, **(run.stats or {})}))
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(db_group)
     app.cli.add_command(keys_group)
@@ -160,6 +213,8 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(demo)
     app.cli.add_command(run_job_command)
     app.cli.add_command(scheduler_command)
+    app.cli.add_command(import_statement_command)
+    app.cli.add_command(reconcile_command)
     from .cli_ledger import register as _register_ledger
 
     _register_ledger(app)

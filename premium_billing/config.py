@@ -38,11 +38,30 @@ class Settings:
     job_batch_size: int = 5000
     scheduler_times: str = "issue_invoices=02:00,renewals=02:30"
     scheduler_poll_seconds: float = 5.0
+    # Reconciliation (issue 6)
+    reconcile_auto_threshold: float = 0.90  # a match scoring at least this is posted
+    reconcile_interval_minutes: int = 15  # the scheduler's `reconcile` job
+    # Another bank's CSV header names: "date=Booking Date,amount=Amount,bank_reference=" (an
+    # empty name: the bank has no such column; the line's reference is then derived).
+    bank_csv_columns: str = ""
+    stripe_deposit_descriptor: str = "STRIPE"  # bank text of a Stripe payout deposit
+    deposit_window_days: int = 3  # a payout's bank deposit: arrival date ± this many days
     # Stripe
     stripe_secret_key: str = ""
     stripe_webhook_secret: str = ""
     stripe_api_base: str = ""
     stripe_max_network_retries: int = 2
+    stripe_timeout_seconds: float = 10.0
+    stripe_webhook_tolerance: int = 300
+    # Checkout return pages; empty: the portal's pages under PUBLIC_BASE_URL.
+    stripe_success_url: str = ""
+    stripe_cancel_url: str = ""
+    # Outbound requests per second (Stripe's live limit is 100/s).
+    stripe_outbound_rate: float = 80.0
+    autopay_retry_days: str = "3,5,7"
+    webhook_max_attempts: int = 8
+    webhook_retry_base_seconds: float = 60.0
+    webhook_lock_timeout_ms: int = 5000
     # Mail
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
@@ -55,6 +74,30 @@ class Settings:
     @property
     def stripe_webhook_secrets(self) -> list[str]:
         return [s.strip() for s in self.stripe_webhook_secret.split(",") if s.strip()]
+
+    @property
+    def bank_csv_mapping(self) -> dict[str, str | None]:
+        """BANK_CSV_COLUMNS as {our field: the bank's header name, or None}."""
+        mapping: dict[str, str | None] = {}
+        for item in self.bank_csv_columns.split(","):
+            name, sep, header = item.partition("=")
+            if name.strip() and sep:
+                mapping[name.strip()] = header.strip() or None
+        return mapping
+
+    @property
+    def autopay_retry_offsets(self) -> list[int]:
+        """Days after the due date of each autopay retry (AUTOPAY_RETRY_DAYS, e.g. "3,5,7")."""
+        return sorted({int(d) for d in self.autopay_retry_days.split(",") if d.strip()})
+
+    @property
+    def checkout_success_url(self) -> str:
+        base = self.public_base_url.rstrip("/")
+        return self.stripe_success_url or f"{base}/checkout/done?session_id={{CHECKOUT_SESSION_ID}}"
+
+    @property
+    def checkout_cancel_url(self) -> str:
+        return self.stripe_cancel_url or f"{self.public_base_url.rstrip('/')}/checkout/cancelled"
 
     @property
     def is_postgresql(self) -> bool:
@@ -73,6 +116,14 @@ class Settings:
         for name in ("invoice_lead_days", "renewal_lead_days", "grace_days", "job_batch_size"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name.upper()}: must not be negative")
+        try:
+            offsets = self.autopay_retry_offsets
+        except ValueError:
+            raise SettingsError("AUTOPAY_RETRY_DAYS: comma-separated whole days") from None
+        if any(d <= 0 for d in offsets):
+            raise SettingsError("AUTOPAY_RETRY_DAYS: days must be greater than 0")
+        if self.stripe_outbound_rate <= 0 or self.webhook_max_attempts < 1:
+            raise SettingsError("STRIPE_OUTBOUND_RATE and WEBHOOK_MAX_ATTEMPTS must be positive")
         return self
 
     @classmethod

@@ -390,6 +390,7 @@ class FakeStripe:
         self._queue: queue.Queue[tuple[dict[str, Any], threading.Event] | None] = queue.Queue()
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
+        self._answered_undispatched = 0
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> FakeStripe:
@@ -493,7 +494,9 @@ class FakeStripe:
     def wait_for_deliveries(self, timeout: float = 10) -> None:
         """Block until every queued webhook has been posted."""
         deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+        while (
+            self._answered_undispatched or self._queue.unfinished_tasks
+        ) and time.monotonic() < deadline:
             time.sleep(0.01)
 
     # ------------------------------------------------------------ HTTP plumbing
@@ -675,6 +678,10 @@ class FakeStripe:
             status, payload = exc.status, exc.body
             keep = exc.status == 402  # a card error ran; validation errors save nothing
         encoded = json.dumps(payload, indent=2).encode("utf-8")
+        if events:
+            # Counted from before the answer until queued: wait_for_deliveries sees them.
+            with self._lock:
+                self._answered_undispatched += 1
         if saved is not None:
             with self._lock:
                 if keep:
@@ -682,8 +689,13 @@ class FakeStripe:
                     saved.in_flight = False
                 else:
                     self._saved.pop((key, idem or ""), None)
-        answer(status, encoded)
-        self._dispatch(events, wait=False)
+        try:
+            answer(status, encoded)
+        finally:
+            if events:
+                self._dispatch(events, wait=False)
+                with self._lock:
+                    self._answered_undispatched -= 1
 
     # ------------------------------------------------------------ routing
     def _route(

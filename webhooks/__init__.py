@@ -1,1 +1,5 @@
 """Stripe webhook endpoint: verify, store (inbox), dispatch."""
+
+from .views import bp
+
+__all__ = ["bp"]

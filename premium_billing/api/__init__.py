@@ -7,12 +7,14 @@ from flask_smorest import Api
 
 from .auth import register_auth
 from .idempotency import register_idempotency
-from .problems import http_exception_problem, register_problem_handlers
+from .problems import ProblemSchema, http_exception_problem, register_problem_handlers
 from .session import register_session
 
 
 class BillingApi(Api):  # type: ignore[misc]
     """flask-smorest's Api with errors as application/problem+json."""
+
+    ERROR_SCHEMA = ProblemSchema
 
     def handle_http_exception(self, error):  # type: ignore[no-untyped-def]
         return http_exception_problem(error)
@@ -43,6 +45,17 @@ def register_api(app: Flask) -> BillingApi:
     api.register_blueprint(payments_blp)
     api.register_blueprint(writeoffs_blp)
     api.register_blueprint(reports_blp)
+    from .bank_statements import blp as bank_statements_blp
+    from .reconciliation import blp as reconciliation_blp
+
+    api.register_blueprint(bank_statements_blp)
+    api.register_blueprint(reconciliation_blp)
+    from webhooks.views import bp as stripe_webhooks_bp
+
+    from .checkout import blp as checkout_blp
+
+    api.register_blueprint(checkout_blp)
+    app.register_blueprint(stripe_webhooks_bp)  # /webhooks/stripe: signed, no bearer key
     app.register_blueprint(health.bp)
     register_request_logging(app)
     return api

@@ -207,6 +207,9 @@ class PaymentAllocations(MethodView):
             rule="manual",
             auto_write_off=data["auto_write_off"],
         )
+        from ..services.reconciliation import learn_from_manual_match
+
+        learn_from_manual_match(db_session(), payment.id)  # a confirmed match teaches the payer
         return payment_out(payment)
 
     @roles("finance")
@@ -214,7 +217,12 @@ class PaymentAllocations(MethodView):
     def delete(self, payment_id: str) -> dict[str, Any]:
         """Undo the payment's allocations: its invoices re-open and the money is unapplied
         again (back to suspense when the match had identified the payer)."""
-        payment = service.unallocate(db_session(), _settings(), path_id("payment", payment_id))
+        number = path_id("payment", payment_id)
+        undone_rule = service.get_payment(db_session(), number).match_rule
+        payment = service.unallocate(db_session(), _settings(), number)
+        from ..services.reconciliation import requeue_after_undo
+
+        requeue_after_undo(db_session(), payment.id, undone_rule)  # back in the queue, held
         return payment_out(payment)
 
 

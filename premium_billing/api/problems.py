@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response
+from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from ..domain.errors import DomainError
@@ -15,6 +16,20 @@ from ..services.errors import ServiceError
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "about:blank"
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details (served as application/problem+json)."""
+
+    type = fields.String(metadata={"example": "about:blank"})
+    title = fields.String(metadata={"example": "Unprocessable Entity"})
+    status = fields.Integer(metadata={"example": 422})
+    detail = fields.String(metadata={"example": "Invalid input: currency."})
+    errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "Validation errors by field (422)."},
+    )
 
 
 def problem(

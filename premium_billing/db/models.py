@@ -400,4 +400,5 @@ class JournalLine(Base):
     entry: Mapped[JournalEntry] = relationship(back_populates="lines")
 
 
-from . import payment_models  # noqa: E402,F401
+# The other feature modules' tables join the same metadata (imported last: they use Base).
+from . import payment_models, reconciliation_models, stripe_models  # noqa: E402,F401

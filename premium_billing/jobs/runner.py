@@ -58,6 +58,32 @@ def _renewals(
     ).as_dict()
 
 
+def _reconcile(
+    db: Database, settings: Settings, as_of: date, run_id: int, progress: Progress | None
+) -> dict[str, Any]:
+    from ..services.reconciliation import run_reconciliation
+
+    with db.session() as session:
+        run = run_reconciliation(session, settings, as_of, trigger="job", progress=progress)
+        return {"reconciliation_run_id": f"recon_{run.id}", **(run.stats or {})}
+
+
+def _autopay(
+    db: Database, settings: Settings, as_of: date, run_id: int, progress: Progress | None
+) -> dict[str, Any]:
+    from ..services.autopay import run_autopay
+
+    return run_autopay(db, settings, as_of, job_run_id=run_id).as_dict()
+
+
+def _retry_webhooks(
+    db: Database, settings: Settings, as_of: date, run_id: int, progress: Progress | None
+) -> dict[str, Any]:
+    from ..services.webhook_events import retry_failed
+
+    return retry_failed(db, settings)
+
+
 JOBS: dict[str, JobSpec] = {
     "issue_invoices": JobSpec(
         "issue_invoices",
@@ -70,6 +96,24 @@ JOBS: dict[str, JobSpec] = {
         "Renew auto-renew policies RENEWAL_LEAD_DAYS before expiry; expire the others.",
         _renewals,
         "02:30",
+    ),
+    "reconcile": JobSpec(
+        "reconcile",
+        "Match suspense payments to open invoices; post the confident matches.",
+        _reconcile,
+        "every 15 min",
+    ),
+    "autopay": JobSpec(
+        "autopay",
+        "Charge due autopay invoices off-session; retry declines AUTOPAY_RETRY_DAYS later.",
+        _autopay,
+        "03:00",
+    ),
+    "retry_webhooks": JobSpec(
+        "retry_webhooks",
+        "Process failed Stripe events again (backoff; dead after WEBHOOK_MAX_ATTEMPTS).",
+        _retry_webhooks,
+        "every 5 min",
     ),
 }
 

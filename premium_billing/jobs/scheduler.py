@@ -14,6 +14,7 @@ from typing import Any
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
 from sqlalchemy import text
 
@@ -94,6 +95,18 @@ def _times(settings: Settings) -> dict[str, tuple[int, int]]:
     return times
 
 
+def _intervals(settings: Settings) -> dict[str, int]:
+    """Jobs that run every N minutes ("every 15 min"; RECONCILE_INTERVAL_MINUTES)."""
+    minutes: dict[str, int] = {}
+    for name, spec in JOBS.items():
+        words = spec.default_time.split()
+        if len(words) >= 2 and words[0] == "every" and words[1].isdigit():
+            minutes[name] = int(words[1])
+    if "reconcile" in minutes:
+        minutes["reconcile"] = max(1, settings.reconcile_interval_minutes)
+    return minutes
+
+
 _app: Flask | None = None
 
 
@@ -124,6 +137,15 @@ def build_scheduler(app: Flask) -> BackgroundScheduler:
             name=name,
             replace_existing=True,
         )
+    for name, every in _intervals(settings).items():
+        scheduler.add_job(
+            scheduled_run,
+            IntervalTrigger(minutes=every, timezone=settings.timezone),
+            args=[name],
+            id=name,
+            name=name,
+            replace_existing=True,
+        )
     return scheduler
 
 
@@ -137,6 +159,11 @@ def next_runs(app: Flask) -> dict[str, Any]:
     for name, (hour, minute) in _times(settings).items():
         trigger = CronTrigger(hour=hour, minute=minute, timezone=settings.timezone)
         fire = trigger.get_next_fire_time(None, now)
+        result[name] = fire.astimezone(UTC) if fire else None
+    for name, every in _intervals(settings).items():
+        fire = IntervalTrigger(minutes=every, timezone=settings.timezone).get_next_fire_time(
+            None, now
+        )
         result[name] = fire.astimezone(UTC) if fire else None
     return result
 

@@ -1,0 +1,483 @@
+"""Reconciliation runs: match the unapplied payments to open invoices and post the matches.
+
+A run loads the suspense payments (unapplied, payer unknown, not held for a person), the open
+invoices, their policyholders and the learned payer links; builds the pure CandidateIndex
+once; decides every payment with `domain.matching.match_payment`; and posts each match
+through `services.payments.allocate` (rule, score and evidence recorded on the payment),
+writing off a short payment within tolerance and leaving an overpayment as the payer's
+credit. What is not posted stays in suspense with its ranked candidates (`suspense_items`).
+
+A match undone by hand (DELETE /payments/{id}/allocations) puts the payment back in the
+queue, `held`: runs no longer auto-post it. A manual match (POST /payments/{id}/allocations)
+teaches the payer link (normalised bank account and name → policyholder).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..config import Settings
+from ..db.models import Invoice, Policy, Policyholder
+from ..db.payment_models import Payment
+from ..db.reconciliation_models import BankLine, PayerLink, ReconciliationRun, SuspenseItem
+from ..db.types import utcnow
+from ..domain import matching
+from ..domain.matching import (
+    CandidateIndex,
+    MatchDecision,
+    MatchSettings,
+    OpenInvoice,
+    PaymentFacts,
+    match_payment,
+    normalize_account,
+    normalize_name,
+)
+from ..domain.references import payment_reference
+from .errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+OPEN_STATUSES = ("open", "partially_paid")
+SUSPENSE_BATCH = 1000
+POST_BATCH = 200  # matches posted per commit (each in its own savepoint)
+
+
+def match_settings(settings: Settings) -> MatchSettings:
+    return MatchSettings(
+        auto_threshold=settings.reconcile_auto_threshold,
+        tolerance_abs=settings.writeoff_tolerance_abs,
+        tolerance_pct=settings.writeoff_tolerance_pct,
+    )
+
+
+@dataclass
+class RunStats:
+    examined: int = 0
+    matched: int = 0
+    partially_matched: int = 0
+    suspense: int = 0
+    duplicates: int = 0
+    returns: int = 0
+    written_off: int = 0
+    not_posted: int = 0
+    rules: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "examined": self.examined,
+            "matched": self.matched,
+            "partially_matched": self.partially_matched,
+            "suspense": self.suspense,
+            "duplicates": self.duplicates,
+            "returns": self.returns,
+            "written_off": self.written_off,
+            "not_posted": self.not_posted,
+            "rules": dict(sorted(self.rules.items())),
+        }
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _suspense_payments(session: Session) -> list[PaymentFacts]:
+    held = select(SuspenseItem.payment_id).where(SuspenseItem.held.is_(True))
+    rows = session.execute(
+        select(
+            Payment.id,
+            Payment.amount_unapplied,
+            Payment.currency,
+            Payment.received_on,
+            Payment.payer_name,
+            Payment.reference,
+            BankLine.payer_account,
+        )
+        .outerjoin(BankLine, (BankLine.payment_id == Payment.id) & (BankLine.kind == "payment"))
+        .where(
+            Payment.status == "unapplied",
+            Payment.policyholder_id.is_(None),
+            Payment.amount_unapplied > 0,
+            Payment.id.not_in(held),
+        )
+        .order_by(Payment.id)
+    )
+    return [PaymentFacts(str(r[0]), r[1], r[2], r[3], r[4], r[6], r[5] or "") for r in rows]
+
+
+def _open_invoices(session: Session) -> list[OpenInvoice]:
+    rows = session.execute(
+        select(
+            Invoice.id,
+            Invoice.number,
+            Policy.policy_number,
+            Invoice.policyholder_id,
+            Invoice.currency,
+            Invoice.amount_due,
+            Invoice.due_date,
+        )
+        .join(Policy, Policy.id == Invoice.policy_id)
+        .where(Invoice.status.in_(OPEN_STATUSES), Invoice.amount_due > 0)
+    )
+    return [
+        OpenInvoice(str(r[0]), r[1], payment_reference(r[1]), r[2], str(r[3]), r[4], r[5], r[6])
+        for r in rows
+    ]
+
+
+def _policyholders(session: Session) -> list[matching.Policyholder]:
+    holders = select(Invoice.policyholder_id).where(
+        Invoice.status.in_(OPEN_STATUSES), Invoice.amount_due > 0
+    )
+    rows = session.execute(
+        select(Policyholder.id, Policyholder.name).where(Policyholder.id.in_(holders))
+    )
+    return [matching.Policyholder(str(i), name) for i, name in rows]
+
+
+def _links(session: Session) -> list[matching.PayerLink]:
+    rows = session.execute(select(PayerLink.key, PayerLink.policyholder_id))
+    return [matching.PayerLink(key, str(holder)) for key, holder in rows]
+
+
+class _RecentPayments:
+    """Earlier payments of the same currency and amount (the duplicate guard's window)."""
+
+    def __init__(self, session: Session, payments: list[PaymentFacts], days: int) -> None:
+        self.by_key: dict[tuple[str, int], list[tuple[int, PaymentFacts]]] = {}
+        if not payments:
+            return
+        start = min(p.received_on for p in payments) - timedelta(days=days)
+        end = max(p.received_on for p in payments)
+        rows = session.execute(
+            select(
+                Payment.id, Payment.amount, Payment.currency, Payment.received_on,
+                Payment.payer_name, Payment.reference, BankLine.payer_account,
+            )
+            .outerjoin(BankLine, (BankLine.payment_id == Payment.id) & (BankLine.kind == "payment"))
+            .where(Payment.received_on.between(start, end), Payment.status != "reversed")
+            .order_by(Payment.id)
+        )  # fmt: skip
+        for r in rows:
+            facts = PaymentFacts(str(r[0]), r[1], r[2], r[3], r[4], r[6], r[5] or "")
+            self.by_key.setdefault((r[2], r[1]), []).append((int(r[0]), facts))
+
+    def before(self, payment: PaymentFacts) -> list[PaymentFacts]:
+        bucket = self.by_key.get((payment.currency, payment.amount))
+        if not bucket:
+            return []
+        pid = int(payment.id)
+        end = bisect.bisect_left(bucket, pid, key=lambda item: item[0])
+        return [facts for _, facts in bucket[max(0, end - 8) : end]]
+
+
+# ----------------------------------------------------------------------------- a run
+
+
+def run_reconciliation(
+    session: Session,
+    settings: Settings,
+    as_of: date,
+    *,
+    trigger: str = "api",
+    progress: Progress | None = None,
+) -> ReconciliationRun:
+    """Match every suspense payment; post the matches (each payment its own transaction)
+    and record the rest with their candidates. Returns the finished run."""
+    run = ReconciliationRun(as_of=as_of, trigger=trigger, status="running")
+    session.add(run)
+    session.commit()
+    stats = RunStats()
+    try:
+        payments = _suspense_payments(session)
+        index = CandidateIndex.build(
+            _open_invoices(session), _policyholders(session), _links(session)
+        )
+        rules = match_settings(settings)
+        recent = _RecentPayments(session, payments, rules.duplicate_window_days)
+        session.rollback()  # release the snapshot: posting locks rows one payment at a time
+        decisions = (match_payment(p, index, rules, recent.before(p)) for p in payments)
+        _apply_all(session, settings, run.id, as_of, decisions, stats, progress)
+    except BaseException:
+        session.rollback()
+        _finish(session, run.id, "failed", stats)
+        raise
+    return _finish(session, run.id, "succeeded", stats)
+
+
+def _finish(session: Session, run_id: int, status: str, stats: RunStats) -> ReconciliationRun:
+    run = session.get(ReconciliationRun, run_id)
+    assert run is not None
+    run.status = status
+    run.examined = stats.examined
+    run.matched = stats.matched
+    run.partially_matched = stats.partially_matched
+    run.suspense = stats.suspense
+    run.stats = stats.as_dict()
+    run.finished_at = utcnow()
+    session.commit()
+    log.info(
+        "reconciliation run finished",
+        extra={"event": "reconciliation_run", "run_id": run_id, "status": status,
+               "examined": stats.examined, "matched": stats.matched},
+    )  # fmt: skip
+    return run
+
+
+def _apply_all(
+    session: Session,
+    settings: Settings,
+    run_id: int,
+    as_of: date,
+    decisions: Iterable[MatchDecision],
+    stats: RunStats,
+    progress: Progress | None,
+) -> None:
+    # What this run has already paid: the index is one snapshot, invoices close as we post.
+    paid: dict[int, int] = {}
+    pending: list[tuple[MatchDecision, str | None]] = []
+    postings = 0
+    for decision in decisions:
+        stats.examined += 1
+        posted = False
+        if decision.outcome in ("matched", "partial"):
+            why = _post(session, settings, decision, as_of, paid)
+            if why is None:
+                posted = True
+                postings += 1
+                if postings % POST_BATCH == 0:
+                    session.commit()
+                if decision.outcome == "matched":
+                    stats.matched += 1
+                else:
+                    stats.partially_matched += 1
+                stats.written_off += len(decision.write_offs)
+                stats.rules[decision.rule] = stats.rules.get(decision.rule, 0) + 1
+            else:
+                stats.not_posted += 1
+                pending.append((decision, why))
+        else:
+            pending.append((decision, None))
+        if not posted:
+            stats.suspense += 1
+            stats.duplicates += decision.outcome == "duplicate"
+            stats.returns += decision.outcome == "return"
+        if len(pending) >= SUSPENSE_BATCH:
+            _record_suspense(session, run_id, pending)
+            pending = []
+        if progress is not None:
+            progress(1)
+    _record_suspense(session, run_id, pending)
+    session.commit()
+
+
+def _post(
+    session: Session,
+    settings: Settings,
+    decision: MatchDecision,
+    as_of: date,
+    paid: dict[int, int],
+) -> str | None:
+    """Post one match in a savepoint (the caller commits in batches); None when posted,
+    else why not."""
+    from .payments import allocate, lock_invoices
+    from .writeoffs import write_off_locked
+
+    allocations = [(int(i), amount) for i, amount in decision.allocations]
+    evidence = {"score": decision.score, **decision.evidence}
+    if decision.credit:
+        evidence["credit"] = decision.credit
+    if decision.write_offs:
+        evidence["write_offs"] = [[f"inv_{i}", a] for i, a in decision.write_offs]
+    try:
+        with session.begin_nested():  # a savepoint: a refused match leaves the rest alone
+            allocate(
+                session,
+                settings,
+                int(decision.payment_id),
+                allocations,
+                reason="match",
+                rule=decision.rule,
+                evidence=evidence,
+                auto_write_off=False,
+                on=as_of,
+                commit=False,
+            )
+            for invoice_id, amount in decision.write_offs:
+                invoice = lock_invoices(session, [int(invoice_id)])[int(invoice_id)]
+                if invoice.amount_due != amount:
+                    raise ServiceError(f"invoice {invoice.number} changed: not written off")
+                write_off_locked(
+                    session, settings, invoice, kind="tolerance",
+                    reason="short payment within tolerance (reconciliation)",
+                    payment_id=int(decision.payment_id), on=as_of,
+                )  # fmt: skip
+            session.execute(
+                delete(SuspenseItem).where(SuspenseItem.payment_id == int(decision.payment_id))
+            )
+    except (ServiceError, IntegrityError) as error:
+        return getattr(error, "message", None) or "the payment or invoice changed meanwhile"
+    for invoice_id, amount in allocations:
+        paid[invoice_id] = paid.get(invoice_id, 0) + amount
+    return None
+
+
+def _record_suspense(
+    session: Session, run_id: int, pending: list[tuple[MatchDecision, str | None]]
+) -> None:
+    """Replace the suspense items of these payments (one statement each way, committed)."""
+    if not pending:
+        return
+    ids = [int(d.payment_id) for d, _ in pending]
+    session.execute(delete(SuspenseItem).where(SuspenseItem.payment_id.in_(ids)))
+    now = utcnow()
+    rows = []
+    for decision, why in pending:
+        reason = why or decision.evidence.get("reason")
+        if decision.outcome == "duplicate":
+            reason = f"likely duplicate of pay_{decision.evidence.get('duplicate_of')}"
+        elif decision.outcome == "return":
+            reason = decision.evidence.get("reason")
+        elif decision.outcome in ("matched", "partial"):
+            reason = f"match not posted: {why}"
+        rows.append(
+            {
+                "payment_id": int(decision.payment_id),
+                "run_id": run_id,
+                "outcome": decision.outcome if why is None else "suspense",
+                "reason": reason,
+                "score": float(decision.score),
+                "candidates": [
+                    {"invoice_id": int(c.invoice_id), "score": c.score, "rule": c.rule}
+                    for c in decision.candidates
+                ],
+                "held": False,
+                "updated_at": now,
+            }
+        )
+    session.execute(insert(SuspenseItem), rows)
+    session.commit()
+
+
+# ----------------------------------------------------------------------------- manual hooks
+
+
+def learn_from_manual_match(session: Session, payment_id: int) -> int:
+    """A confirmed manual match teaches the payer link: the payment's bank account and
+    normalised payer name → its policyholder. Committed. Returns how many links are new."""
+    payment = session.get(Payment, payment_id)
+    if payment is None or payment.policyholder_id is None:
+        return 0
+    keys: list[tuple[str, str]] = []
+    account = session.scalar(
+        select(BankLine.payer_account).where(
+            BankLine.payment_id == payment_id, BankLine.kind == "payment"
+        )
+    )
+    if account and normalize_account(account):
+        keys.append((normalize_account(account), "payer_account"))
+    if payment.payer_name and normalize_name(payment.payer_name):
+        keys.append((normalize_name(payment.payer_name), "payer_name"))
+    added = 0
+    for key, kind in keys:
+        exists = session.scalar(
+            select(PayerLink.id).where(
+                PayerLink.key == key, PayerLink.policyholder_id == payment.policyholder_id
+            )
+        )
+        if exists is None:
+            session.add(
+                PayerLink(
+                    key=key[:255], kind=kind, policyholder_id=payment.policyholder_id,
+                    payment_id=payment_id,
+                )
+            )  # fmt: skip
+            added += 1
+    if payment.status != "unapplied":
+        session.execute(delete(SuspenseItem).where(SuspenseItem.payment_id == payment_id))
+    session.commit()
+    return added
+
+
+def requeue_after_undo(session: Session, payment_id: int, undone_rule: str | None) -> None:
+    """An undone match puts the payment back in the suspense queue, held for a person (runs
+    do not auto-post it again). Committed."""
+    payment = session.get(Payment, payment_id)
+    if payment is None or payment.status != "unapplied":
+        return
+    item = session.get(SuspenseItem, payment_id)
+    reason = f"match undone by hand (was {undone_rule or 'unknown'}): waits for a person"
+    if item is None:
+        session.add(
+            SuspenseItem(
+                payment_id=payment_id, outcome="suspense", reason=reason, score=0.0,
+                candidates=[], held=True,
+            )
+        )  # fmt: skip
+    else:
+        item.held = True
+        item.reason = reason
+    session.commit()
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def suspense_view(session: Session, payments: list[Payment]) -> list[dict[str, Any]]:
+    """The payments as suspense queue rows: reason, held, ranked candidates with scores."""
+    ids = [p.id for p in payments]
+    items = {
+        i.payment_id: i
+        for i in session.scalars(select(SuspenseItem).where(SuspenseItem.payment_id.in_(ids)))
+    }
+    invoice_ids = {c["invoice_id"] for i in items.values() for c in i.candidates or []}
+    invoices = {
+        row.id: row
+        for row in session.execute(
+            select(
+                Invoice.id, Invoice.number, Invoice.amount_due, Invoice.status,
+                Invoice.policyholder_id, Policy.policy_number,
+            )
+            .join(Policy, Policy.id == Invoice.policy_id)
+            .where(Invoice.id.in_(invoice_ids))
+        )
+    }  # fmt: skip
+    out = []
+    for payment in payments:
+        item = items.get(payment.id)
+        candidates = []
+        for c in (item.candidates if item else []) or []:
+            inv = invoices.get(c["invoice_id"])
+            if inv is None:
+                continue
+            candidates.append(
+                {
+                    "invoice_id": inv.id,
+                    "invoice_number": inv.number,
+                    "policy_number": inv.policy_number,
+                    "policyholder_id": inv.policyholder_id,
+                    "amount_due": inv.amount_due,
+                    "invoice_status": inv.status,
+                    "score": c["score"],
+                    "rule": c["rule"],
+                }
+            )
+        out.append(
+            {
+                "payment": payment,
+                "outcome": item.outcome if item else "unexamined",
+                "reason": item.reason if item else None,
+                "held": bool(item and item.held),
+                "score": item.score if item else 0.0,
+                "candidates": candidates,
+            }
+        )
+    return out

@@ -1,0 +1,444 @@
+"""Bank statement import: a CSV, BAI2 or CAMT.053 file → bank lines, payments, reversals.
+
+One transaction per file: a malformed line anywhere refuses the whole file (Unprocessable
+naming the line or element) and nothing is kept. Lines are read as a stream and written in
+set-based batches (Core INSERTs, one journal entry and one audit row per batch), so a file of
+a million lines is imported in bounded memory.
+
+What each line becomes (`bank_lines.kind`):
+- a credit: a payment (`source=bank_statement`, `external_id` = the bank reference) with the
+  remittance text and the payer's name; its account is kept on the bank line;
+- a credit whose text names Stripe (STRIPE_DEPOSIT_DESCRIPTOR): a payout deposit, matched to
+  a Stripe payout (services.deposits), never a payment (the money is already counted);
+- a returned item debit: the payment it returns is reversed (services.payments.reverse);
+- any other debit, or a returned credit: kept, unexplained, for the daily report.
+The same file twice is recognised by its SHA-256; the same line in an overlapping file by
+(account, bank reference) — both create nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import IO, Any, BinaryIO
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..config import Settings
+from ..db.models import JournalEntry, JournalLine
+from ..db.payment_models import Payment
+from ..db.reconciliation_models import BankLine, BankStatement
+from ..domain import ledger
+from ..domain.matching import normalize_account, normalize_name
+from ..statements import StatementError, StatementLine, read_statement
+from . import audit
+from .errors import Conflict, Unprocessable
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 2000
+HASH_CHUNK = 1 << 20
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    statement_id: int
+    lines: int
+    payments_created: int
+    duplicates_skipped: int
+    returns_reversed: int = 0
+    payout_deposits: int = 0
+    created: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "statement_id": self.statement_id,
+            "lines": self.lines,
+            "payments_created": self.payments_created,
+            "duplicates_skipped": self.duplicates_skipped,
+            "returns_reversed": self.returns_reversed,
+            "payout_deposits": self.payout_deposits,
+        }
+
+
+def _seekable(stream: BinaryIO) -> tuple[IO[bytes], bool]:
+    try:
+        if stream.seekable():
+            return stream, False
+    except (AttributeError, OSError, ValueError):
+        pass
+    spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
+    shutil.copyfileobj(stream, spool)
+    spool.seek(0)
+    return spool, True
+
+
+def _sha256(stream: IO[bytes]) -> str:
+    start = stream.tell()
+    digest = hashlib.sha256()
+    while chunk := stream.read(HASH_CHUNK):
+        digest.update(chunk)
+    stream.seek(start)
+    return digest.hexdigest()
+
+
+def _batches(lines: Iterator[StatementLine], size: int) -> Iterator[list[StatementLine]]:
+    batch: list[StatementLine] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def import_statement(
+    session: Session,
+    settings: Settings,
+    stream: BinaryIO,
+    *,
+    format: str | None = None,
+    filename: str | None = None,
+    progress: Progress | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> ImportResult:
+    """Import one statement file in one transaction (committed here). StatementError of the
+    readers becomes Unprocessable (field `file`, the message naming the line or element)."""
+    source, spooled = _seekable(stream)
+    try:
+        return _import(session, settings, source, format, filename, progress, max(1, batch_size))
+    finally:
+        if spooled:
+            source.close()
+
+
+def _import(
+    session: Session,
+    settings: Settings,
+    stream: IO[bytes],
+    format: str | None,
+    filename: str | None,
+    progress: Progress | None,
+    batch_size: int,
+) -> ImportResult:
+    sha = _sha256(stream)
+    existing = session.scalar(select(BankStatement).where(BankStatement.sha256 == sha))
+    if existing is not None:
+        return ImportResult(existing.id, existing.lines, 0, existing.lines, created=False)
+    mapping = settings.bank_csv_mapping if format in (None, "csv") else None
+    try:
+        parsed = read_statement(stream, format, mapping or None)  # type: ignore[arg-type]
+    except StatementError as error:
+        raise Unprocessable(str(error), field="file") from None
+    if mapping and parsed.format != "csv":
+        mapping = None
+    statement = BankStatement(
+        sha256=sha,
+        format=parsed.format,
+        filename=(filename or None) and filename[:255],
+        account=parsed.account,
+        currency=parsed.currency,
+        opening_balance=parsed.opening_balance,
+        closing_balance=parsed.closing_balance,
+    )
+    session.add(statement)
+    session.flush()
+    account = parsed.account or ""
+    descriptor = settings.stripe_deposit_descriptor.upper()
+    totals = {"lines": 0, "payments": 0, "duplicates": 0, "returns": 0, "deposits": 0}
+    returns: list[tuple[int, StatementLine]] = []
+    try:
+        for batch in _batches(parsed.lines, batch_size):
+            _write_batch(session, statement.id, account, descriptor, batch, totals, returns)
+            if progress is not None:
+                progress(len(batch))
+        reversed_count = _reverse_returns(session, settings, returns)
+        from .deposits import match_deposits
+
+        match_deposits(session, settings)
+    except StatementError as error:
+        session.rollback()
+        raise Unprocessable(str(error), field="file") from None
+    except BaseException:
+        session.rollback()
+        raise
+    statement.lines = totals["lines"]
+    statement.payments_created = totals["payments"]
+    statement.duplicates_skipped = totals["duplicates"]
+    statement.returns = totals["returns"]
+    try:
+        session.commit()
+    except IntegrityError as error:
+        session.rollback()
+        raise Conflict(
+            "another import of this file or of these lines ran at the same time; try again"
+        ) from error
+    log.info(
+        "statement imported",
+        extra={
+            "event": "statement_imported",
+            "statement_id": statement.id,
+            "lines": totals["lines"],
+            "payments_created": totals["payments"],
+        },
+    )
+    return ImportResult(
+        statement.id,
+        totals["lines"],
+        totals["payments"],
+        totals["duplicates"],
+        reversed_count,
+        totals["deposits"],
+    )
+
+
+def _kind(line: StatementLine, descriptor: str) -> str:
+    if line.amount > 0:
+        if line.is_return:
+            return "return_credit"  # a returned item credited back: never new money
+        text = f"{line.payer_name or ''} {line.reference}".upper()
+        if descriptor and descriptor in text:
+            return "payout_deposit"
+        return "payment"
+    return "return" if line.is_return else "debit"
+
+
+def _write_batch(
+    session: Session,
+    statement_id: int,
+    account: str,
+    descriptor: str,
+    batch: list[StatementLine],
+    totals: dict[str, int],
+    returns: list[tuple[int, StatementLine]],
+) -> None:
+    totals["lines"] += len(batch)
+    refs = [line.bank_reference for line in batch]
+    seen = set(
+        session.scalars(
+            select(BankLine.bank_reference).where(
+                BankLine.account == account, BankLine.bank_reference.in_(refs)
+            )
+        )
+    )
+    seen.update(
+        session.scalars(
+            select(Payment.external_id).where(
+                Payment.source == "bank_statement", Payment.external_id.in_(refs)
+            )
+        )
+    )
+    fresh = [line for line in batch if line.bank_reference not in seen]
+    totals["duplicates"] += len(batch) - len(fresh)
+    if not fresh:
+        return
+    kinds = [_kind(line, descriptor) for line in fresh]
+    credits = [line for line, kind in zip(fresh, kinds, strict=True) if kind == "payment"]
+    payment_ids: dict[str, int] = {}
+    if credits:
+        payment_ids = _create_payments(session, statement_id, credits)
+        totals["payments"] += len(credits)
+    rows = [
+        {
+            "statement_id": statement_id,
+            "line_no": line.line_no,
+            "account": account,
+            "bank_reference": line.bank_reference[:255],
+            "booking_date": line.booking_date,
+            "value_date": line.value_date,
+            "amount": line.amount,
+            "currency": line.currency,
+            "payer_name": (line.payer_name or None) and line.payer_name[:200],
+            "payer_account": (line.payer_account or None) and line.payer_account[:100],
+            "reference": (line.reference or None) and line.reference[:500],
+            "is_return": line.is_return,
+            "return_reason": (line.return_reason or None) and line.return_reason[:200],
+            "bank_transaction_code": line.bank_transaction_code,
+            "kind": kind,
+            "payment_id": payment_ids.get(line.bank_reference),
+        }
+        for line, kind in zip(fresh, kinds, strict=True)
+    ]
+    line_ids = session.scalars(
+        insert(BankLine).returning(BankLine.id, sort_by_parameter_order=True), rows
+    ).all()
+    for line_id, line, kind in zip(line_ids, fresh, kinds, strict=True):
+        if kind == "return":
+            returns.append((line_id, line))
+        elif kind == "payout_deposit":
+            totals["deposits"] += 1
+    totals["returns"] += sum(1 for k in kinds if k == "return")
+    audit.record(
+        session,
+        "imported",
+        "bank_lines",
+        None,
+        after={"statement_id": statement_id, "first_id": line_ids[0], "count": len(line_ids)},
+    )
+
+
+def _create_payments(
+    session: Session, statement_id: int, credits: list[StatementLine]
+) -> dict[str, int]:
+    """Payments for these credits, each with its own balanced `payment_received` entry
+    (cash at bank debit, suspense credit, tagged with the payment), all set-based: small
+    entries keep PostgreSQL's deferred balance check cheap."""
+    entry_ids = session.scalars(
+        insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True),
+        [
+            {
+                "kind": ledger.PAYMENT_RECEIVED,
+                "occurred_on": line.booking_date,
+                "memo": f"bank statement stm_{statement_id}",
+            }
+            for line in credits
+        ],
+    ).all()
+    ids = session.scalars(
+        insert(Payment).returning(Payment.id, sort_by_parameter_order=True),
+        [
+            {
+                "source": "bank_statement",
+                "method": "bank_transfer",
+                "external_id": line.bank_reference[:255],
+                "amount": line.amount,
+                "currency": line.currency,
+                "received_on": line.booking_date,
+                "payer_name": (line.payer_name or None) and line.payer_name[:200],
+                "reference": (line.reference or None) and line.reference[:500],
+                "policyholder_id": None,
+                "payer_from_match": False,
+                "amount_allocated": 0,
+                "amount_refunded": 0,
+                "amount_reversed": 0,
+                "amount_unapplied": line.amount,
+                "status": "unapplied",
+                "receipt_entry_id": entry_id,
+            }
+            for line, entry_id in zip(credits, entry_ids, strict=True)
+        ],
+    ).all()
+    legs: list[dict[str, Any]] = []
+    sums: dict[str, int] = {}
+    for payment_id, line, entry_id in zip(ids, credits, entry_ids, strict=True):
+        legs.append(
+            {"entry_id": entry_id, "account": ledger.CASH_BANK, "currency": line.currency,
+             "amount": line.amount, "payment_id": payment_id}
+        )  # fmt: skip
+        legs.append(
+            {"entry_id": entry_id, "account": ledger.UNAPPLIED_CASH, "currency": line.currency,
+             "amount": -line.amount, "payment_id": payment_id}
+        )  # fmt: skip
+        sums[line.currency] = sums.get(line.currency, 0) + line.amount
+    session.execute(insert(JournalLine), legs)
+    audit.record(
+        session,
+        "create",
+        "payments",
+        None,
+        after={
+            "source": "bank_statement",
+            "statement_id": statement_id,
+            "first_id": ids[0],
+            "count": len(ids),
+            "receipt_entry_ids": [entry_ids[0], entry_ids[-1]],
+        },
+    )
+    audit.record(
+        session, "create", "journal_lines", None,
+        after={"legs": len(legs), "received": dict(sorted(sums.items()))},
+    )  # fmt: skip
+    return {line.bank_reference: pid for pid, line in zip(ids, credits, strict=True)}
+
+
+def _reverse_returns(
+    session: Session, settings: Settings, returns: list[tuple[int, StatementLine]]
+) -> int:
+    """Each returned-item debit reverses the bank payment it returns, when one is found."""
+    from .payments import reverse
+
+    done = 0
+    for line_id, line in returns:
+        original = find_returned_payment(session, line)
+        if original is None:
+            continue
+        reverse(
+            session,
+            settings,
+            original,
+            on=line.booking_date,
+            reason=f"bank return {line.return_reason or line.bank_transaction_code or ''}".strip(),
+            commit=False,
+        )
+        row = session.get(BankLine, line_id)
+        assert row is not None
+        row.payment_id = original
+        session.flush()
+        done += 1
+    return done
+
+
+def find_returned_payment(session: Session, line: StatementLine) -> int | None:
+    """The payment a returned item returns: same currency and amount, received on or before
+    the return, not reversed; its bank reference named in the return's text, else the same
+    payer account, else the same payer name. The most recent such payment."""
+    amount = -line.amount
+    stmt = (
+        select(Payment.id, Payment.external_id, Payment.payer_name, BankLine.payer_account)
+        .outerjoin(BankLine, BankLine.payment_id == Payment.id)
+        .where(
+            Payment.source == "bank_statement",
+            Payment.currency == line.currency,
+            Payment.amount == amount,
+            Payment.status != "reversed",
+            Payment.received_on <= line.booking_date,
+        )
+        .order_by(Payment.received_on.desc(), Payment.id.desc())
+        .limit(200)
+    )
+    rows = session.execute(stmt).all()
+    text = f"{line.reference} {line.return_reason or ''}".upper()
+    for row in rows:
+        if row.external_id and row.external_id.upper() in text:
+            return int(row.id)
+    if line.payer_account:
+        key = normalize_account(line.payer_account)
+        for row in rows:
+            if row.payer_account and normalize_account(row.payer_account) == key:
+                return int(row.id)
+    if line.payer_name:
+        key = normalize_name(line.payer_name)
+        for row in rows:
+            if row.payer_name and normalize_name(row.payer_name) == key:
+                return int(row.id)
+    return None
+
+
+def unexplained_on(session: Session, day: date) -> list[BankLine]:
+    """Bank lines booked on `day` that nothing explains: debits, returned credits, returns
+    whose payment was not found, payout deposits no payout claimed."""
+    from ..db.reconciliation_models import StripePayout
+
+    claimed = select(StripePayout.bank_line_id).where(StripePayout.bank_line_id.is_not(None))
+    return list(
+        session.scalars(
+            select(BankLine)
+            .where(
+                BankLine.booking_date == day,
+                BankLine.kind != "payment",
+                ~((BankLine.kind == "return") & BankLine.payment_id.is_not(None)),
+                BankLine.id.not_in(claimed),
+            )
+            .order_by(BankLine.id)
+        )
+    )

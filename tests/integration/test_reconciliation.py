@@ -1,0 +1,189 @@
+"""Reconciliation runs over real HTTP: auto-matches with their evidence, tolerance,
+overpayment, suspense with candidates, ambiguity, currencies, undo, learned payer links."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from premium_billing.db.reconciliation_models import PayerLink
+from premium_billing.domain.references import payment_reference as rf_reference
+from tests.integration.ledger_helpers import cli, ledger_problems
+from tests.integration.recon_helpers import csv_file, holder_with_invoices, upload
+
+WITH_ACCOUNT = "date,amount,currency,payer_name,reference,bank_reference,payer_account"
+
+
+def _run(api, as_of="2026-02-10"):
+    response = api.post("/reconciliation/runs", json={"as_of": as_of})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _payment(api, external_id):
+    return next(p for p in api.get("/payments").json()["data"] if p["external_id"] == external_id)
+
+
+def test_run_posts_confident_matches_and_leaves_the_rest_in_suspense(api, db):
+    _, [(ann_inv, ann_num)] = holder_with_invoices(api, db, "Ann Lee", [48200])
+    _, [(raj_inv, raj_num)] = holder_with_invoices(api, db, "Raj Patel", [26000])
+    _, [(eva1, _), (eva2, _)] = holder_with_invoices(api, db, "Eva Schmidt", [9000, 9000])
+    typo = rf_reference(raj_num)
+    typo = typo[:-2] + typo[-1] + typo[-2]  # adjacent transposition of the last digits
+    upload(
+        api,
+        csv_file(
+            f"2026-02-03,482.00,USD,Ann Lee,Premium {ann_num},B-1",
+            f"2026-02-03,260.00,USD,Mr R Patel,{typo},B-2",
+            "2026-02-04,90.00,USD,SCHMIDT E,pet insurance,B-3",
+            "2026-02-04,77.00,USD,Zed Unknown,gift,B-4",
+        ),
+    )
+    run = _run(api)
+    assert run["id"].startswith("recon_")
+    assert (run["examined"], run["matched"], run["partially_matched"], run["suspense"]) == (
+        4, 3, 0, 1,
+    )  # fmt: skip
+    ann = _payment(api, "B-1")
+    assert ann["status"] == "applied"
+    assert ann["allocations"] == [{"invoice_id": ann_inv, "amount": 48200}]
+    assert ann["match"]["rule"] == "reference"
+    assert float(ann["match"]["evidence"]["score"]) >= 0.9
+    assert ann["match"]["evidence"]["reference"]
+    raj = _payment(api, "B-2")
+    assert raj["match"]["rule"].startswith("fuzzy_")
+    assert raj["allocations"] == [{"invoice_id": raj_inv, "amount": 26000}]
+    eva = _payment(api, "B-3")
+    assert eva["match"]["rule"] == "payer_name"
+    assert eva["allocations"] == [{"invoice_id": eva1, "amount": 9000}]  # the oldest first
+    assert api.get(f"/invoices/{eva2}").json()["status"] == "open"
+
+    queue = api.get("/reconciliation/suspense").json()
+    assert [row["payment"]["external_id"] for row in queue["data"]] == ["B-4"]
+    assert queue["data"][0]["outcome"] == "suspense" and queue["data"][0]["reason"]
+    again = _run(api)
+    assert (again["examined"], again["matched"], again["suspense"]) == (1, 0, 1)
+    assert ledger_problems(db) == []
+
+
+def test_short_payment_within_tolerance_is_written_off_and_overpayment_is_credit(api, db):
+    policy, [(short_inv, short_num)] = holder_with_invoices(api, db, "Ann Lee", [48200])
+    raj, [(over_inv, over_num)] = holder_with_invoices(api, db, "Raj Patel", [26000])
+    _, [(part_inv, part_num)] = holder_with_invoices(api, db, "Eva Schmidt", [50000])
+    upload(
+        api,
+        csv_file(
+            f"2026-02-03,481.50,USD,Ann Lee,{short_num},B-1",
+            f"2026-02-03,300.00,USD,Raj Patel,{over_num},B-2",
+            f"2026-02-03,200.00,USD,Eva Schmidt,{part_num},B-3",
+        ),
+    )
+    run = _run(api)
+    assert (run["matched"], run["partially_matched"], run["suspense"]) == (2, 1, 0)
+    short = api.get(f"/invoices/{short_inv}").json()
+    assert (short["status"], short["amount_paid"], short["amount_due"]) == ("paid", 48150, 0)
+    over = _payment(api, "B-2")
+    assert over["amount_unapplied"] == 4000 and over["status"] == "partially_applied"
+    holder = api.get(f"/policyholders/{raj['policyholder_id']}").json()
+    assert holder["credit_balance"] == 4000
+    part = api.get(f"/invoices/{part_inv}").json()
+    assert (part["status"], part["amount_due"]) == ("partially_paid", 30000)
+    assert ledger_problems(db) == []
+
+
+def test_ambiguity_and_other_currencies_are_never_auto_matched(api, db):
+    holder_with_invoices(api, db, "John Smith", [5000])
+    holder_with_invoices(api, db, "John Smith", [5000])
+    _, [(usd_inv, usd_num)] = holder_with_invoices(api, db, "Ann Lee", [7000])
+    upload(
+        api,
+        csv_file(
+            "2026-02-03,50.00,USD,J Smith,premium,B-1",
+            f"2026-02-03,70.00,EUR,Ann Lee,{usd_num},B-2",
+        ),
+    )
+    run = _run(api)
+    assert (run["matched"], run["suspense"]) == (0, 2)
+    rows = {
+        r["payment"]["external_id"]: r for r in api.get("/reconciliation/suspense").json()["data"]
+    }
+    smith = rows["B-1"]["candidates"]
+    assert len(smith) == 2 and smith[0]["score"] == smith[1]["score"]
+    assert {c["amount_due"] for c in smith} == {5000}
+    assert api.get(f"/invoices/{usd_inv}").json()["status"] == "open"
+
+
+def test_undo_requeues_held_and_a_manual_match_teaches_the_payer(api, db):
+    _, [(inv1, num1), (inv2, _)] = holder_with_invoices(api, db, "Ann Lee", [6000, 6000])
+    upload(api, csv_file(f"2026-02-03,60.00,USD,Ann Lee,{num1},B-1"))
+    assert _run(api)["matched"] == 1
+    paid = _payment(api, "B-1")
+    undone = api.delete(f"/payments/{paid['id']}/allocations")
+    assert undone.status_code == 200, undone.text
+    row = api.get("/reconciliation/suspense").json()["data"][0]
+    assert row["payment"]["id"] == paid["id"] and row["held"] is True
+    assert _run(api)["examined"] == 0  # held: waits for a person
+    assert api.get(f"/invoices/{inv1}").json()["status"] == "open"
+
+    # A payment with nothing to go on: a person matches it; the account is learned.
+    upload(
+        api,
+        csv_file("2026-02-04,60.00,USD,A L,standing order,B-2,GB00BANK123",
+                 header=WITH_ACCOUNT),
+    )  # fmt: skip
+    assert _run(api)["matched"] == 0
+    anon = _payment(api, "B-2")
+    manual = api.post(
+        f"/payments/{anon['id']}/allocations",
+        json={"allocations": [{"invoice_id": inv1, "amount": 6000}]},
+    )
+    assert manual.status_code == 201, manual.text
+    with db.session() as s:
+        keys = {(link.kind, link.key) for link in s.scalars(select(PayerLink))}
+    assert ("payer_account", "GB00BANK123") in keys
+    assert all(r["payment"]["id"] != anon["id"]
+               for r in api.get("/reconciliation/suspense").json()["data"])  # fmt: skip
+
+    upload(
+        api,
+        csv_file("2026-03-04,60.00,USD,,standing order,B-3,GB00 BANK 123",
+                 header=WITH_ACCOUNT),
+    )  # fmt: skip
+    assert _run(api)["matched"] == 1
+    learned = _payment(api, "B-3")
+    assert learned["match"]["rule"] == "linked_payer"
+    assert learned["allocations"] == [{"invoice_id": inv2, "amount": 6000}]
+    assert ledger_problems(db) == []
+
+
+def test_a_likely_duplicate_line_is_not_matched_as_new_money(api, db):
+    _, pairs = holder_with_invoices(api, db, "Raj Patel", [6000, 6000])
+    number = pairs[0][1]
+    upload(
+        api,
+        csv_file(
+            f"2026-02-03,60.00,USD,Raj Patel,{number},B-1",
+            f"2026-02-04,60.00,USD,Raj Patel,{number},B-2",
+        ),
+    )
+    run = _run(api)
+    assert (run["matched"], run["suspense"]) == (1, 1)
+    assert run["stats"]["duplicates"] == 1
+    row = api.get("/reconciliation/suspense").json()["data"][0]
+    assert row["outcome"] == "duplicate" and row["reason"].startswith("likely duplicate of pay_")
+    assert api.get(f"/invoices/{pairs[1][0]}").json()["status"] == "open"
+
+
+def test_reconcile_job_and_cli(api, db, database_url):
+    _, [(inv, num)] = holder_with_invoices(api, db, "Ann Lee", [6000])
+    upload(api, csv_file(f"2026-02-03,60.00,USD,Ann Lee,{num},B-1"))
+    job = api.post("/jobs/reconcile/runs", json={"as_of": "2026-02-10"})
+    assert job.status_code in (200, 201), job.text
+    assert job.json()["stats"]["matched"] == 1
+    jobs = {j["name"]: j for j in api.get("/jobs").json()["data"]}
+    assert jobs["reconcile"]["schedule"] == "every 15 min"
+    assert jobs["reconcile"]["next_run_at"] is not None
+    done = cli(database_url, "reconcile", "--quiet", "--as-of", "2026-02-11")
+    assert done.returncode == 0, done.stderr
+    assert '"examined": 0' in done.stdout
+    bad = cli(database_url, "reconcile", "--as-of", "11/02/2026")
+    assert bad.returncode != 0 and "--as-of" in bad.stderr

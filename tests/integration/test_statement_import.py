@@ -1,0 +1,152 @@
+"""Bank statement import over real HTTP and the CLI: payments, duplicates, returns, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from premium_billing.db.payment_models import Payment
+from premium_billing.db.reconciliation_models import BankLine, BankStatement
+from tests.integration.ledger_helpers import cli, ledger_problems
+from tests.integration.recon_helpers import csv_file, holder_with_invoices, upload
+
+BANK = Path(__file__).resolve().parent.parent / "fixtures" / "bank"
+
+
+def _count(db, model):
+    with db.session() as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def test_csv_credits_become_payments_and_the_same_lines_twice_create_nothing(api, db):
+    first = csv_file(
+        "2026-02-03,480.00,USD,Ann Lee,INV-2026-000001,B-1",
+        "2026-02-03,12.50,USD,Bob Roe,thanks,B-2",
+        "2026-02-04,-3.00,USD,Bank,monthly fee,B-3",
+    )
+    response = upload(api, first)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["id"].startswith("stm_")
+    assert (body["lines"], body["payments_created"], body["duplicates_skipped"]) == (3, 2, 0)
+    payments = api.get("/payments").json()["data"]
+    by_ref = {p["external_id"]: p for p in payments}
+    assert set(by_ref) == {"B-1", "B-2"}
+    ann = by_ref["B-1"]
+    assert (ann["source"], ann["method"], ann["amount"], ann["status"]) == (
+        "bank_statement", "bank_transfer", 48000, "unapplied",
+    )  # fmt: skip
+    assert (ann["payer_name"], ann["reference"], ann["received_on"]) == (
+        "Ann Lee", "INV-2026-000001", "2026-02-03",
+    )  # fmt: skip
+
+    again = upload(api, first)
+    assert again.status_code == 201, again.text
+    assert again.json()["id"] == body["id"]
+    assert (again.json()["payments_created"], again.json()["duplicates_skipped"]) == (0, 3)
+
+    overlapping = csv_file(
+        "2026-02-03,12.50,USD,Bob Roe,thanks,B-2",
+        "2026-02-05,99.99,EUR,Eva Schmidt,GEN-000003,B-4",
+    )
+    third = upload(api, overlapping, format="csv").json()
+    assert (third["lines"], third["payments_created"], third["duplicates_skipped"]) == (2, 1, 1)
+    assert _count(db, Payment) == 3
+    assert _count(db, BankStatement) == 2
+    assert _count(db, BankLine) == 4
+    assert ledger_problems(db) == []
+    tb = api.get("/reports/trial-balance", params={"as_of": "2026-02-28"}).json()
+    usd = next(c for c in tb["currencies"] if c["currency"] == "USD")
+    accounts = {row["account"]: row["balance"] for row in usd["accounts"]}
+    assert accounts["cash_bank"] == 48000 + 1250
+    assert accounts["unapplied_cash"] == -(48000 + 1250)
+
+
+def test_a_malformed_file_is_refused_whole_naming_the_line(api, db):
+    bad = csv_file(
+        "2026-02-03,480.00,USD,Ann Lee,INV-1,B-1",
+        "2026-02-03,12.50,USD,Bob Roe,thanks,B-2",
+        "2026-02-04,twelve,USD,Cy Doe,x,B-3",
+    )
+    # Few lines per batch, so the first batches are written before the bad line is read.
+    response = upload(api, bad)
+    assert response.status_code == 422, response.text
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    problem = response.json()
+    assert "line 4" in problem["detail"] and "'twelve'" in problem["detail"]
+    assert "file" in problem["errors"]
+    assert _count(db, Payment) == 0
+    assert _count(db, BankStatement) == 0
+    assert _count(db, BankLine) == 0
+    unknown = upload(api, b"\x00\x01binary", name="x.bin")
+    assert unknown.status_code == 422
+    missing = api.post("/bank-statements", data={"format": "csv"})
+    assert missing.status_code == 422 and "file" in missing.json()["errors"]
+    wrong_format = upload(api, csv_file("2026-02-03,1.00,USD,A,B,C"), format="pdf")
+    assert wrong_format.status_code == 422 and "format" in wrong_format.json()["errors"]
+
+
+def test_malformed_line_after_written_batches_leaves_nothing(db, settings):
+    import io
+
+    from premium_billing.services.errors import Unprocessable
+    from premium_billing.services.statement_import import import_statement
+
+    rows = [f"2026-02-03,{i}.00,USD,Payer {i},ref {i},R-{i}" for i in range(1, 30)]
+    rows.append("2026-02-31,1.00,USD,Late,ref,R-bad")
+    with db.session() as session:
+        try:
+            import_statement(session, settings, io.BytesIO(csv_file(*rows)), batch_size=5)
+        except Unprocessable as error:
+            assert "line 31" in error.message
+        else:
+            raise AssertionError("a malformed file was accepted")
+    assert _count(db, Payment) == 0
+    assert _count(db, BankLine) == 0
+
+
+def test_a_returned_item_reverses_the_payment_it_returns(api, db):
+    policy, [(inv, num)] = holder_with_invoices(api, db, "Ann Lee", [48000])
+    upload(api, csv_file(f"2026-02-03,480.00,USD,Ann Lee,{num},B-1"))
+    run = api.post("/reconciliation/runs", json={"as_of": "2026-02-03"}).json()
+    assert run["matched"] == 1
+    assert api.get(f"/invoices/{inv}").json()["status"] == "paid"
+    returned = csv_file(
+        "2026-02-06,-480.00,USD,Ann Lee,RETURN B-1 R01 insufficient funds,B-9,true",
+        header="date,amount,currency,payer_name,reference,bank_reference,is_return",
+    )
+    response = upload(api, returned)
+    assert response.status_code == 201, response.text
+    assert response.json()["returns_reversed"] == 1
+    assert response.json()["payments_created"] == 0
+    payment = api.get("/payments").json()["data"][0]
+    assert payment["status"] == "reversed" and payment["amount_reversed"] == 48000
+    assert api.get(f"/invoices/{inv}").json()["status"] == "open"
+    assert ledger_problems(db) == []
+
+
+def test_bai2_and_camt053_files_are_detected_and_imported(api, db):
+    for name in ("svb_us_example.bai2", "oca_test_camt053.xml"):
+        content = (BANK / name).read_bytes()
+        response = upload(api, content, name=name)
+        assert response.status_code == 201, (name, response.text)
+        body = response.json()
+        assert body["lines"] > 0 and body["payments_created"] > 0, (name, body)
+    assert ledger_problems(db) == []
+
+
+def test_cli_import_statement_and_its_errors(database_url, tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_bytes(csv_file("2026-02-03,10.00,USD,Ann Lee,hello,B-1"))
+    done = cli(database_url, "import-statement", "--quiet", str(good))
+    assert done.returncode == 0, done.stderr
+    assert '"payments_created": 1' in done.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(csv_file("2026-02-03,10.00,XYZ,Ann Lee,hello,B-2"))
+    failed = cli(database_url, "import-statement", "--quiet", str(bad))
+    assert failed.returncode != 0
+    lines = [line for line in failed.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "line 2" in lines[0] and "XYZ" in lines[0], failed.stderr
+    missing = cli(database_url, "import-statement", str(tmp_path / "nope.csv"))
+    assert missing.returncode != 0 and "nope.csv" in missing.stderr

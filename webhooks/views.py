@@ -1,0 +1,49 @@
+"""POST /webhooks/stripe: verify the signature on the raw body, then store and process.
+
+A plain Flask blueprint outside /api/v1 (no bearer key: the signature is the credential).
+The view only verifies and hands over; `services.webhook_events` stores and posts.
+Answers: 200 processed, ignored, duplicate or failed (stored: our retry job owns it);
+400 when the signature does not verify (nothing stored); 503 when no secret is set.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from premium_billing.api.problems import problem
+from premium_billing.api.session import database
+from premium_billing.services import webhook_events
+from premium_billing.stripe_gateway import WebhookSignatureError, verify_webhook
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("stripe_webhooks", __name__, url_prefix="/webhooks")
+
+MAX_BODY = 1024 * 1024  # Stripe events are far smaller
+
+
+@bp.post("/stripe")
+def stripe_webhook() -> Response | tuple[Response, int]:
+    settings = current_app.config["SETTINGS"]
+    secrets = settings.stripe_webhook_secrets
+    if not secrets:
+        return problem(503, "Stripe webhooks are not configured (STRIPE_WEBHOOK_SECRET).")
+    if (request.content_length or 0) > MAX_BODY:
+        return problem(413, "The event is too large.")
+    payload = request.get_data(cache=False)
+    try:
+        event = verify_webhook(
+            payload,
+            request.headers.get("Stripe-Signature"),
+            secrets,
+            tolerance=settings.stripe_webhook_tolerance,
+        )
+    except WebhookSignatureError as error:
+        log.info("webhook rejected", extra={"event": "webhook_rejected", "reason": error.reason})
+        return problem(400, f"Stripe signature verification failed: {error.reason}.")
+    if not isinstance(event.get("id"), str) or not event["id"]:
+        return problem(400, "The event has no id.")
+    outcome = webhook_events.receive(database(), settings, event, payload)
+    return jsonify({"received": True, "status": outcome.status})
