@@ -17,10 +17,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 run: install
-	$(BIN)/premium-billing db upgrade
-	$(BIN)/premium-billing demo
-	$(BIN)/premium-billing scheduler & trap 'kill $$! 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/premium-billing serve --port $(PORT)
+	PORT=$(PORT) BIN=$(BIN) bash scripts/run-demo.sh
 
 lint: install
 	$(BIN)/ruff check .

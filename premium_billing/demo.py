@@ -53,10 +53,44 @@ def load_demo(app: Flask) -> Iterator[str]:
     yield from _run_jobs(app, today)
     with db.session() as session:
         yield from summary_lines(session, today)
+    yield from _pay_now(app)
     yield f"admin API key (also in {KEY_FILE.relative_to(PROJECT_ROOT)}): {raw}"
     yield (
         f'try: curl -s -H "Authorization: Bearer {raw}" {settings.public_base_url}/api/v1/policies'
     )
+
+
+def _pay_now(app: Flask) -> Iterator[str]:
+    """A Stripe Checkout link for the oldest open invoice (the fake Stripe under make run)."""
+    from .db.models import Invoice
+    from .domain.money import format_major
+    from .services.stripe_payments import start_checkout
+    from .stripe_gateway import GatewayError
+
+    settings = app.config["SETTINGS"]
+    if not settings.stripe_secret_key:
+        yield "Pay now: set STRIPE_SECRET_KEY (make run starts a fake Stripe) to get a link"
+        return
+    db = app.extensions["premium_billing.db"]
+    with db.session() as session:
+        invoice = session.scalar(
+            select(Invoice)
+            .where(Invoice.status.in_(("open", "partially_paid")), Invoice.currency == "USD")
+            .order_by(Invoice.due_date, Invoice.id)
+            .limit(1)
+        )
+        if invoice is None:
+            return
+        try:
+            checkout = start_checkout(session, settings, invoice.id)
+        except GatewayError as error:
+            yield f"Pay now: Stripe is not reachable ({error})"
+            return
+        yield (
+            f"Pay now ({invoice.number}, "
+            f"{format_major(invoice.amount_due, invoice.currency)} {invoice.currency}): "
+            f"{checkout.url}"
+        )
 
 
 def _run_jobs(app: Flask, today: date) -> Iterator[str]:

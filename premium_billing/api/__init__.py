@@ -57,5 +57,8 @@ def register_api(app: Flask) -> BillingApi:
     api.register_blueprint(checkout_blp)
     app.register_blueprint(stripe_webhooks_bp)  # /webhooks/stripe: signed, no bearer key
     app.register_blueprint(health.bp)
+    from ..pages import bp as pages_bp
+
+    app.register_blueprint(pages_bp)
     register_request_logging(app)
     return api

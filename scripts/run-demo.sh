@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `make run`: migrate, demo data, then the scheduler and the API. Without Stripe keys in the
+# environment it also starts the fake Stripe, so "Pay now" works on a machine offline.
+set -euo pipefail
+: "${PORT:=8000}" "${BIN:=.venv/bin}" "${STRIPE_FAKE_PORT:=12111}"
+export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:$PORT}"
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT INT TERM
+
+if [ -z "${STRIPE_SECRET_KEY:-}" ]; then
+  export STRIPE_SECRET_KEY=sk_test_fake
+  export STRIPE_WEBHOOK_SECRET=whsec_demo_only_not_secret
+  export STRIPE_API_BASE="http://127.0.0.1:$STRIPE_FAKE_PORT"
+  "$BIN/python" -m premium_billing.fake_stripe --port "$STRIPE_FAKE_PORT" \
+    --webhook-url "$PUBLIC_BASE_URL/webhooks/stripe" \
+    --webhook-secret "$STRIPE_WEBHOOK_SECRET" &
+  pids+=("$!")
+  for _ in $(seq 1 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$STRIPE_FAKE_PORT") 2>/dev/null && break
+    sleep 0.1
+  done
+  echo "fake Stripe on $STRIPE_API_BASE (set STRIPE_SECRET_KEY to use Stripe's test mode)"
+fi
+
+"$BIN/premium-billing" db upgrade
+"$BIN/premium-billing" demo
+"$BIN/premium-billing" scheduler &
+pids+=("$!")
+"$BIN/premium-billing" serve --port "$PORT"
