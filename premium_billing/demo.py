@@ -14,7 +14,7 @@ from .config import PROJECT_ROOT
 from .db.models import Policy
 from .domain.schedule import add_months
 from .services import policies, policyholders
-from .services.keys import create_key
+from .services.keys import create_key, find_key
 from .services.reports import summary_lines
 
 KEY_FILE = PROJECT_ROOT / "var" / "demo-admin-key"
@@ -39,9 +39,10 @@ def load_demo(app: Flask) -> Iterator[str]:
     db = app.extensions["premium_billing.db"]
     today = business_date(settings.timezone)
     with db.session() as session:
-        if KEY_FILE.exists():
-            raw = KEY_FILE.read_text().strip()
-        else:
+        raw = KEY_FILE.read_text().strip() if KEY_FILE.exists() else ""
+        # The file may hold the key of another database (DATABASE_URL changed): reuse it
+        # only when this database knows it.
+        if not raw or find_key(session, raw) is None:
             raw = create_key(session, "admin", "demo-admin").raw
             KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
             KEY_FILE.write_text(raw + "\n")
@@ -51,6 +52,7 @@ def load_demo(app: Flask) -> Iterator[str]:
         else:
             yield "demo data already loaded"
     yield from _run_jobs(app, today)
+    yield from _bank_statement(app, today)
     with db.session() as session:
         yield from summary_lines(session, today)
     yield from _pay_now(app)
@@ -91,6 +93,60 @@ def _pay_now(app: Flask) -> Iterator[str]:
             f"{format_major(invoice.amount_due, invoice.currency)} {invoice.currency}): "
             f"{checkout.url}"
         )
+
+
+DEMO_STATEMENT = "demo-bank-statement.csv"
+
+
+def _bank_statement(app: Flask, today: date) -> Iterator[str]:
+    """A day's bank file (once): one transfer quoting an invoice's RF reference, one with a
+    typo in the invoice number, one from an unknown payer; then a reconciliation run."""
+    import io
+
+    from .actor import Actor, acting_as
+    from .db.models import Invoice, Policyholder
+    from .db.reconciliation_models import BankStatement
+    from .domain.money import format_major
+    from .domain.references import payment_reference
+    from .jobs.runner import run_job
+    from .services.statement_import import import_statement
+
+    settings = app.config["SETTINGS"]
+    db = app.extensions["premium_billing.db"]
+    with db.session() as session:
+        if session.scalar(select(BankStatement.id).where(BankStatement.filename == DEMO_STATEMENT)):
+            return
+        rows = session.execute(
+            select(Invoice, Policyholder.name)
+            .join(Policyholder, Policyholder.id == Invoice.policyholder_id)
+            .where(Invoice.status == "open", Invoice.currency == "USD")
+            .order_by(Invoice.due_date, Invoice.id)
+            .limit(2)
+        ).all()
+        lines = ["date,amount,currency,payer_name,reference,bank_reference"]
+        for n, (invoice, name) in enumerate(rows):
+            text = (
+                f"Premium {payment_reference(invoice.number)}"
+                if n == 0
+                else f"Invoice {invoice.number[:-2]}{invoice.number[-1]}{invoice.number[-2]}"
+            )
+            lines.append(
+                f"{today.isoformat()},{format_major(invoice.amount_due, 'USD')},USD,"
+                f"{name},{text},DEMO-{today.isoformat()}-{n + 1}"
+            )
+        lines.append(f"{today.isoformat()},12.34,USD,J DOE,,DEMO-{today.isoformat()}-9")
+        with acting_as(Actor(kind="cli", name="demo")):
+            result = import_statement(
+                session,
+                settings,
+                io.BytesIO("\n".join(lines).encode()),
+                format="csv",
+                filename=DEMO_STATEMENT,
+            )
+    yield f"bank statement {DEMO_STATEMENT}: {result.as_dict()}"
+    with acting_as(Actor(kind="cli", name="demo")):
+        run = run_job(db, settings, "reconcile", today, trigger="demo")
+    yield f"reconciliation run: {run.stats}"
 
 
 def _run_jobs(app: Flask, today: date) -> Iterator[str]:
