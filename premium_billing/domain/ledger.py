@@ -198,10 +198,10 @@ def allocated(
     return check_entry(legs)
 
 
-def refunded(
-    amount: int, currency: str, payment_id: int, policyholder_id: int | None
+def _out_of_holding(
+    amount: int, currency: str, counter: str, payment_id: int, policyholder_id: int | None
 ) -> list[Posting]:
-    """Held money owed back to the payer (paid out later by Stripe or the bank)."""
+    """Held money (suspense or the payer's credit) moves out to `counter`."""
     return check_entry(
         [
             Posting(
@@ -211,27 +211,23 @@ def refunded(
                 payment_id=payment_id,
                 policyholder_id=policyholder_id,
             ),
-            Posting(REFUNDS_PAYABLE, currency, -amount, payment_id=payment_id),
+            Posting(counter, currency, -amount, payment_id=payment_id),
         ]
     )
+
+
+def refunded(
+    amount: int, currency: str, payment_id: int, policyholder_id: int | None
+) -> list[Posting]:
+    """Held money owed back to the payer (paid out later by Stripe or the bank)."""
+    return _out_of_holding(amount, currency, REFUNDS_PAYABLE, payment_id, policyholder_id)
 
 
 def reversed_payment(
     amount: int, currency: str, cash: str, payment_id: int, policyholder_id: int | None
 ) -> list[Posting]:
     """A chargeback or bank return: the held money leaves the cash account again."""
-    return check_entry(
-        [
-            Posting(
-                holding_account(policyholder_id),
-                currency,
-                amount,
-                payment_id=payment_id,
-                policyholder_id=policyholder_id,
-            ),
-            Posting(cash, currency, -amount, payment_id=payment_id),
-        ]
-    )
+    return _out_of_holding(amount, currency, cash, payment_id, policyholder_id)
 
 
 def written_off(
