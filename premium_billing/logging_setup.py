@@ -18,7 +18,7 @@ from flask import Flask, Response, g, request
 # Attributes every LogRecord has; anything else came in through `extra=`.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
-_PHONE = re.compile(r"\+?\d[\d ().-]{7,}\d")
+_PHONE = re.compile(r"(?<![\w+])\+?\d[\d ().-]{7,}\d(?!\w)")  # not inside ids (hex, ulid)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 

@@ -46,3 +46,13 @@ def test_the_formatter_masks_emails_and_phones_that_slip_through():
     line = JsonFormatter().format(record)
     assert "ann@example.com" not in line and "555 0100" not in line
     assert "[email]" in line and "[phone]" in line
+
+
+def test_the_formatter_leaves_ids_with_digit_runs_alone():
+    request_id = "45dac9a6b2b34e1c80b9475620317ffb"  # hex, with a 10-digit run inside
+    record = logging.makeLogRecord(
+        {"msg": "request", "levelno": 20, "request_id": request_id, "payment_id": "pay_12"}
+    )
+    record.levelname = "INFO"
+    line = JsonFormatter().format(record)
+    assert request_id in line and "[phone]" not in line
