@@ -60,6 +60,9 @@ class Settings:
     stripe_outbound_rate: float = 80.0
     autopay_retry_days: str = "3,5,7"
     webhook_max_attempts: int = 8
+    # "inline": post in the webhook request; "deferred": store, answer, post in a drain
+    # thread of each API process (the webhook answers as fast as an insert).
+    webhook_processing: str = "inline"
     webhook_retry_base_seconds: float = 60.0
     webhook_lock_timeout_ms: int = 5000
     # Mail
@@ -113,6 +116,8 @@ class Settings:
             raise SettingsError(
                 f"BILLING_TIMEZONE: unknown time zone {self.billing_timezone!r}"
             ) from None
+        if self.webhook_processing not in ("inline", "deferred"):
+            raise SettingsError("WEBHOOK_PROCESSING: must be inline or deferred")
         for name in ("invoice_lead_days", "renewal_lead_days", "grace_days", "job_batch_size"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name.upper()}: must not be negative")

@@ -2,7 +2,8 @@
 
 A plain Flask blueprint outside /api/v1 (no bearer key: the signature is the credential).
 The view only verifies and hands over; `services.webhook_events` stores and posts.
-Answers: 200 processed, ignored, duplicate or failed (stored: our retry job owns it);
+Answers: 200 processed, ignored, duplicate or failed (stored: our retry job owns it), or
+queued when WEBHOOK_PROCESSING=deferred (a drain thread posts it);
 400 when the signature does not verify (nothing stored); 503 when no secret is set.
 """
 
@@ -16,6 +17,8 @@ from premium_billing.api.problems import problem
 from premium_billing.api.session import database
 from premium_billing.services import webhook_events
 from premium_billing.stripe_gateway import WebhookSignatureError, verify_webhook
+
+from .drain import notify
 
 log = logging.getLogger(__name__)
 
@@ -45,5 +48,9 @@ def stripe_webhook() -> Response | tuple[Response, int]:
         return problem(400, f"Stripe signature verification failed: {error.reason}.")
     if not isinstance(event.get("id"), str) or not event["id"]:
         return problem(400, "The event has no id.")
-    outcome = webhook_events.receive(database(), settings, event, payload)
+    if settings.webhook_processing == "deferred":
+        outcome = webhook_events.enqueue(database(), settings, event, payload)
+        notify(database(), settings)
+    else:
+        outcome = webhook_events.receive(database(), settings, event, payload)
     return jsonify({"received": True, "status": outcome.status})

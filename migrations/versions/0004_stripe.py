@@ -85,7 +85,7 @@ def upgrade() -> None:
             "payment_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
         ),
         sa.CheckConstraint(
-            "status IN ('processed','ignored','failed','dead')",
+            "status IN ('queued','processed','ignored','failed','dead')",
             name=op.f("ck_stripe_events_status"),
         ),
         sa.ForeignKeyConstraint(

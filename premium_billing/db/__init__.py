@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine
@@ -18,6 +18,7 @@ class Database:
         self.url = url
         self.engine: Engine = make_engine(url)
         self.sessionmaker: sessionmaker[Session] = make_sessionmaker(self.engine)
+        self.on_dispose: list[Callable[[], None]] = []  # e.g. stop background threads
 
     @property
     def dialect(self) -> str:
@@ -36,4 +37,6 @@ class Database:
             session.close()
 
     def dispose(self) -> None:
+        for stop in self.on_dispose:
+            stop()
         self.engine.dispose()

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .models import Base, Id
 from .types import utcnow
 
-EVENT_STATUSES = ("processed", "ignored", "failed", "dead")
+EVENT_STATUSES = ("queued", "processed", "ignored", "failed", "dead")
 ATTEMPT_STATUSES = ("pending", "succeeded", "failed")
 
 

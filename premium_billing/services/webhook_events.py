@@ -342,22 +342,54 @@ def _describe(error: BaseException) -> str:
 # ----------------------------------------------------------------------------- retries
 
 
+def enqueue(
+    db: Database, settings: Settings, event: dict[str, Any], payload: bytes | str
+) -> Outcome:
+    """Deferred processing: store a verified event as `queued` (one insert) and return;
+    `drain` (or the retry job, for what a dead process left) posts it."""
+    if not isinstance(event.get("id"), str) or not event["id"]:
+        raise EventError("event has no id")
+    values = _row_values(event, payload)
+    with db.session() as session:
+        row_id = _insert(
+            session, {**values, "status": "queued", "attempts": 0, "next_attempt_at": utcnow()}
+        )
+        session.commit()
+    return Outcome("queued" if row_id is not None else "duplicate")
+
+
+def drain(db: Database, settings: Settings, limit: int = 100) -> int:
+    """Post queued events, oldest first; returns how many were handled."""
+    with db.session() as session:
+        ids = list(
+            session.scalars(
+                select(StripeEvent.id)
+                .where(StripeEvent.status == "queued")
+                .order_by(StripeEvent.id)
+                .limit(limit)
+            )
+        )
+    return sum(retry_one(db, settings, row_id, status="queued") != "skipped" for row_id in ids)
+
+
 def _due(session: Session, now: datetime, limit: int) -> list[int]:
     return list(
         session.scalars(
             select(StripeEvent.id)
-            .where(StripeEvent.status == "failed", StripeEvent.next_attempt_at <= now)
+            .where(StripeEvent.status.in_(("failed", "queued")), StripeEvent.next_attempt_at <= now)
             .order_by(StripeEvent.next_attempt_at, StripeEvent.id)
             .limit(limit)
         )
     )
 
 
-def retry_one(db: Database, settings: Settings, row_id: int) -> str:
-    """Process one failed event again: processed/ignored, failed (later) or dead."""
+def retry_one(db: Database, settings: Settings, row_id: int, status: str | None = None) -> str:
+    """Process one stored event (failed, or queued when deferred): processed/ignored,
+    failed (later) or dead. `status` limits it to rows in that status."""
+    wanted = (status,) if status else ("failed", "queued")
     with db.session() as session:
         _lock_timeout(session, settings)
-        stmt = select(StripeEvent).where(StripeEvent.id == row_id, StripeEvent.status == "failed")
+        stmt = select(StripeEvent).where(StripeEvent.id == row_id, StripeEvent.status.in_(wanted))
         if session.get_bind().dialect.name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)  # another retrier has it
         row = session.scalar(stmt)
@@ -390,7 +422,7 @@ def retry_one(db: Database, settings: Settings, row_id: int) -> str:
     with db.session() as session:
         session.execute(
             update(StripeEvent)
-            .where(StripeEvent.id == row_id, StripeEvent.status == "failed")
+            .where(StripeEvent.id == row_id, StripeEvent.status.in_(wanted))
             .values(
                 status="dead" if dead else "failed",
                 attempts=attempts,
