@@ -51,9 +51,10 @@ WRITTEN_OFF = "written_off"
 WRITEOFF_REVERSED = "writeoff_reversed"
 PAYER_IDENTIFIED = "payer_identified"  # suspense → the payer's credit, once a match names them
 PAYER_UNIDENTIFIED = "payer_unidentified"  # that match undone
+PAYMENT_MATCHED = "payment_matched"  # suspense money matched: payer identified and applied at once
 
 # Entries whose receivable legs (tagged with an invoice) move an invoice's amount paid.
-PAID_KINDS = frozenset({PAYMENT_ALLOCATED, PAYMENT_UNALLOCATED, CREDIT_APPLIED})
+PAID_KINDS = frozenset({PAYMENT_ALLOCATED, PAYMENT_UNALLOCATED, CREDIT_APPLIED, PAYMENT_MATCHED})
 WRITEOFF_KINDS = frozenset({WRITTEN_OFF, WRITEOFF_REVERSED})
 
 
@@ -195,6 +196,41 @@ def allocated(
                 policyholder_id=policyholder_id,
             )
         )
+    return check_entry(legs)
+
+
+def matched(
+    unapplied: int,
+    amounts: Mapping[int, int],
+    currency: str,
+    payment_id: int,
+    policyholder_id: int,
+) -> list[Posting]:
+    """Suspense money (`unapplied`, payer unknown) matched to invoices of a now known payer:
+    the same result as `payer_identified` then `allocated`, in half the legs. Suspense debit,
+    receivable credits, and the rest (an overpayment) to the payer's credit."""
+    applied = sum(amounts.values())
+    legs = [Posting(UNAPPLIED_CASH, currency, unapplied, payment_id=payment_id)]
+    for invoice_id, amount in sorted(amounts.items()):
+        legs.append(
+            Posting(
+                PREMIUM_RECEIVABLE,
+                currency,
+                -amount,
+                invoice_id=invoice_id,
+                payment_id=payment_id,
+                policyholder_id=policyholder_id,
+            )
+        )
+    legs.append(
+        Posting(
+            CUSTOMER_CREDIT,
+            currency,
+            applied - unapplied,
+            payment_id=payment_id,
+            policyholder_id=policyholder_id,
+        )
+    )
     return check_entry(legs)
 
 

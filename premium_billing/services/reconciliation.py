@@ -2,8 +2,8 @@
 
 A run loads the suspense payments (unapplied, payer unknown, not held for a person), the open
 invoices, their policyholders and the learned payer links; builds the pure CandidateIndex
-once; decides every payment with `domain.matching.match_payment`; and posts each match
-through `services.payments.allocate` (rule, score and evidence recorded on the payment),
+once; decides every payment with `domain.matching.match_payment`; and posts the matches
+set-based through `services.batch_posting` (rule, score and evidence recorded on the payment),
 writing off a short payment within tolerance and leaving an overpayment as the payer's
 credit. What is not posted stays in suspense with its ranked candidates (`suspense_items`).
 
@@ -22,7 +22,6 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..config import Settings
@@ -42,14 +41,14 @@ from ..domain.matching import (
     normalize_name,
 )
 from ..domain.references import payment_reference
-from .errors import ServiceError
+from .batch_posting import MatchPlan, post_matches
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
 OPEN_STATUSES = ("open", "partially_paid")
 SUSPENSE_BATCH = 1000
-POST_BATCH = 200  # matches posted per commit (each in its own savepoint)
+POST_BATCH = 1000  # matches posted per transaction, set-based
 
 
 def match_settings(settings: Settings) -> MatchSettings:
@@ -241,20 +240,16 @@ def _apply_all(
     stats: RunStats,
     progress: Progress | None,
 ) -> None:
-    # What this run has already paid: the index is one snapshot, invoices close as we post.
-    paid: dict[int, int] = {}
+    """Post the matches set-based, POST_BATCH per transaction (`batch_posting` checks each
+    against the locked, current amounts: the index is a snapshot); record the rest."""
     pending: list[tuple[MatchDecision, str | None]] = []
-    postings = 0
-    for decision in decisions:
-        stats.examined += 1
-        posted = False
-        if decision.outcome in ("matched", "partial"):
-            why = _post(session, settings, decision, as_of, paid)
+    batch: list[MatchDecision] = []
+
+    def flush_batch() -> None:
+        refused = _post_batch(session, settings, run_id, batch, as_of)
+        for decision in batch:
+            why = refused.get(int(decision.payment_id))
             if why is None:
-                posted = True
-                postings += 1
-                if postings % POST_BATCH == 0:
-                    session.commit()
                 if decision.outcome == "matched":
                     stats.matched += 1
                 else:
@@ -263,71 +258,65 @@ def _apply_all(
                 stats.rules[decision.rule] = stats.rules.get(decision.rule, 0) + 1
             else:
                 stats.not_posted += 1
+                stats.suspense += 1
                 pending.append((decision, why))
+        if progress is not None:
+            progress(len(batch))
+        batch.clear()
+
+    for decision in decisions:
+        stats.examined += 1
+        if decision.outcome in ("matched", "partial"):
+            batch.append(decision)
+            if len(batch) >= POST_BATCH:
+                flush_batch()
         else:
             pending.append((decision, None))
-        if not posted:
             stats.suspense += 1
             stats.duplicates += decision.outcome == "duplicate"
             stats.returns += decision.outcome == "return"
+            if progress is not None:
+                progress(1)
         if len(pending) >= SUSPENSE_BATCH:
             _record_suspense(session, run_id, pending)
             pending = []
-        if progress is not None:
-            progress(1)
+    if batch:
+        flush_batch()
     _record_suspense(session, run_id, pending)
     session.commit()
 
 
-def _post(
+def _post_batch(
     session: Session,
     settings: Settings,
-    decision: MatchDecision,
+    run_id: int,
+    decisions: list[MatchDecision],
     as_of: date,
-    paid: dict[int, int],
-) -> str | None:
-    """Post one match in a savepoint (the caller commits in batches); None when posted,
-    else why not."""
-    from .payments import allocate, lock_invoices
-    from .writeoffs import write_off_locked
-
-    allocations = [(int(i), amount) for i, amount in decision.allocations]
-    evidence = {"score": decision.score, **decision.evidence}
-    if decision.credit:
-        evidence["credit"] = decision.credit
-    if decision.write_offs:
-        evidence["write_offs"] = [[f"inv_{i}", a] for i, a in decision.write_offs]
-    try:
-        with session.begin_nested():  # a savepoint: a refused match leaves the rest alone
-            allocate(
-                session,
-                settings,
-                int(decision.payment_id),
-                allocations,
-                reason="match",
+) -> dict[int, str]:
+    """Post a batch of matches and take their payments off the suspense queue; committed.
+    Returns {payment id: why} for the matches that no longer fit."""
+    plans = []
+    for decision in decisions:
+        evidence: dict[str, Any] = {"score": decision.score, **decision.evidence}
+        if decision.credit:
+            evidence["credit"] = decision.credit
+        if decision.write_offs:
+            evidence["write_offs"] = [[f"inv_{i}", a] for i, a in decision.write_offs]
+        plans.append(
+            MatchPlan(
+                payment_id=int(decision.payment_id),
+                allocations=[(int(i), a) for i, a in decision.allocations],
+                write_offs=[(int(i), a) for i, a in decision.write_offs],
                 rule=decision.rule,
                 evidence=evidence,
-                auto_write_off=False,
-                on=as_of,
-                commit=False,
             )
-            for invoice_id, amount in decision.write_offs:
-                invoice = lock_invoices(session, [int(invoice_id)])[int(invoice_id)]
-                if invoice.amount_due != amount:
-                    raise ServiceError(f"invoice {invoice.number} changed: not written off")
-                write_off_locked(
-                    session, settings, invoice, kind="tolerance",
-                    reason="short payment within tolerance (reconciliation)",
-                    payment_id=int(decision.payment_id), on=as_of,
-                )  # fmt: skip
-            session.execute(
-                delete(SuspenseItem).where(SuspenseItem.payment_id == int(decision.payment_id))
-            )
-    except (ServiceError, IntegrityError) as error:
-        return getattr(error, "message", None) or "the payment or invoice changed meanwhile"
-    for invoice_id, amount in allocations:
-        paid[invoice_id] = paid.get(invoice_id, 0) + amount
-    return None
+        )
+    refused = post_matches(session, settings, plans, on=as_of, memo=f"reconciliation run {run_id}")
+    posted = [p.payment_id for p in plans if p.payment_id not in refused]
+    if posted:
+        session.execute(delete(SuspenseItem).where(SuspenseItem.payment_id.in_(posted)))
+    session.commit()
+    return refused
 
 
 def _record_suspense(

@@ -27,18 +27,18 @@ from dataclasses import dataclass
 from datetime import date
 from typing import IO, Any, BinaryIO
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..db.models import JournalEntry, JournalLine
+from ..db.bulk import insert_rows
 from ..db.payment_models import Payment
 from ..db.reconciliation_models import BankLine, BankStatement
-from ..domain import ledger
 from ..domain.matching import normalize_account, normalize_name
 from ..statements import StatementError, StatementLine, read_statement
 from . import audit
+from .batch_posting import Received, receive_many
 from .errors import Conflict, Unprocessable
 
 log = logging.getLogger(__name__)
@@ -269,9 +269,7 @@ def _write_batch(
         }
         for line, kind in zip(fresh, kinds, strict=True)
     ]
-    line_ids = session.scalars(
-        insert(BankLine).returning(BankLine.id, sort_by_parameter_order=True), rows
-    ).all()
+    line_ids = insert_rows(session, BankLine.__table__, rows, ids=True)
     for line_id, line, kind in zip(line_ids, fresh, kinds, strict=True):
         if kind == "return":
             returns.append((line_id, line))
@@ -290,74 +288,25 @@ def _write_batch(
 def _create_payments(
     session: Session, statement_id: int, credits: list[StatementLine]
 ) -> dict[str, int]:
-    """Payments for these credits, each with its own balanced `payment_received` entry
-    (cash at bank debit, suspense credit, tagged with the payment), all set-based: small
-    entries keep PostgreSQL's deferred balance check cheap."""
-    entry_ids = session.scalars(
-        insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True),
+    """Payments for these credits (set-based, `batch_posting.receive_many`): cash at bank
+    debit and suspense credit per payment, one `payment_received` entry per booking date."""
+    ids = receive_many(
+        session,
         [
-            {
-                "kind": ledger.PAYMENT_RECEIVED,
-                "occurred_on": line.booking_date,
-                "memo": f"bank statement stm_{statement_id}",
-            }
+            Received(
+                amount=line.amount,
+                currency=line.currency,
+                method="bank_transfer",
+                received_on=line.booking_date,
+                external_id=line.bank_reference[:255],
+                payer_name=(line.payer_name or None) and line.payer_name[:200],
+                reference=(line.reference or None) and line.reference[:500],
+            )
             for line in credits
         ],
-    ).all()
-    ids = session.scalars(
-        insert(Payment).returning(Payment.id, sort_by_parameter_order=True),
-        [
-            {
-                "source": "bank_statement",
-                "method": "bank_transfer",
-                "external_id": line.bank_reference[:255],
-                "amount": line.amount,
-                "currency": line.currency,
-                "received_on": line.booking_date,
-                "payer_name": (line.payer_name or None) and line.payer_name[:200],
-                "reference": (line.reference or None) and line.reference[:500],
-                "policyholder_id": None,
-                "payer_from_match": False,
-                "amount_allocated": 0,
-                "amount_refunded": 0,
-                "amount_reversed": 0,
-                "amount_unapplied": line.amount,
-                "status": "unapplied",
-                "receipt_entry_id": entry_id,
-            }
-            for line, entry_id in zip(credits, entry_ids, strict=True)
-        ],
-    ).all()
-    legs: list[dict[str, Any]] = []
-    sums: dict[str, int] = {}
-    for payment_id, line, entry_id in zip(ids, credits, entry_ids, strict=True):
-        legs.append(
-            {"entry_id": entry_id, "account": ledger.CASH_BANK, "currency": line.currency,
-             "amount": line.amount, "payment_id": payment_id}
-        )  # fmt: skip
-        legs.append(
-            {"entry_id": entry_id, "account": ledger.UNAPPLIED_CASH, "currency": line.currency,
-             "amount": -line.amount, "payment_id": payment_id}
-        )  # fmt: skip
-        sums[line.currency] = sums.get(line.currency, 0) + line.amount
-    session.execute(insert(JournalLine), legs)
-    audit.record(
-        session,
-        "create",
-        "payments",
-        None,
-        after={
-            "source": "bank_statement",
-            "statement_id": statement_id,
-            "first_id": ids[0],
-            "count": len(ids),
-            "receipt_entry_ids": [entry_ids[0], entry_ids[-1]],
-        },
+        source="bank_statement",
+        memo=f"bank statement stm_{statement_id}",
     )
-    audit.record(
-        session, "create", "journal_lines", None,
-        after={"legs": len(legs), "received": dict(sorted(sums.items()))},
-    )  # fmt: skip
     return {line.bank_reference: pid for pid, line in zip(ids, credits, strict=True)}
 
 

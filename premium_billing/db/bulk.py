@@ -1,0 +1,143 @@
+"""Bulk writes for set-based services: COPY on PostgreSQL, executemany elsewhere.
+
+SQLAlchemy's executemany sends one INSERT per row to PostgreSQL (pipelined, but still parsed
+and executed row by row); COPY streams the rows into one statement, an order of magnitude
+faster for the tens of thousands of journal lines a batch can write. Ids, when the caller
+needs them, are drawn from the table's sequence first, so COPY can carry them.
+Runs in the session's transaction; nothing is committed here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table, insert, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.sqltypes import JSON
+
+from .types import utcnow
+
+_PG_DIALECT = postgresql.dialect()
+
+
+def _is_pg(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _defaults(table: Table, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The columns to write: those the rows give, plus timestamp columns the model fills."""
+    columns = list(rows[0])
+    for name in ("created_at", "updated_at"):
+        if name in table.c and name not in columns:
+            columns.append(name)
+    return columns
+
+
+def insert_rows(
+    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *, ids: bool = False
+) -> list[int]:
+    """Insert `rows` (dicts with the same keys) into `table`; returns their new ids, in
+    order, when `ids` is true (else an empty list)."""
+    if not rows:
+        return []
+    if not _is_pg(session):
+        if ids:
+            stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+            return list(session.scalars(stmt, list(rows)).all())
+        session.execute(insert(table), list(rows))
+        return []
+    columns = _defaults(table, rows)
+    new_ids: list[int] = []
+    if ids:
+        new_ids = list(
+            session.scalars(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"
+                ),
+                {"t": table.name, "n": len(rows)},
+            )
+        )
+        columns = ["id", *columns]
+    now = utcnow()
+    json_columns = {c.name for c in table.c if isinstance(c.type, JSON)}
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    names = ", ".join(columns)
+    with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+        for index, row in enumerate(rows):
+            values = []
+            for name in columns:
+                if name == "id":
+                    values.append(new_ids[index])
+                elif name in ("created_at", "updated_at") and name not in row:
+                    values.append(now)
+                elif name in json_columns and row[name] is not None:
+                    values.append(json.dumps(row[name]))
+                else:
+                    values.append(row[name])
+            copy.write_row(values)
+    return new_ids
+
+
+def _pg_type(table: Table, name: str) -> str:
+    column = table.c[name]
+    if isinstance(column.type, JSON):
+        return "text"  # sent as JSON text, cast in the assignment
+    compiled = column.type.compile(dialect=_PG_DIALECT)
+    return "text" if compiled.startswith("VARCHAR") else compiled.lower()
+
+
+def update_rows(
+    session: Session,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    add: Sequence[str] = (),
+    assign: Sequence[str] = (),
+) -> None:
+    """Update rows by id: each row gives `id`, an increment for each column in `add` (SQL
+    `col = col + delta`, so a CHECK sees a lost update) and a value for each in `assign`.
+    `updated_at` is set when the table has it. One statement on PostgreSQL (unnest)."""
+    if not rows:
+        return
+    stamp = "updated_at" in table.c
+    if not _is_pg(session):
+        sets = [f"{c} = {c} + :{c}" for c in add] + [f"{c} = :{c}" for c in assign]
+        if stamp:
+            sets.append("updated_at = :updated_at__")
+        now = utcnow()
+        params = [
+            {
+                **{k: (json.dumps(v) if _is_json(table, k) and v is not None else v)
+                   for k, v in row.items()},
+                "updated_at__": now,
+            }
+            for row in rows
+        ]  # fmt: skip
+        stmt = f"UPDATE {table.name} SET {', '.join(sets)} WHERE id = :id"
+        session.execute(text(stmt), params)
+        return
+    names = ["id", *add, *assign]
+    arrays = ", ".join(f"CAST(:{n} AS {_pg_type(table, n)}[])" for n in names)
+    sets = [f"{c} = t.{c} + v.{c}" for c in add]
+    sets += [f"{c} = CAST(v.{c} AS json)" if _is_json(table, c) else f"{c} = v.{c}" for c in assign]
+    if stamp:
+        sets.append("updated_at = now()")
+    stmt = (
+        f"UPDATE {table.name} AS t SET {', '.join(sets)} "
+        f"FROM unnest({arrays}) AS v({', '.join(names)}) WHERE t.id = v.id"
+    )
+    params = {
+        n: [
+            json.dumps(row[n]) if _is_json(table, n) and row[n] is not None else row[n]
+            for row in rows
+        ]
+        for n in names
+    }
+    session.execute(text(stmt), params)
+
+
+def _is_json(table: Table, name: str) -> bool:
+    return isinstance(table.c[name].type, JSON)
