@@ -65,6 +65,9 @@ class Settings:
     webhook_processing: str = "inline"
     webhook_retry_base_seconds: float = 60.0
     webhook_lock_timeout_ms: int = 5000
+    # Deferred: how long a woken drain thread waits for more events, so that it posts them
+    # in one set-based batch (more events per batch: less work per event).
+    webhook_drain_delay_ms: int = 200
     # Mail
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25

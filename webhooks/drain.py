@@ -1,8 +1,8 @@
 """Deferred webhook processing: one daemon thread per API process posts queued events.
 
 Woken by each enqueued event, and every second anyway (for events another process queued
-and did not get to). Several processes drain at once safely: each event is taken under a
-row lock (`SKIP LOCKED` on PostgreSQL) and posted once, as a retry would be.
+and did not get to). Several processes drain at once safely: a batch is taken under row locks
+(`SKIP LOCKED` on PostgreSQL) and posted once (`services.webhook_drain`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import threading
 
 from premium_billing.config import Settings
 from premium_billing.db import Database
-from premium_billing.services import webhook_events
+from premium_billing.services import webhook_drain
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,7 @@ class Drainer:
         self.db = db
         self.settings = settings
         self.wake = threading.Event()
+        self.halt = threading.Event()
         self.stopped = False
         self.pid = os.getpid()
         self.thread = threading.Thread(target=self._run, name="webhook-drain", daemon=True)
@@ -30,6 +31,7 @@ class Drainer:
 
     def stop(self) -> None:
         self.stopped = True
+        self.halt.set()
         self.wake.set()
         if self.thread is not threading.current_thread():
             self.thread.join(timeout=10)
@@ -40,8 +42,12 @@ class Drainer:
             self.wake.clear()
             if self.stopped:
                 return
+            # Gather a batch: events arriving meanwhile are posted together.
+            if self.halt.wait(timeout=self.settings.webhook_drain_delay_ms / 1000):
+                return
+            self.wake.clear()
             try:
-                while webhook_events.drain(self.db, self.settings):
+                while webhook_drain.drain(self.db, self.settings):
                     pass
             except Exception:  # keep draining; the retry job is the backstop
                 log.exception("webhook drain failed")

@@ -365,6 +365,29 @@ def _invoice_from(metadata: dict[str, Any] | None) -> int | None:
     return parse_id("invoice", metadata.get("invoice_id"))
 
 
+def mismatch(metadata: dict[str, Any], amount: int, currency: str, invoice: Any) -> str | None:
+    """Why a succeeded PaymentIntent cannot be applied to the invoice its metadata names
+    (None: it can): `invoice` is the locked row (or None when not found)."""
+    if invoice is None:
+        return "unknown invoice" if metadata.get("invoice_id") else "no invoice in the metadata"
+    if invoice.currency != currency:
+        return f"currency {currency}, the invoice is in {invoice.currency}"
+    if invoice.status not in PAYABLE_STATUSES:
+        return f"the invoice is {invoice.status}"
+    if invoice.amount_due != amount:
+        return f"amount {amount}, the invoice has {invoice.amount_due} due"
+    return None
+
+
+def evidence_of(pi_id: str, charge_id: str | None, metadata: dict[str, Any]) -> dict[str, Any]:
+    return {"payment_intent": pi_id, "charge": charge_id, "metadata": metadata}
+
+
+def reference_of(metadata: dict[str, Any]) -> str | None:
+    reference = metadata.get("invoice_number") or metadata.get("invoice_id")
+    return str(reference)[:500] if reference else None
+
+
 def _receive(session: Session, settings: Settings, state: StripePaymentState, on: date) -> Payment:
     """Record the payment; allocate it to its invoice when the metadata, currency and amount
     all agree, else leave it unapplied in suspense for reconciliation."""
@@ -372,21 +395,9 @@ def _receive(session: Session, settings: Settings, state: StripePaymentState, on
     metadata = state.stripe_metadata or {}
     invoice_id = _invoice_from(metadata)
     invoice = payments.lock_invoices(session, [invoice_id]).get(invoice_id) if invoice_id else None
-    why = None
-    if invoice is None:
-        why = "unknown invoice" if metadata.get("invoice_id") else "no invoice in the metadata"
-    elif invoice.currency != state.currency:
-        why = f"currency {state.currency}, the invoice is in {invoice.currency}"
-    elif invoice.status not in PAYABLE_STATUSES:
-        why = f"the invoice is {invoice.status}"
-    elif invoice.amount_due != state.amount:
-        why = f"amount {state.amount}, the invoice has {invoice.amount_due} due"
-    evidence = {
-        "payment_intent": state.payment_intent_id,
-        "charge": state.charge_id,
-        "metadata": metadata,
-    }
-    reference = metadata.get("invoice_number") or metadata.get("invoice_id")
+    why = mismatch(metadata, state.amount, state.currency, invoice)
+    evidence = evidence_of(state.payment_intent_id, state.charge_id, metadata)
+    reference = reference_of(metadata)
     payment = payments.create_payment(
         session,
         {
@@ -394,7 +405,7 @@ def _receive(session: Session, settings: Settings, state: StripePaymentState, on
             "currency": state.currency,
             "method": "card",
             "received_on": state.created_on or on,
-            "reference": str(reference)[:500] if reference else None,
+            "reference": reference,
             "payer_name": state.payer_name,
             "external_id": state.payment_intent_id,
             "policyholder_id": invoice.policyholder_id if why is None and invoice else None,

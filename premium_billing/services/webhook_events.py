@@ -345,31 +345,30 @@ def _describe(error: BaseException) -> str:
 def enqueue(
     db: Database, settings: Settings, event: dict[str, Any], payload: bytes | str
 ) -> Outcome:
-    """Deferred processing: store a verified event as `queued` (one insert) and return;
-    `drain` (or the retry job, for what a dead process left) posts it."""
+    """Deferred processing: store a verified event as `queued` (one insert on a plain
+    connection, the statement built once) and return; the drain (`services.webhook_drain`)
+    or the retry job, for what a dead process left, posts it."""
     if not isinstance(event.get("id"), str) or not event["id"]:
         raise EventError("event has no id")
     values = _row_values(event, payload)
-    with db.session() as session:
-        row_id = _insert(
-            session, {**values, "status": "queued", "attempts": 0, "next_attempt_at": utcnow()}
-        )
-        session.commit()
+    values.update(status="queued", attempts=0, next_attempt_at=values["received_at"])
+    with db.engine.begin() as conn:
+        row_id = conn.execute(_enqueue_statement(db.dialect), values).scalar()
     return Outcome("queued" if row_id is not None else "duplicate")
 
 
-def drain(db: Database, settings: Settings, limit: int = 100) -> int:
-    """Post queued events, oldest first; returns how many were handled."""
-    with db.session() as session:
-        ids = list(
-            session.scalars(
-                select(StripeEvent.id)
-                .where(StripeEvent.status == "queued")
-                .order_by(StripeEvent.id)
-                .limit(limit)
-            )
+_ENQUEUE: dict[str, Any] = {}
+
+
+def _enqueue_statement(dialect: str) -> Any:
+    stmt = _ENQUEUE.get(dialect)
+    if stmt is None:
+        table = StripeEvent.__table__
+        make = pg_insert if dialect == "postgresql" else sqlite_insert
+        stmt = _ENQUEUE[dialect] = (
+            make(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.id)
         )
-    return sum(retry_one(db, settings, row_id, status="queued") != "skipped" for row_id in ids)
+    return stmt
 
 
 def _due(session: Session, now: datetime, limit: int) -> list[int]:
