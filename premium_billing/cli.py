@@ -153,6 +153,24 @@ def scheduler_command() -> None:
     run_scheduler(current_app._get_current_object(), stop)  # type: ignore[attr-defined]
 
 
+@click.command(
+    "drain-webhooks",
+    help="Post queued Stripe events until stopped (WEBHOOK_PROCESSING=deferred, with "
+    "WEBHOOK_DRAIN_IN_API=false so the API processes only store and answer).",
+)
+@with_appcontext
+def drain_webhooks_command() -> None:
+    import signal
+    import threading
+
+    from .services.webhook_drain import drain_forever
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    drain_forever(_db(), _settings(), stop)
+
+
 @click.command("import-statement", help="Import a bank statement file (CSV, BAI2, CAMT.053).")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["csv", "bai2", "camt053"]), default=None)
@@ -213,6 +231,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(demo)
     app.cli.add_command(run_job_command)
     app.cli.add_command(scheduler_command)
+    app.cli.add_command(drain_webhooks_command)
     app.cli.add_command(import_statement_command)
     app.cli.add_command(reconcile_command)
     from .cli_ledger import register as _register_ledger

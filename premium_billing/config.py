@@ -68,6 +68,9 @@ class Settings:
     # Deferred: how long a woken drain thread waits for more events, so that it posts them
     # in one set-based batch (more events per batch: less work per event).
     webhook_drain_delay_ms: int = 200
+    # Deferred: drain in a thread of each API process (true), or only in a separate
+    # `premium-billing drain-webhooks` process (false: the API only stores and answers).
+    webhook_drain_in_api: bool = True
     # Mail
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make run`: migrate, demo data, then the scheduler and the API. Without Stripe keys in the
+# `make run`: migrate, demo data, then the scheduler, the webhook drain and the API. Without Stripe keys in the
 # environment it also starts the fake Stripe, so "Pay now" works on a machine offline.
 set -euo pipefail
 : "${PORT:=8000}" "${BIN:=.venv/bin}" "${STRIPE_FAKE_PORT:=12111}"
@@ -27,4 +27,11 @@ fi
 "$BIN/premium-billing" demo
 "$BIN/premium-billing" scheduler &
 pids+=("$!")
+# Webhooks as in production at volume: the API stores and answers, a drain process posts
+# (set WEBHOOK_PROCESSING=inline to post inside the webhook request instead).
+export WEBHOOK_PROCESSING="${WEBHOOK_PROCESSING:-deferred}" WEBHOOK_DRAIN_IN_API=false
+if [ "$WEBHOOK_PROCESSING" = deferred ]; then
+  "$BIN/premium-billing" drain-webhooks &
+  pids+=("$!")
+fi
 "$BIN/premium-billing" serve --port "$PORT"

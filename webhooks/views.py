@@ -50,7 +50,8 @@ def stripe_webhook() -> Response | tuple[Response, int]:
         return problem(400, "The event has no id.")
     if settings.webhook_processing == "deferred":
         outcome = webhook_events.enqueue(database(), settings, event, payload)
-        notify(database(), settings)
+        if settings.webhook_drain_in_api:
+            notify(database(), settings)
     else:
         outcome = webhook_events.receive(database(), settings, event, payload)
     return jsonify({"received": True, "status": outcome.status})

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -239,3 +240,17 @@ def _post_batch(session: Session, settings: Settings, events: list[_Succeeded]) 
                "unmatched": sum(why is not None for why in reasons)},
     )  # fmt: skip
     return {e.row_id for e in chosen}
+
+
+def drain_forever(db: Database, settings: Settings, stop: threading.Event) -> None:
+    """A drain process: post what is queued, then wait WEBHOOK_DRAIN_DELAY_MS (at least
+    50 ms) for more, until `stop` is set."""
+    pause = max(settings.webhook_drain_delay_ms, 50) / 1000
+    log.info("webhook drain started", extra={"event": "webhook_drain_started"})
+    while not stop.is_set():
+        try:
+            while drain(db, settings) and not stop.is_set():
+                pass
+        except Exception:  # keep draining; the retry job is the backstop
+            log.exception("webhook drain failed")
+        stop.wait(pause)

@@ -5,6 +5,10 @@ equal set, leave equal payments, allocations, invoices and inbox rows."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from datetime import date
 
@@ -112,3 +116,33 @@ def test_a_drained_batch_equals_posting_each_event_in_turn(api, db, settings):
             .group_by(JournalEntry.kind)
         ).all()
     assert sorted(legs) == [("payment_allocated", 2 * 4), ("payment_received", 2 * 7)]
+
+
+def test_a_drain_process_posts_what_the_api_queued_and_stops_on_sigterm(
+    api, db, settings, database_url
+):
+    invoices = open_invoices(api, db, settings, n=3)
+    env = {**os.environ, "DATABASE_URL": database_url, "WEBHOOK_DRAIN_DELAY_MS": "50"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "premium_billing", "drain-webhooks"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        for n, invoice in enumerate(invoices):
+            event = _event("proc", n, str(n), invoice["id"], invoice["amount_due"])
+            webhook_events.enqueue(db, settings, event, json.dumps(event))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with db.session() as s:
+                left = s.scalar(select(func.count()).where(StripeEvent.status == "queued"))
+            if left == 0:
+                break
+            time.sleep(0.05)
+        assert left == 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    for invoice in invoices:
+        assert api.get(f"/invoices/{invoice['id']}").json()["status"] == "paid"
+    assert ledger_problems(db) == []
