@@ -15,8 +15,11 @@ teaches the payer link (normalised bank account and name → policyholder).
 from __future__ import annotations
 
 import bisect
+import contextvars
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -49,6 +52,7 @@ Progress = Callable[[int], None]
 OPEN_STATUSES = ("open", "partially_paid")
 SUSPENSE_BATCH = 1000
 POST_BATCH = 1000  # matches posted per transaction, set-based
+WRITES_IN_FLIGHT = 2  # batches decided and waiting for the writer thread
 
 
 def match_settings(settings: Settings) -> MatchSettings:
@@ -241,13 +245,20 @@ def _apply_all(
     progress: Progress | None,
 ) -> None:
     """Post the matches set-based, POST_BATCH per transaction (`batch_posting` checks each
-    against the locked, current amounts: the index is a snapshot); record the rest."""
+    against the locked, current amounts: the index is a snapshot); record the rest.
+
+    Matching (CPU, this thread) and writing (mostly waiting on the database, which releases
+    the GIL) overlap: one writer thread, with its own session and this thread's context
+    (the actor), takes the batches in order; at most WRITES_IN_FLIGHT wait for it."""
+    writer_session = Session(bind=session.get_bind(), expire_on_commit=False)
+    context = contextvars.copy_context()
+    in_flight: deque[Future[None]] = deque()
     pending: list[tuple[MatchDecision, str | None]] = []
     batch: list[MatchDecision] = []
 
-    def flush_batch() -> None:
-        refused = _post_batch(session, settings, run_id, batch, as_of)
-        for decision in batch:
+    def write(matches: list[MatchDecision], others: list[tuple[MatchDecision, str | None]]) -> None:
+        refused = _post_batch(writer_session, settings, run_id, matches, as_of) if matches else {}
+        for decision in matches:
             why = refused.get(int(decision.payment_id))
             if why is None:
                 if decision.outcome == "matched":
@@ -258,32 +269,39 @@ def _apply_all(
                 stats.rules[decision.rule] = stats.rules.get(decision.rule, 0) + 1
             else:
                 stats.not_posted += 1
-                stats.suspense += 1
-                pending.append((decision, why))
-        if progress is not None:
-            progress(len(batch))
-        batch.clear()
-
-    for decision in decisions:
-        stats.examined += 1
-        if decision.outcome in ("matched", "partial"):
-            batch.append(decision)
-            if len(batch) >= POST_BATCH:
-                flush_batch()
-        else:
-            pending.append((decision, None))
+                others.append((decision, why))
+        for decision, why in others:
             stats.suspense += 1
-            stats.duplicates += decision.outcome == "duplicate"
-            stats.returns += decision.outcome == "return"
-            if progress is not None:
-                progress(1)
-        if len(pending) >= SUSPENSE_BATCH:
-            _record_suspense(session, run_id, pending)
-            pending = []
-    if batch:
-        flush_batch()
-    _record_suspense(session, run_id, pending)
-    session.commit()
+            stats.duplicates += why is None and decision.outcome == "duplicate"
+            stats.returns += why is None and decision.outcome == "return"
+        _record_suspense(writer_session, run_id, others)
+        if progress is not None:
+            progress(len(matches) + len(others) - len(refused))
+
+    def submit(pool: ThreadPoolExecutor) -> None:
+        nonlocal batch, pending
+        in_flight.append(pool.submit(context.copy().run, write, batch, pending))
+        batch, pending = [], []
+        while len(in_flight) > WRITES_IN_FLIGHT:
+            in_flight.popleft().result()
+
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-writer") as pool:
+            for decision in decisions:
+                stats.examined += 1
+                if decision.outcome in ("matched", "partial"):
+                    batch.append(decision)
+                else:
+                    pending.append((decision, None))
+                if len(batch) >= POST_BATCH or len(pending) >= SUSPENSE_BATCH:
+                    submit(pool)
+                    if in_flight and in_flight[0].done():
+                        in_flight.popleft().result()
+            submit(pool)
+            while in_flight:
+                in_flight.popleft().result()
+    finally:
+        writer_session.close()
 
 
 def _post_batch(
