@@ -645,6 +645,7 @@ def generate(
 
     lines: list[Line] = []
     deck: list[int] = []
+    claimed: set[str] = set()
     day0 = date(2026, 3, 1)
     for n in range(n_lines):
         kind = _weighted(rng, kind_weights)
@@ -664,10 +665,17 @@ def generate(
             truth = Truth("duplicate")
             lines.append(Line(pay, kind, truth))
             continue
-        if not deck:  # each invoice once per round, so no payment repeats by chance
-            deck = list(range(len(invoices)))
-            rng.shuffle(deck)
-        inv = invoices[deck.pop()]
+        # Each invoice is settled by one line at most (per round, when lines outnumber
+        # invoices): a line never "truly" pays an invoice an earlier line already paid.
+        while True:
+            if not deck:
+                deck = list(range(len(invoices)))
+                rng.shuffle(deck)
+            if len(claimed) >= len(invoices):
+                claimed.clear()
+            inv = invoices[deck.pop()]
+            if inv.id not in claimed:
+                break
         hid = inv.policyholder_id
         company = kinds[hid]
         payer: str | None = _name_variant(rng, names[hid], company)
@@ -708,11 +716,17 @@ def generate(
             # Without a reference, equal installments are told apart by age only: the payer
             # pays the oldest open one of that amount.
             oldest = next(
-                i for i in by_holder[hid] if i.currency == currency and i.amount_due == amount
-            )
+                i
+                for i in by_holder[hid]
+                if i.currency == currency and i.amount_due == amount
+                and (i.id not in claimed or i is inv)
+            )  # fmt: skip
             truth = Truth("matched", hid, ((oldest.id, amount),))
         elif kind == "several_invoices":
-            own = [i for i in by_holder[hid] if i.currency == currency]
+            own = [
+                i for i in by_holder[hid]
+                if i.currency == currency and (i.id not in claimed or i is inv)
+            ]  # fmt: skip
             if len(own) < 2:
                 kind = "clean_reference"
             else:
@@ -754,5 +768,6 @@ def generate(
             truth = Truth("return")
         pay = PaymentFacts(pid, amount, currency, received, payer, account, text, stripe_id,
                            is_return)  # fmt: skip
+        claimed.update(invoice_id for invoice_id, _ in truth.allocations)
         lines.append(Line(pay, kind, truth))
     return holders, invoices, links, lines

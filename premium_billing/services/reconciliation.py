@@ -18,7 +18,7 @@ import bisect
 import contextvars
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -52,6 +52,10 @@ Progress = Callable[[int], None]
 OPEN_STATUSES = ("open", "partially_paid")
 SUSPENSE_BATCH = 1000
 POST_BATCH = 1000  # matches posted per transaction, set-based
+# Matches that name their invoice post first; a match by payer or policy (which picks one of
+# several like invoices) after them: when both want one invoice, the one naming it gets it,
+# and the other is decided again among the invoices still open (the payer's next one).
+NAMED = frozenset({"stripe_metadata", "reference", "fuzzy_reference"})
 WRITES_IN_FLIGHT = 2  # batches decided and waiting for the writer thread
 
 
@@ -193,27 +197,47 @@ def run_reconciliation(
     trigger: str = "api",
     progress: Progress | None = None,
 ) -> ReconciliationRun:
-    """Match every suspense payment; post the matches (each payment its own transaction)
-    and record the rest with their candidates. Returns the finished run."""
+    """Match every suspense payment; post the matches set-based (those naming an invoice
+    first, see NAMED) and record the rest with their candidates. Returns the finished run."""
     run = ReconciliationRun(as_of=as_of, trigger=trigger, status="running")
     session.add(run)
     session.commit()
     stats = RunStats()
     try:
         payments = _suspense_payments(session)
-        index = CandidateIndex.build(
-            _open_invoices(session), _policyholders(session), _links(session)
-        )
         rules = match_settings(settings)
         recent = _RecentPayments(session, payments, rules.duplicate_window_days)
-        session.rollback()  # release the snapshot: posting locks rows one payment at a time
-        decisions = (match_payment(p, index, rules, recent.before(p)) for p in payments)
-        _apply_all(session, settings, run.id, as_of, decisions, stats, progress)
+        index = _index(session)
+        session.rollback()  # release the snapshot: posting locks what it posts
+        later: list[MatchDecision] = []
+
+        def first_pass() -> Iterator[MatchDecision]:
+            for payment in payments:
+                stats.examined += 1
+                decision = match_payment(payment, index, rules, recent.before(payment))
+                if decision.outcome in ("matched", "partial") and decision.rule not in NAMED:
+                    later.append(decision)  # posted after the matches that name an invoice
+                    continue
+                yield decision
+
+        _apply_all(session, settings, run.id, as_of, first_pass(), stats, progress)
+        again: set[int] = set()
+        _apply_all(session, settings, run.id, as_of, later, stats, progress, again=again)
+        if again:  # an invoice a match naming it took: decide again among the open ones
+            index = _index(session)
+            retry = [p for p in payments if int(p.id) in again]
+            session.rollback()
+            decisions = (match_payment(p, index, rules, recent.before(p)) for p in retry)
+            _apply_all(session, settings, run.id, as_of, decisions, stats, None)
     except BaseException:
         session.rollback()
         _finish(session, run.id, "failed", stats)
         raise
     return _finish(session, run.id, "succeeded", stats)
+
+
+def _index(session: Session) -> CandidateIndex:
+    return CandidateIndex.build(_open_invoices(session), _policyholders(session), _links(session))
 
 
 def _finish(session: Session, run_id: int, status: str, stats: RunStats) -> ReconciliationRun:
@@ -243,9 +267,12 @@ def _apply_all(
     decisions: Iterable[MatchDecision],
     stats: RunStats,
     progress: Progress | None,
+    *,
+    again: set[int] | None = None,
 ) -> None:
     """Post the matches set-based, POST_BATCH per transaction (`batch_posting` checks each
-    against the locked, current amounts: the index is a snapshot); record the rest.
+    against the locked, current amounts: the index is a snapshot); record the rest. With
+    `again`, a match refused because its invoice changed is not recorded but added there.
 
     Matching (CPU, this thread) and writing (mostly waiting on the database, which releases
     the GIL) overlap: one writer thread, with its own session and this thread's context
@@ -267,6 +294,8 @@ def _apply_all(
                     stats.partially_matched += 1
                 stats.written_off += len(decision.write_offs)
                 stats.rules[decision.rule] = stats.rules.get(decision.rule, 0) + 1
+            elif again is not None:
+                again.add(int(decision.payment_id))
             else:
                 stats.not_posted += 1
                 others.append((decision, why))
@@ -276,7 +305,7 @@ def _apply_all(
             stats.returns += why is None and decision.outcome == "return"
         _record_suspense(writer_session, run_id, others)
         if progress is not None:
-            progress(len(matches) + len(others) - len(refused))
+            progress(len(matches) + len(others) - (again is not None) * len(refused))
 
     def submit(pool: ThreadPoolExecutor) -> None:
         nonlocal batch, pending
@@ -288,7 +317,6 @@ def _apply_all(
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-writer") as pool:
             for decision in decisions:
-                stats.examined += 1
                 if decision.outcome in ("matched", "partial"):
                     batch.append(decision)
                 else:

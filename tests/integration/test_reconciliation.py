@@ -187,3 +187,24 @@ def test_reconcile_job_and_cli(api, db, database_url):
     assert '"examined": 0' in done.stdout
     bad = cli(database_url, "reconcile", "--as-of", "11/02/2026")
     assert bad.returncode != 0 and "--as-of" in bad.stderr
+
+
+def test_a_match_naming_the_invoice_wins_and_the_payer_match_takes_the_next(api, db):
+    """Eva pays twice 90.00: first with no reference (a payer match: the oldest invoice),
+    then naming the oldest invoice. The named one gets it; the first payment is decided
+    again against what is still open and pays her next invoice."""
+    _, [(eva1, num1), (eva2, _)] = holder_with_invoices(api, db, "Eva Schmidt", [9000, 9000])
+    upload(
+        api,
+        csv_file(
+            "2026-02-03,90.00,USD,SCHMIDT E,pet insurance,B-1",
+            f"2026-02-04,90.00,USD,Eva Schmidt,Invoice {num1},B-2",
+        ),
+    )
+    run = _run(api)
+    assert (run["examined"], run["matched"], run["suspense"]) == (2, 2, 0)
+    assert _payment(api, "B-2")["allocations"] == [{"invoice_id": eva1, "amount": 9000}]
+    first = _payment(api, "B-1")
+    assert first["allocations"] == [{"invoice_id": eva2, "amount": 9000}]
+    assert first["match"]["rule"] == "payer_name"
+    assert ledger_problems(db) == []
