@@ -20,17 +20,28 @@ Money invariant of every matched or partial decision:
   sum(allocations) + credit == payment.amount, and for each invoice
   allocation + write_off <= amount_due (== for a settled invoice).
 Write-offs are not money received: they close the gap of a short payment within tolerance.
+
+Speed (about a million payments against a million open invoices on one core): everything that
+depends only on the invoices is computed once in `build` (compact keys, per-position alphabets
+of each key length, age-ordered pools per policyholder, name tokens per distinct name); a
+payment's text is cut into candidate strings only of lengths a key can have; the one-edit
+lookup first rejects strings with two characters no key uses; the common case (one exact
+reference, exact amount, payer agrees) is decided without building any option.
 """
 
 from __future__ import annotations
 
+import gc
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from datetime import date
 from fractions import Fraction
-from itertools import combinations
-from typing import Literal
+from functools import lru_cache
+from operator import attrgetter
+from typing import Literal, NamedTuple
 
 from rapidfuzz import fuzz
 
@@ -116,6 +127,63 @@ class MatchDecision:
     candidates: tuple[Candidate, ...] = ()
 
 
+_DEFAULT_SETTINGS = MatchSettings()
+
+# MatchDecision and Candidate made field by field through their slots: a frozen dataclass's
+# __init__ sets each field through object.__setattr__, half the cost of a decision.
+_DECISION_FIELDS = (
+    "payment_id", "outcome", "policyholder_id", "allocations", "credit", "write_offs", "rule",
+    "score", "evidence", "candidates",
+)  # fmt: skip
+_CANDIDATE_FIELDS = ("invoice_id", "score", "rule")
+if (
+    tuple(f.name for f in fields(MatchDecision)) != _DECISION_FIELDS
+    or tuple(f.name for f in fields(Candidate)) != _CANDIDATE_FIELDS
+):
+    raise RuntimeError("_decision and _candidate must set every field of their dataclass")
+_new = object.__new__
+_decision_setters = [getattr(MatchDecision, f).__set__ for f in _DECISION_FIELDS]
+(_d_id, _d_outcome, _d_holder, _d_allocations, _d_credit, _d_write_offs, _d_rule, _d_score,
+ _d_evidence, _d_candidates) = _decision_setters  # fmt: skip
+_c_invoice, _c_score, _c_rule = [getattr(Candidate, f).__set__ for f in _CANDIDATE_FIELDS]
+
+
+def _decision(
+    payment_id: str,
+    outcome: Outcome,
+    holder: str | None,
+    allocations: tuple[tuple[str, int], ...],
+    credit: int,
+    write_offs: tuple[tuple[str, int], ...],
+    rule: str,
+    score: float,
+    evidence: dict[str, str],
+    candidates: tuple[Candidate, ...],
+) -> MatchDecision:
+    """MatchDecision(payment_id, outcome, holder, ...): the same object, made faster."""
+    d: MatchDecision = _new(MatchDecision)
+    _d_id(d, payment_id)
+    _d_outcome(d, outcome)
+    _d_holder(d, holder)
+    _d_allocations(d, allocations)
+    _d_credit(d, credit)
+    _d_write_offs(d, write_offs)
+    _d_rule(d, rule)
+    _d_score(d, score)
+    _d_evidence(d, evidence)
+    _d_candidates(d, candidates)
+    return d
+
+
+def _candidate(invoice_id: str, score: float, rule: str) -> Candidate:
+    """Candidate(invoice_id, score, rule): the same object, made faster."""
+    c: Candidate = _new(Candidate)
+    _c_invoice(c, invoice_id)
+    _c_score(c, score)
+    _c_rule(c, rule)
+    return c
+
+
 # --------------------------------------------------------------------------- normalisation
 
 _RUNS = re.compile(r"[0-9A-Z]+")
@@ -128,17 +196,30 @@ _SUFFIXES = frozenset(
         "PLC", "LLP", "AG", "SA", "SARL", "BV", "NV", "COMPANY", "THE",
     }
 )  # fmt: skip
+_DROPPED = _TITLES | _SUFFIXES
+
+
+def _compact(text: str) -> str:
+    """Upper case, letters and digits (A-Z, 0-9) only. The regular expression runs only when
+    something other than a space or a dash has to go."""
+    u = text.upper()
+    if u.isascii() and u.isalnum():
+        return u
+    u = u.replace("-", "").replace(" ", "")
+    if u.isascii() and u.isalnum():
+        return u
+    return _NON_ALNUM.sub("", u)
 
 
 def normalize_account(account: str) -> str:
     """A bank account or IBAN as a lookup key: upper case, letters and digits only."""
-    return _NON_ALNUM.sub("", account.upper())
+    return _compact(account)
 
 
 def name_tokens(name: str) -> tuple[str, ...]:
     """Upper-case words of a person or company name, without titles and company suffixes."""
     words = _WORDS.findall(name.upper().replace("&", " AND "))
-    kept = [w for w in words if w not in _TITLES and w not in _SUFFIXES]
+    kept = [w for w in words if w not in _DROPPED]
     return tuple(kept) if kept else tuple(words)
 
 
@@ -161,24 +242,68 @@ def name_similarity(payer: Sequence[str], holder: Sequence[str]) -> float:
     unused = list(holder)
     total = 0.0
     full_tokens = 0
+    ratio = fuzz.ratio
     # Full words first so an initial cannot take the word a full token needs.
     for token in sorted(payer, key=len, reverse=True):
         best_i, best = -1, 0.0
-        for i, other in enumerate(unused):
-            if len(token) == 1:
-                s = 0.96 if other[0] == token else 0.0
-            else:
-                s = fuzz.ratio(token, other) / 100.0
-            if s > best:
-                best_i, best = i, s
+        if len(token) == 1:
+            for i, other in enumerate(unused):
+                if other[0] == token:
+                    best_i, best = i, 0.96
+                    break
+        else:
+            full_tokens += 1
+            for i, other in enumerate(unused):
+                s = 1.0 if other == token else ratio(token, other) / 100.0
+                if s > best:
+                    best_i, best = i, s
+                    if s == 1.0:
+                        break
         if best_i >= 0:
             unused.pop(best_i)
         total += best
-        full_tokens += len(token) > 1
     if full_tokens == 0:
         return 0.0
     score = total / len(payer)
     return max(0.0, score - 0.04 * len(unused))
+
+
+@lru_cache(maxsize=1 << 16)
+def _similarity(payer: tuple[str, ...], holder: tuple[str, ...]) -> float:
+    """`name_similarity`, remembered: payers and policyholders share a few thousand names."""
+    return name_similarity(payer, holder)
+
+
+def _may_agree(payer: tuple[str, ...], holder: tuple[str, ...] | None, threshold: float) -> bool:
+    """False only when `name_similarity(payer, holder) < threshold` for certain, cheaply.
+
+    The similarity is the mean of per-token scores (each at most 1) less a penalty, so each
+    payer token needs a score of at least 1 - (1 - threshold) * len(payer) with some holder
+    token; the longest payer token is tried alone. A payer of initials only scores 0.
+    """
+    if not holder or not payer:
+        return False
+    token = max(payer, key=len)
+    if len(token) == 1:
+        return False
+    need = 100.0 * (1.0 - (1.0 - threshold) * len(payer)) - 1e-6
+    if need <= 0.0:
+        return True
+    ratio = fuzz.ratio
+    return any(ratio(token, other) >= need for other in holder)
+
+
+@lru_cache(maxsize=1 << 16)
+def _normalized_name(name: str) -> str:
+    """`normalize_name`, remembered: the duplicate guard compares each payment with its
+    window."""
+    return normalize_name(name)
+
+
+@lru_cache(maxsize=1 << 16)
+def _compact_reference(text: str) -> str:
+    """`_compact`, remembered: the duplicate guard compares each payment with its window."""
+    return _compact(text)
 
 
 def _block_keys(tokens: Sequence[str]) -> set[str]:
@@ -207,115 +332,129 @@ class _KeyFamily:
     The one-edit lookup generates the substitution, insertion, deletion and adjacent
     transposition variants of a query string and looks each up exactly; per-length,
     per-position alphabets of the stored keys prune variants that cannot exist, so a
-    structured key space costs tens of lookups per query, not thousands.
+    structured key space costs tens of lookups per query, not thousands. A query with two
+    characters that no key uses at all is rejected before any variant is made.
     """
 
-    __slots__ = ("keys", "alphabets", "min_len", "max_len")
+    __slots__ = ("keys", "alphabets", "charsets", "min_len", "max_len", "foreign")
 
     def __init__(self) -> None:
         self.keys: dict[str, object] = {}
-        self.alphabets: dict[int, list[set[str]]] = {}
+        # Per key length: the characters used at each position (sorted) and as sets.
+        self.alphabets: dict[int, tuple[str, ...]] = {}
+        self.charsets: dict[int, tuple[frozenset[str], ...]] = {}
         self.min_len = 10**9
         self.max_len = 0
+        self.foreign: re.Pattern[str] | None = None  # any character no key uses
 
     def add(self, key: str, value: object) -> None:
         self.keys[key] = value
-        n = len(key)
-        alph = self.alphabets.get(n)
-        if alph is None:
-            alph = [set() for _ in range(n)]
-            self.alphabets[n] = alph
-            self.min_len = min(self.min_len, n)
-            self.max_len = max(self.max_len, n)
-        for i, ch in enumerate(key):
-            alph[i].add(ch)
 
     def finish(self) -> None:
-        self.alphabets = {n: [set(sorted(a)) for a in al] for n, al in self.alphabets.items()}
+        """Per-length, per-position alphabets of the keys (call once all keys are added)."""
+        keys = self.keys
+        lengths = set(map(len, keys))
+        by_len: dict[int, list[str]] = {}
+        if len(lengths) == 1:
+            by_len[lengths.pop()] = list(keys)
+        else:
+            for k in keys:
+                by_len.setdefault(len(k), []).append(k)
+        used: set[str] = set()
+        self.alphabets, self.charsets = {}, {}
+        for n, group in by_len.items():
+            joined = "".join(group)  # position i of every key: joined[i::n]
+            cols = tuple("".join(sorted(set(joined[i::n]))) for i in range(n))
+            self.alphabets[n] = cols
+            self.charsets[n] = tuple(frozenset(c) for c in cols)
+            for col in cols:
+                used.update(col)
+        self.min_len = min(by_len, default=10**9)
+        self.max_len = max(by_len, default=0)
+        self.foreign = re.compile("[^" + re.escape("".join(sorted(used))) + "]") if used else None
 
-    def one_edit(self, s: str) -> Iterator[str]:
+    def one_edit(self, s: str) -> list[str]:
         """Stored keys at edit distance exactly 1 (incl. adjacent transposition) from `s`."""
+        foreign = self.foreign
+        if foreign is None:
+            return []
+        # One edit removes at most one character that no key has.
+        m = foreign.search(s)
+        if m is not None and foreign.search(s, m.end()) is not None:
+            return []
         keys = self.keys
         n = len(s)
-        seen: set[str] = set()
+        out: list[str] = []
         # Same length: substitution or transposition.
-        alph = self.alphabets.get(n)
-        if alph is not None:
-            bad = [i for i in range(n) if s[i] not in alph[i]]
-            if len(bad) <= 1:
-                positions = bad if bad else range(n)
-                for i in positions:
-                    head, tail = s[:i], s[i + 1 :]
+        sets = self.charsets.get(n)
+        if sets is not None:
+            alph = self.alphabets[n]
+            bad = [i for i in range(n) if s[i] not in sets[i]]
+            nb = len(bad)
+            if nb <= 1:
+                for i in bad if nb else range(n):
+                    head, tail, c = s[:i], s[i + 1 :], s[i]
                     for ch in alph[i]:
-                        if ch != s[i]:
+                        if ch != c:
                             v = head + ch + tail
-                            if v in keys and v not in seen:
-                                seen.add(v)
-                                yield v
-            if len(bad) <= 2:
-                for i in range(n - 1):
-                    if s[i] != s[i + 1] and all(b in (i, i + 1) for b in bad):
-                        v = s[:i] + s[i + 1] + s[i] + s[i + 2 :]
-                        if v in keys and v not in seen:
-                            seen.add(v)
-                            yield v
+                            if v in keys and v not in out:
+                                out.append(v)
+            if nb == 0:
+                swaps: Iterable[int] = range(n - 1)
+            elif nb == 1:
+                swaps = [i for i in (bad[0] - 1, bad[0]) if 0 <= i < n - 1]
+            elif nb == 2 and bad[1] == bad[0] + 1:
+                swaps = (bad[0],)
+            else:
+                swaps = ()
+            for i in swaps:
+                a, b = s[i], s[i + 1]
+                if a != b:
+                    v = s[:i] + b + a + s[i + 2 :]
+                    if v in keys and v not in out:
+                        out.append(v)
         # Stored key one longer: the query lost a character (insert one).
-        alph = self.alphabets.get(n + 1)
-        if alph is not None:
-            ok_prefix = _fits_prefix(s, alph, 0)
-            ok_suffix = _fits_suffix(s, alph, 1)
-            for i in range(n + 1):
-                if ok_prefix[i] and ok_suffix[i]:
-                    head, tail = s[:i], s[i:]
-                    for ch in alph[i]:
-                        v = head + ch + tail
-                        if v in keys and v not in seen:
-                            seen.add(v)
-                            yield v
+        sets = self.charsets.get(n + 1)
+        if sets is not None:
+            alph = self.alphabets[n + 1]
+            p = 0  # s[:i] fits the key's positions [:i] for i <= p
+            while p < n and s[p] in sets[p]:
+                p += 1
+            q = n  # s[i:] fits the key's positions [i + 1:] for i >= q
+            while q > 0 and s[q - 1] in sets[q]:
+                q -= 1
+            for i in range(q, p + 1):
+                head, tail = s[:i], s[i:]
+                for ch in alph[i]:
+                    v = head + ch + tail
+                    if v in keys and v not in out:
+                        out.append(v)
         # Stored key one shorter: the query has an extra character (delete one).
-        alph = self.alphabets.get(n - 1)
-        if alph is not None and n > 1:
-            ok_prefix = _fits_prefix(s, alph, 0)
-            ok_suffix = _fits_suffix(s[1:], alph, 0)
-            for i in range(n):
-                # s[:i] fits alph[:i] and s[i+1:] fits alph[i:]
-                if ok_prefix[i] and ok_suffix[i]:
-                    v = s[:i] + s[i + 1 :]
-                    if v in keys and v not in seen:
-                        seen.add(v)
-                        yield v
+        sets = self.charsets.get(n - 1)
+        if sets is not None and n > 1:
+            p = 0  # s[:i] fits the key's positions [:i] for i <= p
+            while p < n - 1 and s[p] in sets[p]:
+                p += 1
+            q = n - 1  # s[i + 1:] fits the key's positions [i:] for i >= q
+            while q > 0 and s[q] in sets[q - 1]:
+                q -= 1
+            for i in range(q, p + 1):
+                v = s[:i] + s[i + 1 :]
+                if v in keys and v not in out:
+                    out.append(v)
+        return out
 
 
-def _fits_prefix(s: str, alph: list[set[str]], offset: int) -> list[bool]:
-    """ok[i] is True when s[:i] fits alph[offset : offset + i]."""
-    ok = [True]
-    good = True
-    for i, ch in enumerate(s):
-        j = i + offset
-        good = good and j < len(alph) and ch in alph[j]
-        ok.append(good)
-    return ok
-
-
-def _fits_suffix(s: str, alph: list[set[str]], offset: int) -> list[bool]:
-    """ok[i] is True when s[i:] fits alph[i + offset :] (position by position)."""
-    n = len(s)
-    ok = [True] * (n + 1)
-    good = True
-    for i in range(n - 1, -1, -1):
-        j = i + offset
-        good = good and j < len(alph) and s[i] in alph[j]
-        ok[i] = good
-    return ok
-
-
-@dataclass(frozen=True, slots=True)
-class _Hit:
+class _Hit(NamedTuple):
     invoices: tuple[OpenInvoice, ...]
     kind: str  # "invoice_number" | "rf_reference" | "policy_number"
     text: str  # as found in the remittance text (normalised)
     key: str  # the stored key it matched
     distance: int
+
+
+_Families = tuple[tuple[_KeyFamily, str], ...]
+_age_key = attrgetter("due_date", "number", "id")
 
 
 class CandidateIndex:
@@ -335,6 +474,15 @@ class CandidateIndex:
         self.currencies: set[str] = set()
         self.min_len = 0
         self.max_len = 0
+        # Policyholders with open invoices in more than one currency.
+        self.mixed_currency: set[str] = set()
+        # Key length -> the families to look a candidate string of that length up in.
+        self.exact_families: dict[int, _Families] = {}
+        self.fuzzy_families: dict[int, _Families] = {}
+        self.exact_lengths: tuple[int, ...] = ()
+        self.fuzzy_lengths: tuple[int, ...] = ()
+        # The first two characters a key can have (by the per-position alphabets), or None.
+        self.exact_prefixes: frozenset[str] | None = None
 
     @classmethod
     def build(
@@ -343,97 +491,216 @@ class CandidateIndex:
         policyholders: Iterable[Policyholder],
         payer_links: Iterable[PayerLink] = (),
     ) -> CandidateIndex:
-        index = cls()
-        by_holder: dict[str, list[OpenInvoice]] = {}
-        by_policy: dict[str, list[OpenInvoice]] = {}
-        for inv in invoices:
-            index.invoices[inv.id] = inv
-            index.currencies.add(inv.currency)
-            by_holder.setdefault(inv.policyholder_id, []).append(inv)
-            index.numbers.add(_compact(inv.number), inv)
-            index.rfs.add(_compact(inv.payment_reference), inv)
-            by_policy.setdefault(_compact(inv.policy_number), []).append(inv)
-        order = _age_key
-        index.by_holder = {k: tuple(sorted(v, key=order)) for k, v in by_holder.items()}
-        for key, invs in by_policy.items():
-            index.policies.add(key, tuple(sorted(invs, key=order)))
-        for fam in (index.numbers, index.rfs, index.policies):
+        with _gc_paused():  # millions of new containers: a full collection is seconds
+            index = cls()
+            index._add_invoices(invoices if isinstance(invoices, list) else list(invoices))
+            index._add_holders(policyholders, payer_links)
+        return index
+
+    def _add_invoices(self, invs: list[OpenInvoice]) -> None:
+        self.invoices = {inv.id: inv for inv in invs}
+        self.currencies = {inv.currency for inv in invs}
+        # Later invoices win a shared key, as with one `add` per invoice.
+        self.numbers.keys = dict(zip(_compact_all([i.number for i in invs]), invs, strict=True))
+        self.rfs.keys = dict(
+            zip(_compact_all([i.payment_reference for i in invs]), invs, strict=True)
+        )
+        by_holder: defaultdict[str, list[OpenInvoice]] = defaultdict(list)
+        for inv, holder in zip(invs, [i.policyholder_id for i in invs], strict=True):
+            by_holder[holder].append(inv)
+        by_policy: defaultdict[str, list[OpenInvoice]] = defaultdict(list)
+        for inv, policy in zip(invs, _compact_all([i.policy_number for i in invs]), strict=True):
+            by_policy[policy].append(inv)
+        mixed = self.mixed_currency
+        pools = self.by_holder
+        for holder, group in by_holder.items():
+            if len(group) == 1:
+                pools[holder] = (group[0],)
+                continue
+            group.sort(key=_age_key)
+            pools[holder] = tuple(group)
+            currency = group[0].currency
+            for inv in group:
+                if inv.currency != currency:
+                    mixed.add(holder)
+                    break
+        del by_holder
+        self.policies.keys = {k: _by_age(v) for k, v in by_policy.items()}
+        del by_policy
+        for fam in (self.numbers, self.rfs, self.policies):
             fam.finish()
+
+    def _add_holders(
+        self, policyholders: Iterable[Policyholder], payer_links: Iterable[PayerLink]
+    ) -> None:
+        index = self
+        named: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {}
+        name_blocks, full_names = index.name_blocks, index.full_names
         for holder in policyholders:
-            index.holders[holder.id] = holder
-            tokens = name_tokens(holder.name)
-            index.holder_tokens[holder.id] = tokens
-            for key in _block_keys(tokens):
-                index.name_blocks.setdefault(key, []).append(holder.id)
-            index.full_names.setdefault(" ".join(sorted(tokens)), []).append(holder.id)
+            hid = holder.id
+            index.holders[hid] = holder
+            seen = named.get(holder.name)
+            if seen is None:  # many policyholders share a name: its keys are made once
+                tokens = name_tokens(holder.name)
+                seen = named[holder.name] = (
+                    tokens, tuple(sorted(_block_keys(tokens))), " ".join(sorted(tokens))
+                )  # fmt: skip
+            tokens, blocks, full = seen
+            index.holder_tokens[hid] = tokens
+            for key in blocks:
+                block = name_blocks.get(key)
+                if block is None:
+                    name_blocks[key] = [hid]
+                else:
+                    block.append(hid)
+            same = full_names.get(full)
+            if same is None:
+                full_names[full] = [hid]
+            else:
+                same.append(hid)
         for link in payer_links:
             key = link.key
             if key in index.links and index.links[key] != link.policyholder_id:
                 index.links[key] = None  # one key, two policyholders: not evidence
             else:
                 index.links[key] = link.policyholder_id
-        fams = [f for f in (index.numbers, index.rfs, index.policies) if f.keys]
+        families = ((index.rfs, "rf_reference"), (index.numbers, "invoice_number"),
+                    (index.policies, "policy_number"))  # fmt: skip
+        fams = [f for f, _ in families if f.keys]
         index.min_len = min((f.min_len for f in fams), default=0)
         index.max_len = max((f.max_len for f in fams), default=0)
-        return index
+        for n in range(max(index.min_len - 1, 1), index.max_len + 2):
+            exact = tuple((f, k) for f, k in families if n in f.alphabets)
+            fuzzy = tuple(
+                (f, k) for f, k in families
+                if f.keys and f.min_len - 1 <= n <= f.max_len + 1
+                and any(m in f.alphabets for m in (n - 1, n, n + 1))
+            )  # fmt: skip
+            if exact:
+                index.exact_families[n] = exact
+            if fuzzy:
+                index.fuzzy_families[n] = fuzzy
+        index.exact_lengths = tuple(sorted(index.exact_families))
+        index.fuzzy_lengths = tuple(sorted(index.fuzzy_families))
+        index.exact_prefixes = _prefixes(fams)
 
     # -- reference search ------------------------------------------------------------------
 
-    def _candidate_strings(self, text: str) -> list[str]:
+    def _candidate_strings(self, text: str, lengths: Sequence[int] | None = None) -> list[str]:
         """Letters-and-digits runs of the text and joins of up to 8 neighbouring runs whose
-        length could be a key (one edit allowed) and that hold a digit."""
+        length could be a key (one edit allowed) and that hold a digit; with `lengths`
+        (ascending), only the strings of those lengths. In text order: by first run, then
+        by length."""
         runs = _RUNS.findall(text.upper())
-        lo, hi = self.min_len - 1, self.max_len + 1
-        out: list[str] = []
         n = len(runs)
+        out: list[str] = []
+        if not n:
+            return out
+        if lengths is None:
+            lengths = range(max(self.min_len - 1, 1), self.max_len + 2)
+        # Where each join can end: the text's length up to the end of run j -> j.
+        starts = [0] * n
+        ends: dict[int, int] = {}
+        total = 0
+        for j, run in enumerate(runs):
+            starts[j] = total
+            total += len(run)
+            ends[total] = j
+        # The first run at or after i that holds a digit (n when none does).
+        first_digit = [n] * (n + 1)
+        for j in range(n - 1, -1, -1):
+            first_digit[j] = j if not runs[j].isalpha() else first_digit[j + 1]
         for i in range(n):
-            s = ""
-            digit = False
-            for j in range(i, min(i + 8, n)):
-                run = runs[j]
-                s += run
-                if len(s) > hi:
-                    break
-                digit = digit or not run.isalpha()
-                if digit and len(s) >= lo:
-                    out.append(s)
+            d = first_digit[i]
+            if d - i >= 8 or d == n:
+                continue
+            start = starts[i]
+            for size in lengths:
+                last = ends.get(start + size)
+                if last is not None and d <= last and last - i < 8:
+                    out.append(runs[i] if i == last else "".join(runs[i : last + 1]))
+        return out
+
+    def _exact_strings(self, text: str) -> list[str]:
+        """`_candidate_strings` of the lengths of the stored keys that begin as some key of
+        that length can begin (its first two characters)."""
+        prefixes = self.exact_prefixes
+        if prefixes is None:
+            return self._candidate_strings(text, self.exact_lengths)
+        runs = _RUNS.findall(text.upper())
+        n = len(runs)
+        out: list[str] = []
+        if not n:
+            return out
+        joined = "".join(runs)
+        starts = [0] * n
+        ends: dict[int, int] = {}
+        total = 0
+        for j, run in enumerate(runs):
+            starts[j] = total
+            total += len(run)
+            ends[total] = j
+        lengths = self.exact_lengths
+        for i in range(n):
+            start = starts[i]
+            if joined[start : start + 2] not in prefixes:
+                continue
+            for size in lengths:
+                last = ends.get(start + size)
+                if last is not None and last - i < 8:
+                    s = joined[start : start + size]
+                    if not s.isalpha():  # letters and digits only: holds a digit
+                        out.append(s)
         return out
 
     def find_references(self, text: str, fuzzy: bool) -> list[_Hit]:
         hits: list[_Hit] = []
         seen: set[tuple[str, str]] = set()
-        families = (
-            (self.rfs, "rf_reference"),
-            (self.numbers, "invoice_number"),
-            (self.policies, "policy_number"),
-        )
-        for s in self._candidate_strings(text):
-            for fam, kind in families:
-                if not fuzzy:
-                    if len(s) not in fam.alphabets:
-                        continue
+        if not fuzzy:
+            by_len = self.exact_families
+            for s in self._exact_strings(text):
+                for fam, kind in by_len[len(s)]:
                     value = fam.keys.get(s)
                     if value is not None and (kind, s) not in seen:
                         seen.add((kind, s))
                         hits.append(_Hit(_as_tuple(value), kind, s, s, 0))
-                elif fam.min_len - 1 <= len(s) <= fam.max_len + 1:
-                    for key in fam.one_edit(s):
-                        if (kind, key) not in seen:
-                            seen.add((kind, key))
-                            hits.append(_Hit(_as_tuple(fam.keys[key]), kind, s, key, 1))
+            return hits
+        by_len = self.fuzzy_families
+        for s in self._candidate_strings(text, self.fuzzy_lengths):
+            for fam, kind in by_len[len(s)]:
+                for key in fam.one_edit(s):
+                    if (kind, key) not in seen:
+                        seen.add((kind, key))
+                        hits.append(_Hit(_as_tuple(fam.keys[key]), kind, s, key, 1))
         return hits
 
     def link_for(self, payment: PaymentFacts) -> tuple[str, str] | None:
         """(policyholder id, evidence kind) of a learned payer link, account first."""
+        tokens = name_tokens(payment.payer_name) if payment.payer_name else ()
+        return self._link(payment, tokens)
+
+    def _link(self, payment: PaymentFacts, payer_tokens: tuple[str, ...]) -> tuple[str, str] | None:
+        links = self.links
+        if not links:
+            return None
         if payment.payer_account:
-            ph = self.links.get(normalize_account(payment.payer_account))
+            ph = links.get(_compact(payment.payer_account))
             if ph:
                 return ph, "payer_account"
         if payment.payer_name:
-            ph = self.links.get(normalize_name(payment.payer_name))
+            ph = links.get(" ".join(sorted(payer_tokens)))
             if ph:
                 return ph, "payer_name"
         return None
+
+    def pool(self, holder: str, currency: str) -> Sequence[OpenInvoice]:
+        """The policyholder's open invoices in that currency, oldest first."""
+        invs = self.by_holder.get(holder, ())
+        if not invs:
+            return invs
+        if holder in self.mixed_currency:
+            return [i for i in invs if i.currency == currency]
+        return invs if invs[0].currency == currency else ()
 
     def name_candidates(self, tokens: Sequence[str]) -> tuple[list[str], int]:
         """Policyholders whose name may be the payer's, and how many such names there are.
@@ -445,13 +712,61 @@ class CandidateIndex:
             exact = self.full_names.get(" ".join(sorted(tokens)), [])
             if exact:
                 return exact, len(exact)
-        blocks = [self.name_blocks.get(k, []) for k in _block_keys(tokens)]
+        blocks = [self.name_blocks.get(k, []) for k in sorted(_block_keys(tokens))]
         smallest = min(blocks, key=len, default=[])
         return smallest, len(smallest)
 
 
-def _compact(text: str) -> str:
-    return _NON_ALNUM.sub("", text.upper())
+def _prefixes(families: Sequence[_KeyFamily]) -> frozenset[str] | None:
+    """Every first two characters a key of these families can have (per-position alphabets
+    allow), or None when that is no useful filter (a key shorter than 2, too many)."""
+    out: set[str] = set()
+    for fam in families:
+        for n, alph in fam.alphabets.items():
+            if n < 2 or len(alph[0]) * len(alph[1]) > 256:
+                return None
+            out.update(a + b for a in alph[0] for b in alph[1])
+    return frozenset(out)
+
+
+_NON_ALNUM_LINE = re.compile(r"[^0-9A-Z\n]+")
+
+
+def _compact_all(texts: list[str]) -> list[str]:
+    """[_compact(t) for t in texts] in a few passes over one joined string; the same strings
+    when every one is already compact (RF references usually are)."""
+    if not texts:
+        return []
+    joined = "\n".join(texts)
+    if joined.count("\n") != len(texts) - 1:  # a text with a line break: one by one
+        return [_compact(t) for t in texts]
+    upper = joined.upper()
+    compact = upper.replace("-", "").replace(" ", "")  # the usual separators, fast
+    if not (compact.isascii() and compact.replace("\n", "").isalnum()):
+        compact = _NON_ALNUM_LINE.sub("", upper)
+    if compact == joined:
+        return texts
+    return compact.split("\n")
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for a bulk build (it frees nothing there), then back
+    as it was."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _by_age(invoices: list[OpenInvoice]) -> tuple[OpenInvoice, ...]:
+    if len(invoices) == 1:
+        return (invoices[0],)
+    invoices.sort(key=_age_key)
+    return tuple(invoices)
 
 
 def _as_tuple(value: object) -> tuple[OpenInvoice, ...]:
@@ -461,15 +776,10 @@ def _as_tuple(value: object) -> tuple[OpenInvoice, ...]:
     return value
 
 
-def _age_key(inv: OpenInvoice) -> tuple[date, str, str]:
-    return (inv.due_date, inv.number, inv.id)
-
-
 # --------------------------------------------------------------------------- allocation plans
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
+class _Plan(NamedTuple):
     holder: str
     allocations: tuple[tuple[str, int], ...]
     write_offs: tuple[tuple[str, int], ...]
@@ -482,19 +792,25 @@ def _exact_plan(
     amount: int, holder: str, pool: Sequence[OpenInvoice], required: Sequence[OpenInvoice] = ()
 ) -> _Plan | None:
     """Invoices of `pool` (oldest first) that the amount pays exactly, including `required`."""
-    req_ids = {i.id for i in required}
-    req_sum = sum(i.amount_due for i in required)
-    if required and req_sum == amount:
-        chosen: Sequence[OpenInvoice] = sorted(required, key=_age_key)
-        return _full(holder, chosen, "exact" if len(chosen) == 1 else "several")
-    rest = [i for i in pool if i.id not in req_ids]
-    target = amount - req_sum
-    if target <= 0:
-        return None
-    if not required:
+    rest: Sequence[OpenInvoice]
+    if required:
+        req_sum = sum(i.amount_due for i in required)
+        if req_sum == amount:
+            chosen: Sequence[OpenInvoice] = sorted(required, key=_age_key)
+            return _full(holder, chosen, "exact" if len(chosen) == 1 else "several")
+        req_ids = {i.id for i in required}
+        rest = [i for i in pool if i.id not in req_ids]
+        target = amount - req_sum
+        if target <= 0:
+            return None
+    else:
+        rest = pool
+        target = amount
+        if target <= 0:
+            return None
         for inv in rest:  # one invoice, the oldest with that amount
             if inv.amount_due == target:
-                return _full(holder, [inv], "exact")
+                return _full(holder, (inv,), "exact")
     total = 0
     for k, inv in enumerate(rest):  # the oldest k invoices
         total += inv.amount_due
@@ -502,12 +818,28 @@ def _exact_plan(
             return _full(holder, sorted([*required, *rest[: k + 1]], key=_age_key), "several")
         if total > target:
             break
-    if len(rest) <= 12:  # any two or three of a few invoices, oldest combination first
-        for size in (2, 3):
-            for combo in combinations(rest, size):
-                if sum(i.amount_due for i in combo) == target:
-                    chosen = sorted([*required, *combo], key=_age_key)
-                    return _full(holder, chosen, "several")
+    m = len(rest)
+    if m < 2 or m > 12:
+        return None
+    # Any two or three of a few invoices, oldest combination first (the order in which
+    # itertools.combinations would list them).
+    amounts = [i.amount_due for i in rest]
+    present = set(amounts)
+    for a in range(m - 1):
+        need = target - amounts[a]
+        if need in present:
+            for b in range(a + 1, m):
+                if amounts[b] == need:
+                    return _full(holder, sorted([*required, rest[a], rest[b]], key=_age_key),
+                                 "several")  # fmt: skip
+    for a in range(m - 2):
+        for b in range(a + 1, m - 1):
+            need = target - amounts[a] - amounts[b]
+            if need in present:
+                for c in range(b + 1, m):
+                    if amounts[c] == need:
+                        chosen = sorted([*required, rest[a], rest[b], rest[c]], key=_age_key)
+                        return _full(holder, chosen, "several")
     return None
 
 
@@ -587,31 +919,44 @@ def _payer_score(
     tokens = index.holder_tokens.get(holder)
     if not tokens or not payer_tokens:
         return 0.0
-    return name_similarity(payer_tokens, tokens)
+    return _similarity(payer_tokens, tokens)
 
 
 def _is_duplicate(
-    payment: PaymentFacts, recent: Iterable[PaymentFacts], settings: MatchSettings
+    payment: PaymentFacts,
+    recent: Iterable[PaymentFacts],
+    settings: MatchSettings,
+    payer_tokens: tuple[str, ...] | None = None,
 ) -> PaymentFacts | None:
     keys: tuple[str, str, str] | None = None
+    pid, amount, currency = payment.id, payment.amount, payment.currency
+    day, window = payment.received_on, settings.duplicate_window_days
     for other in recent:
-        if other.id == payment.id or other.is_return:
+        if other.id == pid or other.is_return:
             continue
-        if other.amount != payment.amount or other.currency != payment.currency:
+        if other.amount != amount or other.currency != currency:
             continue
-        if abs((payment.received_on - other.received_on).days) > settings.duplicate_window_days:
+        if abs((day - other.received_on).days) > window:
             continue
         if keys is None:  # normalise only when a payment of this amount is that recent
             keys = (
-                _compact(payment.reference),
-                normalize_account(payment.payer_account or ""),
-                normalize_name(payment.payer_name or ""),
+                _compact_reference(payment.reference),
+                _compact(payment.payer_account or ""),
+                " ".join(sorted(payer_tokens))
+                if payer_tokens is not None
+                else normalize_name(payment.payer_name or ""),
             )
         ref, account, name = keys
-        if _compact(other.reference) != ref:
+        if other.reference != payment.reference and _compact_reference(other.reference) != ref:
             continue
-        same_account = bool(account) and normalize_account(other.payer_account or "") == account
-        same_name = bool(name) and normalize_name(other.payer_name or "") == name
+        same_account = bool(account) and (
+            other.payer_account == payment.payer_account
+            or _compact(other.payer_account or "") == account
+        )
+        same_name = bool(name) and (
+            other.payer_name == payment.payer_name
+            or _normalized_name(other.payer_name or "") == name
+        )
         same_stripe = bool(payment.stripe_invoice_id) and (
             other.stripe_invoice_id == payment.stripe_invoice_id
         )
@@ -621,14 +966,15 @@ def _is_duplicate(
 
 
 def _ranked(options: Iterable[_Option], limit: int) -> tuple[Candidate, ...]:
-    best: dict[str, Candidate] = {}
+    """The best (rounded) score of each invoice, highest first, then by invoice id."""
+    best: dict[str, tuple[float, str]] = {}
     for opt in options:
         for inv_id in opt.invoice_ids:
             cur = best.get(inv_id)
-            if cur is None or opt.score > cur.score:
-                best[inv_id] = Candidate(inv_id, round(opt.score, 4), opt.rule)
-    ranked = sorted(best.values(), key=lambda c: (-c.score, c.invoice_id))
-    return tuple(ranked[:limit])
+            if cur is None or opt.score > cur[0]:
+                best[inv_id] = (round(opt.score, 4), opt.rule)
+    ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
+    return tuple(_candidate(inv_id, score, rule) for inv_id, (score, rule) in ranked[:limit])
 
 
 def _decide(
@@ -638,10 +984,12 @@ def _decide(
     everything: list[_Option],
 ) -> MatchDecision | None:
     """The single best auto-postable option, or None when there is none or it is ambiguous."""
-    postable = [o for o in options if o.plan is not None and o.score >= settings.auto_threshold]
+    threshold = settings.auto_threshold
+    postable = [o for o in options if o.plan is not None and o.score >= threshold]
     if not postable:
         return None
-    postable.sort(key=lambda o: -o.score)
+    if len(postable) > 1:
+        postable.sort(key=lambda o: -o.score)
     best = postable[0]
     assert best.plan is not None
     for other in postable[1:]:
@@ -651,18 +999,11 @@ def _decide(
                 return None
             break
     plan = best.plan
-    return MatchDecision(
-        payment_id=payment.id,
-        outcome=plan.outcome,
-        policyholder_id=plan.holder,
-        allocations=plan.allocations,
-        credit=plan.credit,
-        write_offs=plan.write_offs,
-        rule=best.rule,
-        score=round(best.score, 4),
-        evidence=dict(best.evidence, allocation=plan.how),
-        candidates=_ranked(everything, settings.max_candidates),
-    )
+    return _decision(
+        payment.id, plan.outcome, plan.holder, plan.allocations, plan.credit, plan.write_offs,
+        best.rule, round(best.score, 4), dict(best.evidence, allocation=plan.how),
+        _ranked(everything, settings.max_candidates),
+    )  # fmt: skip
 
 
 def _reference_options(
@@ -675,9 +1016,10 @@ def _reference_options(
 ) -> list[_Option]:
     """One option per policyholder named by the references found in the text."""
     groups: dict[str, tuple[list[OpenInvoice], list[OpenInvoice], list[_Hit]]] = {}
+    currency = payment.currency
     for hit in hits:
         for inv in hit.invoices:
-            if inv.currency != payment.currency:
+            if inv.currency != currency:
                 continue  # never across currencies
             direct, pool, found = groups.setdefault(inv.policyholder_id, ([], [], []))
             target = direct if hit.kind != "policy_number" else pool
@@ -687,14 +1029,36 @@ def _reference_options(
                 found.append(hit)
     options: list[_Option] = []
     amount = payment.amount
+    threshold = settings.auto_threshold
     for holder, (direct, pool, found) in groups.items():
         fuzzy = any(h.distance for h in found)
-        kinds = sorted({h.kind for h in found})
+        kinds = {h.kind for h in found}
+        checked = "rf_reference" in kinds  # check digits: a typo cannot land on another RF
+        rule = ("fuzzy_" if fuzzy else "") + ("policy_number" if not direct else "reference")
+        ids = tuple(i.id for i in (direct or pool))
+        if (
+            fuzzy and payer_tokens and not checked
+            and (link is None or link[0] != holder)
+            and not _may_agree(payer_tokens, index.holder_tokens.get(holder), threshold)
+        ):  # fmt: skip
+            # A corrected number whose payer cannot agree: 0.45, as below, without the
+            # name score. A corrected number is often one edit from dozens of others.
+            options.append(_Option(0.45, None, rule, {}, ids))
+            continue
         payer = _payer_score(payment, holder, index, payer_tokens, link)
-        payer_agrees = payer >= settings.auto_threshold
-        holder_invoices = [
-            i for i in index.by_holder.get(holder, ()) if i.currency == payment.currency
-        ]
+        payer_agrees = payer >= threshold
+        # A payer name that is given and clearly someone else's contradicts the reference.
+        contradicts = (bool(payer_tokens) and payer < 0.6) or (
+            link is not None and link[0] != holder
+        )
+        has_payer = bool(payer_tokens) or link is not None
+        if fuzzy and not payer_agrees and (contradicts or (has_payer and not checked)):
+            # A corrected reference the payer does not back scores 0.45 whatever the amount
+            # says (see below): it only ranks the suspense candidates, so no plan is made.
+            # A corrected number is often one edit from dozens of others: this is the bulk.
+            options.append(_Option(0.45, None, rule, {}, ids))
+            continue
+        holder_invoices = index.pool(holder, currency)
         plan: _Plan | None = None
         if direct:
             plan = _exact_plan(amount, holder, holder_invoices, direct)
@@ -712,16 +1076,10 @@ def _reference_options(
                 plan, amount_agrees = spread, True
             elif payer_agrees:
                 plan = spread
-        checked = "rf_reference" in kinds  # check digits: a typo cannot land on another RF
         if fuzzy:
             base = 0.95 if checked else 0.93
         else:
             base = 0.99 if (checked or "invoice_number" in kinds) else 0.97
-        # A payer name that is given and clearly someone else's contradicts the reference.
-        contradicts = (bool(payer_tokens) and payer < 0.6) or (
-            link is not None and link[0] != holder
-        )
-        has_payer = bool(payer_tokens) or link is not None
         if amount_agrees and payer_agrees:
             score = base
         elif payer_agrees:
@@ -743,14 +1101,12 @@ def _reference_options(
             "found_in": "remittance text",
             "text": first.text,
             "edit_distance": str(max(h.distance for h in found)),
-            "amount_agrees": str(amount_agrees).lower(),
-            "payer_agrees": str(payer_agrees).lower(),
+            "amount_agrees": "true" if amount_agrees else "false",
+            "payer_agrees": "true" if payer_agrees else "false",
             "payer_score": f"{payer:.2f}",
         }
         if len(found) > 1:
             evidence["references"] = " ".join(sorted({h.key for h in found}))
-        rule = ("fuzzy_" if fuzzy else "") + ("policy_number" if not direct else "reference")
-        ids = tuple(i.id for i in (direct or pool))
         options.append(_Option(score, plan, rule, evidence, ids))
     return options
 
@@ -763,13 +1119,15 @@ def _fast_exact(
     payer_tokens: tuple[str, ...],
     link: tuple[str, str] | None,
 ) -> MatchDecision | None:
-    """The common case in a few steps: one exact invoice number or RF reference, same
-    currency, exact amount, payer agrees. Same decision as the general path gives."""
-    if len(hits) != 1:
-        return None
+    """The common case in a few steps: one exact invoice number or RF reference (or both of
+    one invoice), same currency, exact amount, payer agrees. Same decision as the general
+    path gives."""
     hit = hits[0]
     if hit.kind == "policy_number" or len(hit.invoices) != 1:
         return None
+    for other in hits[1:]:
+        if other.kind == "policy_number" or other.invoices != hit.invoices:
+            return None
     inv = hit.invoices[0]
     if inv.currency != payment.currency or inv.amount_due != payment.amount:
         return None
@@ -786,18 +1144,14 @@ def _fast_exact(
         "amount_agrees": "true",
         "payer_agrees": "true",
         "payer_score": f"{payer:.2f}",
-        "allocation": "exact",
     }
-    return MatchDecision(
-        payment_id=payment.id,
-        outcome="matched",
-        policyholder_id=holder,
-        allocations=((inv.id, inv.amount_due),),
-        rule="reference",
-        score=0.99,
-        evidence=evidence,
-        candidates=(Candidate(inv.id, 0.99, "reference"),),
-    )
+    if len(hits) > 1:
+        evidence["references"] = " ".join(sorted({h.key for h in hits}))
+    evidence["allocation"] = "exact"
+    return _decision(
+        payment.id, "matched", holder, ((inv.id, inv.amount_due),), 0, (), "reference", 0.99,
+        evidence, (_candidate(inv.id, 0.99, "reference"),),
+    )  # fmt: skip
 
 
 def _corroborated_single(options: list[_Option], settings: MatchSettings) -> list[_Option]:
@@ -830,13 +1184,14 @@ def match_payment(
     recent_payments: Iterable[PaymentFacts] = (),
 ) -> MatchDecision:
     """Decide what one payment pays. Pure: the index and the inputs are not changed."""
-    settings = settings or MatchSettings()
+    settings = settings or _DEFAULT_SETTINGS
     if payment.is_return:
         return MatchDecision(
             payment.id, "return", rule="return", score=1.0,
             evidence={"reason": "return or reversal: never matched as new money"},
         )  # fmt: skip
-    original = _is_duplicate(payment, recent_payments, settings)
+    payer_tokens = name_tokens(payment.payer_name) if payment.payer_name else ()
+    original = _is_duplicate(payment, recent_payments, settings, payer_tokens)
     if original is not None:
         return MatchDecision(
             payment.id, "duplicate", rule="duplicate", score=1.0,
@@ -849,12 +1204,12 @@ def match_payment(
         reason = "no amount" if payment.amount <= 0 else "no open invoice in this currency"
         return MatchDecision(payment.id, "suspense", rule="none", evidence={"reason": reason})
 
+    threshold = settings.auto_threshold
     everything: list[_Option] = []
     # Invoices the remittance text points at (any currency). A payer-only match that
     # disagrees with them is contradicted by the text and does not auto-post.
     referenced: set[str] = set()
-    link = index.link_for(payment)
-    payer_tokens = name_tokens(payment.payer_name) if payment.payer_name else ()
+    link = index._link(payment, payer_tokens)
 
     # 1. Stripe metadata.
     if payment.stripe_invoice_id:
@@ -873,21 +1228,41 @@ def match_payment(
     # 2. References in the remittance text, exact first, then one edit away.
     if payment.reference:
         exact = index.find_references(payment.reference, fuzzy=False)
-        referenced.update(i.id for h in exact for i in h.invoices)
-        fast = _fast_exact(payment, exact, index, settings, payer_tokens, link)
-        if fast is not None:
-            return fast
-        options = _reference_options(payment, exact, index, settings, payer_tokens, link)
-        everything.extend(options)
-        decision = _decide(payment, options, settings, everything)
-        if decision is not None:
-            return decision
-        if not any(o.plan is not None and o.score >= settings.auto_threshold for o in options):
+        if exact:
+            fast = _fast_exact(payment, exact, index, settings, payer_tokens, link)
+            if fast is not None:
+                return fast
+            referenced.update(i.id for h in exact for i in h.invoices)
+            options = _reference_options(payment, exact, index, settings, payer_tokens, link)
+            everything.extend(options)
+            decision = _decide(payment, options, settings, everything)
+            if decision is not None:
+                return decision
+        else:
+            options = []
+        if not any(o.plan is not None and o.score >= threshold for o in options):
             fuzzy = index.find_references(payment.reference, fuzzy=True)
             exact_keys = {h.key for h in exact}
             fuzzy = [h for h in fuzzy if h.key not in exact_keys]
             options = []
+            tokens_of = index.holder_tokens
             for hit in fuzzy:
+                invs = hit.invoices
+                if len(invs) == 1 and hit.kind != "rf_reference" and payer_tokens:
+                    # The bulk: one of the dozens of numbers one edit away, someone else's.
+                    # What `_reference_options` gives it when its payer cannot agree.
+                    inv = invs[0]
+                    if inv.currency != payment.currency:
+                        continue  # never across currencies: no option
+                    holder = inv.policyholder_id
+                    if (link is None or link[0] != holder) and not _may_agree(
+                        payer_tokens, tokens_of.get(holder), threshold
+                    ):
+                        rule = "fuzzy_" + (
+                            "policy_number" if hit.kind == "policy_number" else "reference"
+                        )
+                        options.append(_Option(0.45, None, rule, {}, (inv.id,)))
+                        continue
                 options += _reference_options(payment, [hit], index, settings, payer_tokens, link)
             if exact:
                 # The text holds a valid reference that did not corroborate: a corrected one
@@ -897,11 +1272,9 @@ def match_payment(
                     for o in options
                     if o.evidence.get("amount_agrees") == "true"
                     and o.evidence.get("payer_agrees") == "true"
-                ] + [o for o in options if o.score < settings.auto_threshold]
+                ] + [o for o in options if o.score < threshold]
             everything.extend(options)
-            referenced.update(
-                i for o in options if o.score >= settings.auto_threshold for i in o.invoice_ids
-            )
+            referenced.update(i for o in options if o.score >= threshold for i in o.invoice_ids)
             decision = _decide(payment, _corroborated_single(options, settings), settings,
                                everything)  # fmt: skip
             if decision is not None:
@@ -910,7 +1283,7 @@ def match_payment(
     # 3. A learned payer link, exact amount only.
     if link is not None:
         holder, kind = link
-        pool = [i for i in index.by_holder.get(holder, ()) if i.currency == payment.currency]
+        pool = index.pool(holder, payment.currency)
         plan = _exact_plan(payment.amount, holder, pool)
         score = 0.97 if kind == "payer_account" else 0.94
         evidence = {kind: "linked", "found_in": kind.replace("_", " ")}
@@ -930,27 +1303,30 @@ def match_payment(
         candidates, close = index.name_candidates(payer_tokens)
         if close < settings.max_name_candidates:
             for holder in candidates:
-                pool = [
-                    i for i in index.by_holder.get(holder, ()) if i.currency == payment.currency
-                ]
+                pool = index.pool(holder, payment.currency)
                 if not pool:
                     continue
-                s = name_similarity(payer_tokens, index.holder_tokens[holder])
+                s = _similarity(payer_tokens, index.holder_tokens[holder])
                 if s < 0.8:
                     continue
                 plan = _exact_plan(payment.amount, holder, pool)
-                evidence = {
-                    "payer_name": payment.payer_name or "",
-                    "policyholder_name": index.holders[holder].name,
-                    "name_score": f"{s:.2f}",
-                    "similar_names": str(close),
-                }
                 score = min(0.97, s) if plan is not None else 0.5 * s
-                if plan is not None and _contradicted(plan, referenced):
+                contradicted = plan is not None and _contradicted(plan, referenced)
+                if contradicted:
                     score = min(score, 0.6)
-                    evidence["contradicted_by"] = "reference in remittance text"
+                # Evidence is read only from the option that posts: none below the threshold.
+                found: dict[str, str] = {}
+                if score >= threshold:
+                    found = {
+                        "payer_name": payment.payer_name or "",
+                        "policyholder_name": index.holders[holder].name,
+                        "name_score": f"{s:.2f}",
+                        "similar_names": str(close),
+                    }
+                    if contradicted:
+                        found["contradicted_by"] = "reference in remittance text"
                 ids = tuple(a for a, _ in plan.allocations) if plan else tuple(i.id for i in pool)
-                options.append(_Option(score, plan, "payer_name", evidence, ids))
+                options.append(_Option(score, plan, "payer_name", found, ids))
         everything.extend(options)
         decision = _decide(payment, options, settings, everything)
         if decision is not None:
