@@ -65,6 +65,7 @@ def run(
     tallies: dict[str, Tally] = defaultdict(Tally)
     recent: dict[tuple[str, int], list[PaymentFacts]] = defaultdict(list)
     invoices = index.invoices
+    due = {i: inv.amount_due for i, inv in invoices.items()}  # as posting leaves them
     seconds = 0.0
     clock = time.perf_counter
     for line in lines:
@@ -77,6 +78,15 @@ def run(
         window.append(p)
         if len(window) > 8:
             del window[0]
+        takes = (*decision.allocations, *decision.write_offs)
+        if decision.outcome in AUTO and any(due[i] < a for i, a in takes):
+            # Posting refuses it (an earlier match paid that invoice): it stays in suspense.
+            # The service then decides it again against the open invoices; this pure bench
+            # has no second pass, so it counts as not matched.
+            decision = MatchDecision(p.id, "suspense", rule="none",
+                                     evidence={"reason": "invoice already paid"})  # fmt: skip
+        for i, a in takes if decision.outcome in AUTO else ():
+            due[i] -= a
         for tally in (tallies[line.kind], tallies["ALL"]):
             tally.lines += 1
             matchable = line.truth.outcome in AUTO
