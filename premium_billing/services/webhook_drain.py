@@ -243,14 +243,15 @@ def _post_batch(session: Session, settings: Settings, events: list[_Succeeded]) 
 
 
 def drain_forever(db: Database, settings: Settings, stop: threading.Event) -> None:
-    """A drain process: post what is queued, then wait WEBHOOK_DRAIN_DELAY_MS (at least
-    50 ms) for more, until `stop` is set."""
+    """A drain process: post a batch; when it was not full, wait WEBHOOK_DRAIN_DELAY_MS (at
+    least 50 ms) to gather the next one (bigger batches cost less per event), until `stop`."""
     pause = max(settings.webhook_drain_delay_ms, 50) / 1000
     log.info("webhook drain started", extra={"event": "webhook_drain_started"})
     while not stop.is_set():
+        handled = 0
         try:
-            while drain(db, settings) and not stop.is_set():
-                pass
+            handled = drain(db, settings)
         except Exception:  # keep draining; the retry job is the backstop
             log.exception("webhook drain failed")
-        stop.wait(pause)
+        if handled < BATCH:
+            stop.wait(pause)
