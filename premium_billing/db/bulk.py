@@ -23,6 +23,17 @@ from .types import utcnow
 _PG_DIALECT = postgresql.dialect()
 
 
+def custom_plans(session: Session) -> None:
+    """For the rest of this transaction, plan every statement for its parameters (PostgreSQL).
+
+    psycopg prepares a statement run five times, and PostgreSQL may then keep a generic plan
+    made from the table's statistics. A bulk import or run grows its tables by millions of
+    rows in one transaction, so a plan made when they looked empty (a sequential scan) turns
+    each batch's probe into a scan of everything written so far: quadratic."""
+    if _is_pg(session):
+        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
 def _is_pg(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 

@@ -25,7 +25,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..db.bulk import insert_rows, update_rows
+from ..db.bulk import custom_plans, insert_rows, update_rows
 from ..db.models import Invoice, JournalEntry, JournalLine
 from ..db.payment_models import Allocation, Payment, WriteOff
 from ..domain import ledger
@@ -292,6 +292,7 @@ def post_matches(
     {payment id: why}. Flushed, not committed."""
     if not plans:
         return {}
+    custom_plans(session)
     payment_rows = _locked_payments(session, [p.payment_id for p in plans])
     invoice_rows = _locked_invoices(
         session, [i for p in plans for i, _ in (*p.allocations, *p.write_offs)]

@@ -28,6 +28,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from ..config import Settings
+from ..db.bulk import custom_plans
 from ..db.models import Invoice, Policy, Policyholder
 from ..db.payment_models import Payment
 from ..db.reconciliation_models import BankLine, PayerLink, ReconciliationRun, SuspenseItem
@@ -372,6 +373,7 @@ def _record_suspense(
     if not pending:
         return
     ids = [int(d.payment_id) for d, _ in pending]
+    custom_plans(session)
     session.execute(delete(SuspenseItem).where(SuspenseItem.payment_id.in_(ids)))
     now = utcnow()
     rows = []

@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..db.bulk import insert_rows
+from ..db.bulk import custom_plans, insert_rows
 from ..db.payment_models import Payment
 from ..db.reconciliation_models import BankLine, BankStatement
 from ..domain.matching import normalize_account, normalize_name
@@ -224,6 +224,7 @@ def _write_batch(
 ) -> None:
     totals["lines"] += len(batch)
     refs = [line.bank_reference for line in batch]
+    custom_plans(session)
     seen = set(
         session.scalars(
             select(BankLine.bank_reference).where(
