@@ -228,13 +228,31 @@ def run_reconciliation(
             index = _index(session)
             retry = [p for p in payments if int(p.id) in again]
             session.rollback()
-            decisions = (match_payment(p, index, rules, recent.before(p)) for p in retry)
+            payer = {d.payment_id: d.policyholder_id for d in later}
+            decisions = (
+                _same_payer(match_payment(p, index, rules, recent.before(p)), payer[p.id])
+                for p in retry
+            )
             _apply_all(session, settings, run.id, as_of, decisions, stats, None)
     except BaseException:
         session.rollback()
         _finish(session, run.id, "failed", stats)
         raise
     return _finish(session, run.id, "succeeded", stats)
+
+
+def _same_payer(decision: MatchDecision, payer: str | None) -> MatchDecision:
+    """A second decision may only choose another invoice of the payer the first one named:
+    with that payer's invoices paid, a similar name could otherwise look unambiguous."""
+    if decision.outcome not in ("matched", "partial") or decision.policyholder_id == payer:
+        return decision
+    return MatchDecision(
+        decision.payment_id,
+        "suspense",
+        rule="none",
+        evidence={"reason": f"the invoices of ph_{payer} it matched are paid by other payments"},
+        candidates=decision.candidates,
+    )
 
 
 def _index(session: Session) -> CandidateIndex:
