@@ -37,7 +37,7 @@ from ..domain.allocation import (
     within_tolerance,
 )
 from ..domain.ledger import Posting
-from . import audit
+from . import audit, payments
 
 log = logging.getLogger(__name__)
 
@@ -491,9 +491,6 @@ def _update_invoices(
 
 
 def _expire(session: Session, model: type, ids: Mapping[int, Any]) -> None:
-    from sqlalchemy.orm.util import identity_key
-
+    """Loaded objects of these rows read the new amounts on next access."""
     for row_id in ids:
-        obj = session.identity_map.get(identity_key(model, row_id))
-        if obj is not None:
-            session.expire(obj)
+        payments.expire(session, model, row_id)

@@ -52,7 +52,8 @@ PAYMENT_AMOUNTS = (
 # ----------------------------------------------------------------------------- row helpers
 
 
-def _expire(session: Session, model: type, row_id: int) -> None:
+def expire(session: Session, model: type, row_id: int) -> None:
+    """Expire the loaded object of this row, if any (it was changed by SQL)."""
     obj = session.identity_map.get(identity_key(model, row_id))
     if obj is not None:
         session.expire(obj)
@@ -124,7 +125,7 @@ def bump_invoice(
             .execution_options(synchronize_session=False)
         )
         after["status"] = status
-    _expire(session, Invoice, invoice_id)
+    expire(session, Invoice, invoice_id)
     audit.record(session, "update", "invoices", invoice_id, before=before, after=after)
     return after
 
@@ -183,7 +184,7 @@ def bump_payment(
     for key, value in changes.items():
         before.setdefault(key, None)
         after[key] = value
-    _expire(session, Payment, payment_id)
+    expire(session, Payment, payment_id)
     audit.record(session, "update", "payments", payment_id, before=before, after=after)
     return after
 
