@@ -226,7 +226,6 @@ class _Payment:
     holder: int | None
     status: str
     identified: bool = False  # payer named by this batch's match
-    unapplied_before: int = 0
     rule: str | None = None
     evidence: Any = None
 
@@ -332,7 +331,6 @@ def post_matches(
         if pay.holder is None:
             pay.holder = invoices[min(merged)].holder
             pay.identified = True
-            pay.unapplied_before = pay.unapplied
             kind = ledger.PAYMENT_MATCHED
             matched_legs.extend(
                 ledger.matched(pay.unapplied, merged, pay.currency, plan.payment_id, pay.holder)
