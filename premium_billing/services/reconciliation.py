@@ -17,10 +17,11 @@ from __future__ import annotations
 import bisect
 import contextvars
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -57,7 +58,8 @@ POST_BATCH = 1000  # matches posted per transaction, set-based
 # several like invoices) after them: when both want one invoice, the one naming it gets it,
 # and the other is decided again among the invoices still open (the payer's next one).
 NAMED = frozenset({"stripe_metadata", "reference", "fuzzy_reference"})
-WRITES_IN_FLIGHT = 2  # batches decided and waiting for the writer thread
+WRITERS = 2  # writer threads (connections) posting batches at once, on PostgreSQL
+WRITES_IN_FLIGHT = 3  # batches decided and waiting for a writer
 
 
 def match_settings(settings: Settings) -> MatchSettings:
@@ -97,9 +99,27 @@ class RunStats:
 # ----------------------------------------------------------------------------- loading
 
 
-def _suspense_payments(session: Session) -> list[PaymentFacts]:
+STREAM = 10_000  # rows fetched at a time (server-side cursor): no whole result in memory
+
+
+def _streamed(session: Session, stmt: Any) -> Iterator[Any]:
+    return iter(session.execute(stmt.execution_options(yield_per=STREAM)))
+
+
+class _Shared:
+    """One object per distinct value: a million rows name a few currencies and dates, and
+    a policyholder many times (the snapshot of a 1M-payment run stays within its memory)."""
+
+    def __init__(self) -> None:
+        self.values: dict[Any, Any] = {}
+
+    def __call__(self, value: Any) -> Any:
+        return self.values.setdefault(value, value)
+
+
+def _suspense_payments(session: Session, shared: _Shared) -> list[PaymentFacts]:
     held = select(SuspenseItem.payment_id).where(SuspenseItem.held.is_(True))
-    rows = session.execute(
+    stmt = (
         select(
             Payment.id,
             Payment.amount_unapplied,
@@ -118,11 +138,14 @@ def _suspense_payments(session: Session) -> list[PaymentFacts]:
         )
         .order_by(Payment.id)
     )
-    return [PaymentFacts(str(r[0]), r[1], r[2], r[3], r[4], r[6], r[5] or "") for r in rows]
+    return [
+        PaymentFacts(str(r[0]), r[1], shared(r[2]), shared(r[3]), r[4], r[6], r[5] or "")
+        for r in _streamed(session, stmt)
+    ]
 
 
-def _open_invoices(session: Session) -> list[OpenInvoice]:
-    rows = session.execute(
+def _open_invoices(session: Session, shared: _Shared) -> list[OpenInvoice]:
+    stmt = (
         select(
             Invoice.id,
             Invoice.number,
@@ -136,47 +159,72 @@ def _open_invoices(session: Session) -> list[OpenInvoice]:
         .where(Invoice.status.in_(OPEN_STATUSES), Invoice.amount_due > 0)
     )
     return [
-        OpenInvoice(str(r[0]), r[1], payment_reference(r[1]), r[2], str(r[3]), r[4], r[5], r[6])
-        for r in rows
-    ]
+        OpenInvoice(
+            str(r[0]), r[1], payment_reference(r[1]), shared(r[2]), shared(str(r[3])),
+            shared(r[4]), r[5], shared(r[6]),
+        )
+        for r in _streamed(session, stmt)
+    ]  # fmt: skip
 
 
-def _policyholders(session: Session) -> list[matching.Policyholder]:
+def _policyholders(session: Session, shared: _Shared) -> list[matching.Policyholder]:
     holders = select(Invoice.policyholder_id).where(
         Invoice.status.in_(OPEN_STATUSES), Invoice.amount_due > 0
     )
-    rows = session.execute(
-        select(Policyholder.id, Policyholder.name).where(Policyholder.id.in_(holders))
-    )
-    return [matching.Policyholder(str(i), name) for i, name in rows]
+    stmt = select(Policyholder.id, Policyholder.name).where(Policyholder.id.in_(holders))
+    return [matching.Policyholder(shared(str(i)), name) for i, name in _streamed(session, stmt)]
 
 
-def _links(session: Session) -> list[matching.PayerLink]:
-    rows = session.execute(select(PayerLink.key, PayerLink.policyholder_id))
-    return [matching.PayerLink(key, str(holder)) for key, holder in rows]
+def _links(session: Session, shared: _Shared) -> list[matching.PayerLink]:
+    stmt = select(PayerLink.key, PayerLink.policyholder_id)
+    return [matching.PayerLink(key, shared(str(h))) for key, h in _streamed(session, stmt)]
 
 
 class _RecentPayments:
-    """Earlier payments of the same currency and amount (the duplicate guard's window)."""
+    """Earlier payments of the same currency and amount (the duplicate guard's window).
 
-    def __init__(self, session: Session, payments: list[PaymentFacts], days: int) -> None:
+    The window's payments are mostly the suspense payments themselves: those are shared,
+    not loaded twice; only the others (matched or held) are read in full."""
+
+    def __init__(
+        self, session: Session, payments: list[PaymentFacts], days: int, shared: _Shared
+    ) -> None:
         self.by_key: dict[tuple[str, int], list[tuple[int, PaymentFacts]]] = {}
         if not payments:
             return
         start = min(p.received_on for p in payments) - timedelta(days=days)
         end = max(p.received_on for p in payments)
-        rows = session.execute(
-            select(
-                Payment.id, Payment.amount, Payment.currency, Payment.received_on,
-                Payment.payer_name, Payment.reference, BankLine.payer_account,
-            )
-            .outerjoin(BankLine, (BankLine.payment_id == Payment.id) & (BankLine.kind == "payment"))
-            .where(Payment.received_on.between(start, end), Payment.status != "reversed")
-            .order_by(Payment.id)
-        )  # fmt: skip
-        for r in rows:
-            facts = PaymentFacts(str(r[0]), r[1], r[2], r[3], r[4], r[6], r[5] or "")
-            self.by_key.setdefault((r[2], r[1]), []).append((int(r[0]), facts))
+        known = {int(p.id): p for p in payments}
+        window = (Payment.received_on.between(start, end), Payment.status != "reversed")
+        others: list[int] = []
+        rows = select(Payment.id, Payment.amount).where(*window)
+        for pid, amount in _streamed(session, rows.order_by(Payment.id)):
+            facts = known.get(pid)
+            if facts is None:
+                others.append(pid)
+            elif facts.amount == amount:  # else: partly applied since; read it in full
+                self.by_key.setdefault((facts.currency, amount), []).append((pid, facts))
+            else:
+                others.append(pid)
+        del known
+        for chunk in range(0, len(others), STREAM):
+            ids = others[chunk : chunk + STREAM]
+            for r in session.execute(
+                select(
+                    Payment.id, Payment.amount, Payment.currency, Payment.received_on,
+                    Payment.payer_name, Payment.reference, BankLine.payer_account,
+                )
+                .outerjoin(
+                    BankLine, (BankLine.payment_id == Payment.id) & (BankLine.kind == "payment")
+                )
+                .where(Payment.id.in_(ids))
+            ):  # fmt: skip
+                facts = PaymentFacts(
+                    str(r[0]), r[1], shared(r[2]), shared(r[3]), r[4], r[6], r[5] or ""
+                )
+                self.by_key.setdefault((facts.currency, r[1]), []).append((int(r[0]), facts))
+        for bucket in self.by_key.values():
+            bucket.sort(key=lambda item: item[0])
 
     def before(self, payment: PaymentFacts) -> list[PaymentFacts]:
         bucket = self.by_key.get((payment.currency, payment.amount))
@@ -205,30 +253,35 @@ def run_reconciliation(
     session.commit()
     stats = RunStats()
     try:
-        payments = _suspense_payments(session)
+        shared = _Shared()
+        payments = _suspense_payments(session, shared)
         rules = match_settings(settings)
-        recent = _RecentPayments(session, payments, rules.duplicate_window_days)
-        index = _index(session)
+        recent = _RecentPayments(session, payments, rules.duplicate_window_days, shared)
+        index: CandidateIndex | None = _index(session, shared)
         session.rollback()  # release the snapshot: posting locks what it posts
         later: list[MatchDecision] = []
 
-        def first_pass() -> Iterator[MatchDecision]:
+        def first_pass(index: CandidateIndex) -> Iterator[MatchDecision]:
             for payment in payments:
                 stats.examined += 1
                 decision = match_payment(payment, index, rules, recent.before(payment))
                 if decision.outcome in ("matched", "partial") and decision.rule not in NAMED:
-                    later.append(decision)  # posted after the matches that name an invoice
+                    # posted after the matches that name an invoice; refused, it is decided
+                    # again (below), so its candidates are not kept
+                    later.append(replace(decision, candidates=()))
                     continue
                 yield decision
 
-        _apply_all(session, settings, run.id, as_of, first_pass(), stats, progress)
+        _apply_all(session, settings, run.id, as_of, first_pass(index), stats, progress)
+        index = None  # a second decision reads the invoices still open afresh
         again: set[int] = set()
         _apply_all(session, settings, run.id, as_of, later, stats, progress, again=again)
         if again:  # an invoice a match naming it took: decide again among the open ones
-            index = _index(session)
+            payer = {d.payment_id: d.policyholder_id for d in later if int(d.payment_id) in again}
+            later.clear()
+            index = _index(session, shared)
             retry = [p for p in payments if int(p.id) in again]
             session.rollback()
-            payer = {d.payment_id: d.policyholder_id for d in later}
             decisions = (
                 _same_payer(match_payment(p, index, rules, recent.before(p)), payer[p.id])
                 for p in retry
@@ -255,8 +308,10 @@ def _same_payer(decision: MatchDecision, payer: str | None) -> MatchDecision:
     )
 
 
-def _index(session: Session) -> CandidateIndex:
-    return CandidateIndex.build(_open_invoices(session), _policyholders(session), _links(session))
+def _index(session: Session, shared: _Shared) -> CandidateIndex:
+    return CandidateIndex.build(
+        _open_invoices(session, shared), _policyholders(session, shared), _links(session, shared)
+    )
 
 
 def _finish(session: Session, run_id: int, status: str, stats: RunStats) -> ReconciliationRun:
@@ -294,61 +349,81 @@ def _apply_all(
     `again`, a match refused because its invoice changed is not recorded but added there.
 
     Matching (CPU, this thread) and writing (mostly waiting on the database, which releases
-    the GIL) overlap: one writer thread, with its own session and this thread's context
-    (the actor), takes the batches in order; at most WRITES_IN_FLIGHT wait for it."""
-    writer_session = Session(bind=session.get_bind(), expire_on_commit=False)
+    the GIL) overlap: writer threads (WRITERS on PostgreSQL, each with its own session and
+    this thread's context, the actor) take the batches; at most WRITES_IN_FLIGHT wait.
+    Batches in flight together never share an invoice: a match wanting an invoice that an
+    earlier match of this pass wants is held back and posted after them, in order, so the
+    outcome is the one of posting every batch in turn."""
+    bind = session.get_bind()
+    writers = WRITERS if bind.dialect.name == "postgresql" else 1
+    local = threading.local()
+    sessions: list[Session] = []
+    lock = threading.Lock()
     context = contextvars.copy_context()
     in_flight: deque[Future[None]] = deque()
     pending: list[tuple[MatchDecision, str | None]] = []
     batch: list[MatchDecision] = []
+    claimed: set[str] = set()  # invoices of the matches submitted in this pass
+    held: list[MatchDecision] = []  # matches wanting a claimed invoice: posted last
 
     def write(matches: list[MatchDecision], others: list[tuple[MatchDecision, str | None]]) -> None:
+        writer_session = getattr(local, "session", None)
+        if writer_session is None:
+            writer_session = local.session = Session(bind=bind, expire_on_commit=False)
+            with lock:
+                sessions.append(writer_session)
         refused = _post_batch(writer_session, settings, run_id, matches, as_of) if matches else {}
-        for decision in matches:
-            why = refused.get(int(decision.payment_id))
-            if why is None:
-                if decision.outcome == "matched":
-                    stats.matched += 1
+        with lock:
+            for decision in matches:
+                why = refused.get(int(decision.payment_id))
+                if why is None:
+                    if decision.outcome == "matched":
+                        stats.matched += 1
+                    else:
+                        stats.partially_matched += 1
+                    stats.written_off += len(decision.write_offs)
+                    stats.rules[decision.rule] = stats.rules.get(decision.rule, 0) + 1
+                elif again is not None:
+                    again.add(int(decision.payment_id))
                 else:
-                    stats.partially_matched += 1
-                stats.written_off += len(decision.write_offs)
-                stats.rules[decision.rule] = stats.rules.get(decision.rule, 0) + 1
-            elif again is not None:
-                again.add(int(decision.payment_id))
-            else:
-                stats.not_posted += 1
-                others.append((decision, why))
-        for decision, why in others:
-            stats.suspense += 1
-            stats.duplicates += why is None and decision.outcome == "duplicate"
-            stats.returns += why is None and decision.outcome == "return"
+                    stats.not_posted += 1
+                    others.append((decision, why))
+            for decision, why in others:
+                stats.suspense += 1
+                stats.duplicates += why is None and decision.outcome == "duplicate"
+                stats.returns += why is None and decision.outcome == "return"
         _record_suspense(writer_session, run_id, others)
         if progress is not None:
-            progress(len(matches) + len(others) - (again is not None) * len(refused))
+            with lock:
+                progress(len(matches) + len(others) - (again is not None) * len(refused))
 
-    def submit(pool: ThreadPoolExecutor) -> None:
+    def submit(pool: ThreadPoolExecutor, limit: int) -> None:
         nonlocal batch, pending
         in_flight.append(pool.submit(context.copy().run, write, batch, pending))
         batch, pending = [], []
-        while len(in_flight) > WRITES_IN_FLIGHT:
+        while len(in_flight) > limit:
             in_flight.popleft().result()
 
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-writer") as pool:
+        with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="reconcile-writer") as pool:
             for decision in decisions:
                 if decision.outcome in ("matched", "partial"):
-                    batch.append(decision)
+                    wanted = [i for i, _ in decision.allocations]
+                    (batch if claimed.isdisjoint(wanted) else held).append(decision)
+                    claimed.update(wanted)  # a later match wanting one of them waits too
                 else:
                     pending.append((decision, None))
                 if len(batch) >= POST_BATCH or len(pending) >= SUSPENSE_BATCH:
-                    submit(pool)
-                    if in_flight and in_flight[0].done():
+                    submit(pool, WRITES_IN_FLIGHT)
+                    while in_flight and in_flight[0].done():
                         in_flight.popleft().result()
-            submit(pool)
-            while in_flight:
-                in_flight.popleft().result()
+            submit(pool, 0)
+            for start in range(0, len(held), POST_BATCH):  # in turn, after all the others
+                batch = held[start : start + POST_BATCH]
+                submit(pool, 0)
     finally:
-        writer_session.close()
+        for writer_session in sessions:
+            writer_session.close()
 
 
 def _post_batch(

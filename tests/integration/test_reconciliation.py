@@ -208,3 +208,32 @@ def test_a_match_naming_the_invoice_wins_and_the_payer_match_takes_the_next(api,
     assert first["allocations"] == [{"invoice_id": eva2, "amount": 9000}]
     assert first["match"]["rule"] == "payer_name"
     assert ledger_problems(db) == []
+
+
+def test_matches_wanting_one_invoice_post_in_turn_with_writers_in_parallel(api, db, monkeypatch):
+    """One match per batch and two writers: each of sixteen invoices is named by two payments
+    in a row, the whole amount each time. Batches in flight never share an invoice, so the
+    outcome is that of posting in turn: the first payment pays it, the second finds it paid
+    and stays in suspense (in parallel, the second would win about half the races)."""
+    from premium_billing.services import reconciliation
+
+    monkeypatch.setattr(reconciliation, "POST_BATCH", 1)
+    invoices = [holder_with_invoices(api, db, f"Holder {n}", [1000 + n])[1][0] for n in range(16)]
+    rows = []
+    for n, (_, num) in enumerate(invoices):
+        rows += [
+            f"2026-02-03,{(1000 + n) / 100:.2f},USD,Holder {n},{lead} {num},P-{n}-{k}"
+            for k, lead in ((1, "Invoice"), (2, "Premium for"))
+        ]  # not a duplicate line
+    upload(api, csv_file(*rows))
+    run = _run(api)
+    assert (run["examined"], run["matched"], run["suspense"]) == (32, 16, 16)
+    for n, (inv, _) in enumerate(invoices):
+        assert _payment(api, f"P-{n}-1")["allocations"] == [{"invoice_id": inv, "amount": 1000 + n}]
+        assert _payment(api, f"P-{n}-2")["allocations"] == []
+    queue = api.get("/reconciliation/suspense").json()["data"]
+    assert sorted(row["payment"]["external_id"] for row in queue) == sorted(
+        f"P-{n}-2" for n in range(16)
+    )
+    assert all(row["reason"].startswith("match not posted") for row in queue)
+    assert ledger_problems(db) == []
