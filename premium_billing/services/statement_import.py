@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import IO, Any, BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..db.bulk import custom_plans, insert_rows
+from ..db.bulk import insert_rows
 from ..db.payment_models import Payment
 from ..db.reconciliation_models import BankLine, BankStatement
 from ..domain.matching import normalize_account, normalize_name
@@ -223,22 +223,7 @@ def _write_batch(
     returns: list[tuple[int, StatementLine]],
 ) -> None:
     totals["lines"] += len(batch)
-    refs = [line.bank_reference for line in batch]
-    custom_plans(session)
-    seen = set(
-        session.scalars(
-            select(BankLine.bank_reference).where(
-                BankLine.account == account, BankLine.bank_reference.in_(refs)
-            )
-        )
-    )
-    seen.update(
-        session.scalars(
-            select(Payment.external_id).where(
-                Payment.source == "bank_statement", Payment.external_id.in_(refs)
-            )
-        )
-    )
+    seen = _seen(session, account, [line.bank_reference for line in batch])
     fresh = [line for line in batch if line.bank_reference not in seen]
     totals["duplicates"] += len(batch) - len(fresh)
     if not fresh:
@@ -284,6 +269,38 @@ def _write_batch(
         None,
         after={"statement_id": statement_id, "first_id": line_ids[0], "count": len(line_ids)},
     )
+
+
+# A line is already imported when its account has a bank line with its reference, or when a
+# bank payment has it as external id (a credit of another account's statement: its payment
+# would break the unique (source, external_id)). On PostgreSQL one statement, each reference
+# an index probe on both constraints' indexes: the LIMIT-ed scalar subqueries can be neither
+# joined nor hashed, so no plan, generic or custom, made from the statistics of tables this
+# import is still filling can turn them into a scan of everything written so far (an
+# `IN (...)` probe got a bitmap scan of the leading column, every line of the account and
+# every bank payment, per batch: quadratic in the file's length). So the import needs no
+# `bulk.custom_plans`, which would also re-plan every foreign-key check of its COPYs (one
+# per row and key: half of the server's time).
+_SEEN_PG = text(
+    "SELECT r.ref FROM unnest(CAST(:refs AS text[])) AS r(ref)"
+    " WHERE (SELECT 1 FROM bank_lines b"
+    "        WHERE b.account = :account AND b.bank_reference = r.ref LIMIT 1) IS NOT NULL"
+    " OR (SELECT 1 FROM payments p"
+    "     WHERE p.source = 'bank_statement' AND p.external_id = r.ref LIMIT 1) IS NOT NULL"
+)
+
+
+def _seen(session: Session, account: str, refs: list[str]) -> set[str]:
+    """The references of `refs` already imported (see `_SEEN_PG`)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return set(session.scalars(_SEEN_PG, {"refs": refs, "account": account}))
+    lines = select(BankLine.bank_reference).where(
+        BankLine.account == account, BankLine.bank_reference.in_(refs)
+    )
+    payments = select(Payment.external_id).where(
+        Payment.source == "bank_statement", Payment.external_id.in_(refs)
+    )
+    return set(session.scalars(lines.union(payments)))
 
 
 def _create_payments(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -104,6 +105,35 @@ def test_malformed_line_after_written_batches_leaves_nothing(db, settings):
             raise AssertionError("a malformed file was accepted")
     assert _count(db, Payment) == 0
     assert _count(db, BankLine) == 0
+
+
+def test_a_reference_a_bank_payment_already_has_is_skipped_in_every_batch(db, settings):
+    """Another account's statement paid B-7 already (a bank payment with that external id):
+    the line is a duplicate, not a second payment; a probe per batch, lines of earlier
+    batches of the same file included."""
+    import io
+
+    from premium_billing.services.batch_posting import Received, receive_many
+    from premium_billing.services.statement_import import import_statement
+
+    with db.session() as session:
+        receive_many(
+            session,
+            [Received(100, "USD", "bank_transfer", date(2026, 2, 1), external_id="B-7")],
+            source="bank_statement",
+        )
+        session.commit()
+    rows = [f"2026-02-03,{i}.00,USD,Payer {i},ref {i},B-{i}" for i in range(1, 12)]
+    with db.session() as session:
+        first = import_statement(session, settings, io.BytesIO(csv_file(*rows)), batch_size=3)
+    assert (first.lines, first.payments_created, first.duplicates_skipped) == (11, 10, 1)
+    more = [*rows, "2026-02-04,5.00,USD,Payer 12,ref 12,B-12"]
+    with db.session() as session:
+        again = import_statement(session, settings, io.BytesIO(csv_file(*more)), batch_size=4)
+    assert (again.lines, again.payments_created, again.duplicates_skipped) == (12, 1, 11)
+    assert _count(db, Payment) == 12
+    assert _count(db, BankLine) == 11
+    assert ledger_problems(db) == []
 
 
 def test_a_returned_item_reverses_the_payment_it_returns(api, db):
