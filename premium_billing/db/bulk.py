@@ -29,7 +29,12 @@ def custom_plans(session: Session) -> None:
     psycopg prepares a statement run five times, and PostgreSQL may then keep a generic plan
     made from the table's statistics. A bulk import or run grows its tables by millions of
     rows in one transaction, so a plan made when they looked empty (a sequential scan) turns
-    each batch's probe into a scan of everything written so far: quadratic."""
+    each batch's probe into a scan of everything written so far: quadratic.
+
+    It also re-plans every query a trigger runs, among them each row's foreign-key checks in
+    a COPY of `insert_rows` (one plan per row and key: measured, about half of what a COPY
+    of bank lines or journal lines costs the server). A probe whose every plan is an index
+    probe (see `statement_import._SEEN_PG`) does not need it."""
     if _is_pg(session):
         session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
@@ -66,7 +71,10 @@ def insert_rows(
         new_ids = list(
             session.scalars(
                 text(
-                    "SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"
+                    # The sequence looked up once (OFFSET 0 keeps the subquery from being
+                    # pulled up), not a pg_depend scan per id.
+                    "SELECT nextval(s.seq) FROM (SELECT CAST(pg_get_serial_sequence(:t, 'id')"
+                    " AS regclass) AS seq OFFSET 0) AS s, generate_series(1, :n)"
                 ),
                 {"t": table.name, "n": len(rows)},
             )
