@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any
 
-from sqlalchemy import Table, insert, text
+from sqlalchemy import BigInteger, Table, any_, bindparam, insert, text
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.sqltypes import JSON
 
@@ -37,6 +39,22 @@ def custom_plans(session: Session) -> None:
     probe (see `statement_import._SEEN_PG`) does not need it."""
     if _is_pg(session):
         session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
+def cached_plans(session: Session) -> None:
+    """Undo `custom_plans` for the rest of this transaction (PostgreSQL): before a COPY, whose
+    rows' foreign-key checks would else each be planned anew (their plans are PK probes)."""
+    if _is_pg(session):
+        session.execute(text("SET LOCAL plan_cache_mode = auto"))
+
+
+def any_of(session: Session, column: Any, ids: Sequence[int]) -> Any:
+    """`column IN ids` as `column = ANY(:array)` on PostgreSQL: one parameter, one statement
+    text (an IN list of a thousand ids is a thousand parameters and a text never seen
+    before). Elsewhere a plain IN."""
+    if not _is_pg(session):
+        return column.in_(list(ids))
+    return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))
 
 
 def _is_pg(session: Session) -> bool:
@@ -118,7 +136,8 @@ def update_rows(
 ) -> None:
     """Update rows by id: each row gives `id`, an increment for each column in `add` (SQL
     `col = col + delta`, so a CHECK sees a lost update) and a value for each in `assign`.
-    `updated_at` is set when the table has it. One statement on PostgreSQL (unnest)."""
+    `updated_at` is set when the table has it. One statement on PostgreSQL, the rows in one
+    JSON parameter (json_to_recordset)."""
     if not rows:
         return
     stamp = "updated_at" in table.c
@@ -139,23 +158,26 @@ def update_rows(
         session.execute(text(stmt), params)
         return
     names = ["id", *add, *assign]
-    arrays = ", ".join(f"CAST(:{n} AS {_pg_type(table, n)}[])" for n in names)
-    sets = [f"{c} = t.{c} + v.{c}" for c in add]
-    sets += [f"{c} = CAST(v.{c} AS json)" if _is_json(table, c) else f"{c} = v.{c}" for c in assign]
+    columns = ", ".join(
+        f"{n} {'json' if _is_json(table, n) else _pg_type(table, n)}" for n in names
+    )
+    sets = [f"{c} = t.{c} + v.{c}" for c in add] + [f"{c} = v.{c}" for c in assign]
     if stamp:
         sets.append("updated_at = now()")
     stmt = (
         f"UPDATE {table.name} AS t SET {', '.join(sets)} "
-        f"FROM unnest({arrays}) AS v({', '.join(names)}) WHERE t.id = v.id"
+        f"FROM json_to_recordset(CAST(:rows AS json)) AS v({columns}) WHERE t.id = v.id"
     )
-    params = {
-        n: [
-            json.dumps(row[n]) if _is_json(table, n) and row[n] is not None else row[n]
-            for row in rows
-        ]
-        for n in names
-    }
-    session.execute(text(stmt), params)
+    # The rows as one JSON parameter: serialised in C, not dumped value by value.
+    rows_json = json.dumps([{n: row[n] for n in names} for row in rows], default=_iso)
+    session.execute(text(stmt), {"rows": rows_json})
+
+
+def _iso(value: Any) -> str:
+    """Dates and timestamps in a JSON parameter: ISO 8601, which PostgreSQL reads back."""
+    if isinstance(value, date):  # datetime too
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _is_json(table: Table, name: str) -> bool:

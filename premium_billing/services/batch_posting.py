@@ -25,7 +25,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..db.bulk import custom_plans, insert_rows, update_rows
+from ..db.bulk import any_of, cached_plans, custom_plans, insert_rows, update_rows
 from ..db.models import Invoice, JournalEntry, JournalLine
 from ..db.payment_models import Allocation, Payment, WriteOff
 from ..domain import ledger
@@ -180,7 +180,7 @@ def _locked_payments(session: Session, ids: Sequence[int]) -> dict[int, Any]:
             Payment.status,
             Payment.payer_from_match,
         )
-        .where(Payment.id.in_(sorted(set(ids))))
+        .where(any_of(session, Payment.id, sorted(set(ids))))
         .order_by(Payment.id)
     )
     if session.get_bind().dialect.name == "postgresql":
@@ -207,7 +207,7 @@ def _locked_invoices(session: Session, ids: Sequence[int]) -> dict[int, Any]:
             Invoice.amount_due,
             Invoice.policyholder_id,
         )
-        .where(Invoice.id.in_(sorted(set(ids))))
+        .where(any_of(session, Invoice.id, sorted(set(ids))))
         .order_by(Invoice.id)
     )
     if session.get_bind().dialect.name == "postgresql":
@@ -358,6 +358,7 @@ def post_matches(
             writeoff_rows.append((plan.payment_id, invoice_id, amount))
     if not done:
         return refused
+    cached_plans(session)  # the COPYs: their foreign-key checks keep one plan
     entries = _entries(
         session,
         on,
@@ -388,6 +389,7 @@ def post_matches(
                 for p, i, a in writeoff_rows
             ],
         )  # fmt: skip
+    custom_plans(session)
     _update_payments(session, {pid: pays[pid] for pid in sorted(done)}, payment_rows)
     _update_invoices(session, settings, invoices, invoice_rows)
     audit.record(

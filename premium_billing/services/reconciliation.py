@@ -18,6 +18,7 @@ import bisect
 import contextvars
 import logging
 import threading
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,7 +30,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..db.bulk import custom_plans
+from ..db.bulk import any_of, cached_plans, custom_plans
 from ..db.models import Invoice, Policy, Policyholder
 from ..db.payment_models import Payment
 from ..db.reconciliation_models import BankLine, PayerLink, ReconciliationRun, SuspenseItem
@@ -184,12 +185,13 @@ class _RecentPayments:
     """Earlier payments of the same currency and amount (the duplicate guard's window).
 
     The window's payments are mostly the suspense payments themselves: those are shared,
-    not loaded twice; only the others (matched or held) are read in full."""
+    not loaded twice; only the others (matched or held) are read in full. Per (currency,
+    amount): the payment ids in order (an array) and their facts."""
 
     def __init__(
         self, session: Session, payments: list[PaymentFacts], days: int, shared: _Shared
     ) -> None:
-        self.by_key: dict[tuple[str, int], list[tuple[int, PaymentFacts]]] = {}
+        self.by_key: dict[tuple[str, int], tuple[array[int], list[PaymentFacts]]] = {}
         if not payments:
             return
         start = min(p.received_on for p in payments) - timedelta(days=days)
@@ -200,13 +202,12 @@ class _RecentPayments:
         rows = select(Payment.id, Payment.amount).where(*window)
         for pid, amount in _streamed(session, rows.order_by(Payment.id)):
             facts = known.get(pid)
-            if facts is None:
-                others.append(pid)
-            elif facts.amount == amount:  # else: partly applied since; read it in full
-                self.by_key.setdefault((facts.currency, amount), []).append((pid, facts))
-            else:
+            if facts is not None and facts.amount == amount:
+                self._add(pid, facts)
+            else:  # not in suspense, or partly applied since: read it in full
                 others.append(pid)
         del known
+        unsorted: set[tuple[str, int]] = set()
         for chunk in range(0, len(others), STREAM):
             ids = others[chunk : chunk + STREAM]
             for r in session.execute(
@@ -217,22 +218,33 @@ class _RecentPayments:
                 .outerjoin(
                     BankLine, (BankLine.payment_id == Payment.id) & (BankLine.kind == "payment")
                 )
-                .where(Payment.id.in_(ids))
+                .where(any_of(session, Payment.id, ids))
             ):  # fmt: skip
                 facts = PaymentFacts(
                     str(r[0]), r[1], shared(r[2]), shared(r[3]), r[4], r[6], r[5] or ""
                 )
-                self.by_key.setdefault((facts.currency, r[1]), []).append((int(r[0]), facts))
-        for bucket in self.by_key.values():
-            bucket.sort(key=lambda item: item[0])
+                unsorted.add(self._add(int(r[0]), facts))
+        for key in unsorted:
+            ids_of, facts_of = self.by_key[key]
+            pairs = sorted(zip(ids_of, facts_of, strict=True), key=lambda pair: pair[0])
+            self.by_key[key] = (array("q", [i for i, _ in pairs]), [f for _, f in pairs])
+
+    def _add(self, pid: int, facts: PaymentFacts) -> tuple[str, int]:
+        key = (facts.currency, facts.amount)
+        bucket = self.by_key.get(key)
+        if bucket is None:
+            bucket = self.by_key[key] = (array("q"), [])
+        bucket[0].append(pid)
+        bucket[1].append(facts)
+        return key
 
     def before(self, payment: PaymentFacts) -> list[PaymentFacts]:
         bucket = self.by_key.get((payment.currency, payment.amount))
         if not bucket:
             return []
-        pid = int(payment.id)
-        end = bisect.bisect_left(bucket, pid, key=lambda item: item[0])
-        return [facts for _, facts in bucket[max(0, end - 8) : end]]
+        ids, facts = bucket
+        end = bisect.bisect_left(ids, int(payment.id))
+        return facts[max(0, end - 8) : end]
 
 
 # ----------------------------------------------------------------------------- a run
@@ -454,7 +466,8 @@ def _post_batch(
     refused = post_matches(session, settings, plans, on=as_of, memo=f"reconciliation run {run_id}")
     posted = [p.payment_id for p in plans if p.payment_id not in refused]
     if posted:
-        session.execute(delete(SuspenseItem).where(SuspenseItem.payment_id.in_(posted)))
+        done = any_of(session, SuspenseItem.payment_id, posted)
+        session.execute(delete(SuspenseItem).where(done))
     session.commit()
     return refused
 
@@ -467,7 +480,8 @@ def _record_suspense(
         return
     ids = [int(d.payment_id) for d, _ in pending]
     custom_plans(session)
-    session.execute(delete(SuspenseItem).where(SuspenseItem.payment_id.in_(ids)))
+    session.execute(delete(SuspenseItem).where(any_of(session, SuspenseItem.payment_id, ids)))
+    cached_plans(session)
     now = utcnow()
     rows = []
     for decision, why in pending:
