@@ -37,6 +37,7 @@ class Tally:
     auto: int = 0  # auto-matched (matched or partial)
     auto_of_matchable: int = 0
     correct_auto: int = 0
+    exact_auto: int = 0  # correct and the very invoice of the truth (bench_reconcile)
     false: int = 0
     cross_currency: int = 0
     suspense: int = 0

@@ -35,7 +35,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from datetime import date
 
 from sqlalchemy import create_engine, func, insert, select, text
@@ -176,19 +177,39 @@ def outcomes(db: Database) -> dict[str, dict]:  # type: ignore[type-arg]
     return {v["external_id"]: v for v in pays.values()}
 
 
-def evaluate(lines: list[Line], done: dict[str, dict]) -> dict[str, Tally]:  # type: ignore[type-arg]
+def _by_policy(
+    pairs: Iterable[tuple[str, int]], policy_of: dict[str, str]
+) -> Counter[tuple[str, int]]:
+    return Counter((policy_of[invoice], amount) for invoice, amount in pairs)
+
+
+def evaluate(
+    lines: list[Line],
+    done: dict[str, dict],  # type: ignore[type-arg]
+    policy_of: dict[str, str],
+) -> dict[str, Tally]:
+    """Correct: the true amounts on the true policies, credit and write-offs. Installments
+    of one policy with the same amount due are interchangeable: a payment with no reference
+    names none of them, the billing rule pays the oldest open, and the generator's truth
+    (the oldest no earlier line settled) differs from it only when that earlier line stayed
+    in suspense; the payer's account and policy end the same either way. `exact_auto`
+    counts the matches that also chose the very invoice of the truth."""
     tallies: dict[str, Tally] = defaultdict(Tally)
     for n, line in enumerate(lines, start=1):
         got = done.get(f"BR{n:08d}")
         truth = line.truth
         auto = bool(got and got["allocations"])
-        correct = (
-            auto
-            and truth.outcome in AUTO
-            and sorted(got["allocations"]) == sorted(truth.allocations)
-            and got["credit"] == truth.credit
-            and sorted(got["write_offs"]) == sorted(truth.write_offs)
-        )
+        exact = correct = False
+        if auto and truth.outcome in AUTO and got["credit"] == truth.credit:
+            exact = sorted(got["allocations"]) == sorted(truth.allocations) and sorted(
+                got["write_offs"]
+            ) == sorted(truth.write_offs)
+            correct = exact or (
+                _by_policy(got["allocations"], policy_of)
+                == _by_policy(truth.allocations, policy_of)
+                and _by_policy(got["write_offs"], policy_of)
+                == _by_policy(truth.write_offs, policy_of)
+            )
         for tally in (tallies[line.kind], tallies["ALL"]):
             tally.lines += 1
             matchable = truth.outcome in AUTO
@@ -197,6 +218,7 @@ def evaluate(lines: list[Line], done: dict[str, dict]) -> dict[str, Tally]:  # t
                 tally.auto += 1
                 tally.auto_of_matchable += matchable
                 tally.correct_auto += correct
+                tally.exact_auto += exact
                 tally.false += not correct
             else:
                 tally.suspense += 1
@@ -335,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
                 measured = pool.apply(_service, (url, csv_file.name))
         payments_created, stats, import_s, run_s, service_rss = measured
         t1, t2, t3 = 0.0, import_s, import_s + run_s
-        tallies = evaluate(lines, outcomes(db))
+        tallies = evaluate(lines, outcomes(db), {i.id: i.policy_number for i in invoices})
         floor_s, floor_steps = floor(db)
         db.dispose()
     finally:
@@ -353,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({stats.get('examined', 0) / (t3 - t2):,.0f} payments/s)")  # fmt: skip
     print(f"run: {stats}")
     head = (f"{'kind':18} {'lines':>8} {'matchable':>9} {'auto-match':>10} {'precision':>10} "
-            f"{'false':>6} {'suspense':>9}")  # fmt: skip
+            f"{'false':>6} {'suspense':>9} {'exact inv.':>10}")  # fmt: skip
     print(head)
     print("-" * len(head))
     for kind in sorted(k for k in tallies if k != "ALL") + ["ALL"]:
@@ -361,7 +383,9 @@ def main(argv: list[str] | None = None) -> int:
         rate = pct(t.auto_of_matchable, t.matchable)
         print(f"{kind:18} {t.lines:8d} {t.matchable:9d} {rate:>10} "
               f"{pct(t.correct_auto, t.auto):>10} {t.false:6d} "
-              f"{pct(t.suspense, t.lines):>9}")  # fmt: skip
+              f"{pct(t.suspense, t.lines):>9} {pct(t.exact_auto, t.auto):>10}")  # fmt: skip
+    print("(precision: the true amounts on the true policies; like installments of a policy are "
+          "interchangeable. exact inv.: the very invoice of the truth too)")  # fmt: skip
     total = tallies["ALL"]
     print(f"end to end {t3 - t1:.1f}s ({args.lines / (t3 - t1):,.0f} lines/s); "
           f"service peak RSS {service_rss:,.0f} MB (harness {peak_rss_mb():,.0f} MB)")  # fmt: skip
