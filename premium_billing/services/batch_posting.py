@@ -79,11 +79,22 @@ class Received:
 
 
 def receive_many(
-    session: Session, items: Sequence[Received], *, source: str, memo: str | None = None
+    session: Session,
+    items: Sequence[Received],
+    *,
+    source: str,
+    memo: str | None = None,
+    cash_per_entry: bool = False,
 ) -> list[int]:
     """Record payments (unique (source, external id): a duplicate raises IntegrityError, so
     callers filter first or use a savepoint) with one `payment_received` entry per received
-    date: cash (or Stripe clearing) debit and suspense or credit credit, per payment."""
+    date: cash (or Stripe clearing) debit and suspense or credit credit, per payment.
+
+    `cash_per_entry`: the entry's cash debit is one untagged line per account and currency,
+    the sum of its payments (as `invoice_issued` journals a batch's receivable), and only the
+    suspense or credit leg is per payment: a quarter fewer rows for a bank statement.
+    `ledger check` verifies such a debit against the payments whose `receipt_entry_id` is
+    the entry."""
     if not items:
         return []
     days = sorted({item.received_on for item in items})
@@ -121,19 +132,23 @@ def receive_many(
         ],
         ids=True,
     )
-    legs: list[dict[str, Any]] = []
     sums: dict[str, int] = defaultdict(int)
-    for payment_id, item in zip(ids, items, strict=True):
-        entry_id = entry_of[item.received_on]
-        for leg in ledger.payment_received(
-            item.amount,
-            item.currency,
-            ledger.cash_account(source, item.method),
-            payment_id,
-            item.policyholder_id,
-        ):
-            legs.append(_line(entry_id, leg))
+    for item in items:
         sums[item.currency] += item.amount
+    if cash_per_entry:
+        legs = _received_per_entry(ids, items, source, entry_of)
+    else:
+        legs = [
+            _line(entry_of[item.received_on], leg)
+            for payment_id, item in zip(ids, items, strict=True)
+            for leg in ledger.payment_received(
+                item.amount,
+                item.currency,
+                ledger.cash_account(source, item.method),
+                payment_id,
+                item.policyholder_id,
+            )
+        ]
     insert_rows(session, LINES, legs)
     audit.record(
         session,
@@ -149,6 +164,33 @@ def receive_many(
         },
     )
     return list(ids)
+
+
+def _received_per_entry(
+    ids: Sequence[int], items: Sequence[Received], source: str, entry_of: Mapping[date, int]
+) -> list[dict[str, Any]]:
+    """The lines of `receive_many(cash_per_entry=True)`, entry by entry (so the balance
+    trigger sums each entry once): its untagged cash debits, then a holding credit per
+    payment."""
+    cash: dict[int, dict[tuple[str, str], int]] = defaultdict(lambda: defaultdict(int))
+    held: dict[int, list[Posting]] = defaultdict(list)
+    for payment_id, item in zip(ids, items, strict=True):
+        entry_id = entry_of[item.received_on]
+        cash[entry_id][(ledger.cash_account(source, item.method), item.currency)] += item.amount
+        held[entry_id].append(
+            Posting(
+                ledger.holding_account(item.policyholder_id),
+                item.currency,
+                -item.amount,
+                payment_id=payment_id,
+                policyholder_id=item.policyholder_id,
+            )
+        )
+    lines: list[dict[str, Any]] = []
+    for entry_id in sorted(held):
+        debits = [Posting(a, c, total) for (a, c), total in sorted(cash[entry_id].items())]
+        lines.extend(_line(entry_id, leg) for leg in ledger.check_entry(debits + held[entry_id]))
+    return lines
 
 
 def _line(entry_id: int, leg: Posting) -> dict[str, Any]:

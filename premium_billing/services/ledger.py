@@ -223,6 +223,8 @@ def check(session: Session) -> list[str]:
     payment_rows = session.execute(
         select(
             Payment.id,
+            Payment.currency,
+            Payment.receipt_entry_id,
             Payment.amount,
             Payment.amount_allocated,
             Payment.amount_refunded,
@@ -230,8 +232,15 @@ def check(session: Session) -> list[str]:
             Payment.amount_unapplied,
         ).order_by(Payment.id)
     )
+    # A payment without a cash debit of its own was received in an entry whose debit is one
+    # untagged line per currency for all of its payments (`receive_many(cash_per_entry=
+    # True)`): that line must equal the amounts of the payments pointing at the entry.
+    by_entry: dict[tuple[int, str], int] = defaultdict(int)
     for pay in payment_rows:
         facts = per.get(pay.id, {})
+        if "received" not in facts and pay.receipt_entry_id is not None:
+            by_entry[(pay.receipt_entry_id, pay.currency)] += pay.amount
+            facts = {**facts, "received": pay.amount}
         stored = {
             "received": pay.amount,
             "allocated": pay.amount_allocated,
@@ -244,6 +253,23 @@ def check(session: Session) -> list[str]:
                 problems.append(
                     f"payment pay_{pay.id}: {name} {value}, journal {facts.get(name, 0)}"
                 )
+
+    cash_debits = _sum_by(
+        session,
+        JournalLine.entry_id,
+        JournalLine.currency,
+        where=(
+            JournalLine.account.in_((ledger.CASH_BANK, ledger.STRIPE_CLEARING)),
+            JournalLine.payment_id.is_(None),
+            JournalEntry.kind == ledger.PAYMENT_RECEIVED,
+        ),
+    )
+    for key in sorted(set(cash_debits) | set(by_entry)):
+        if cash_debits.get(key, 0) != by_entry.get(key, 0):
+            problems.append(
+                f"journal entry {key[0]} ({key[1]}): cash debit {cash_debits.get(key, 0)} but "
+                f"its payments received {by_entry.get(key, 0)}"
+            )
 
     # 5. Account balances: suspense, each policyholder's credit, receivable per currency.
     credit_journal = _sum_by(

@@ -306,8 +306,9 @@ def _seen(session: Session, account: str, refs: list[str]) -> set[str]:
 def _create_payments(
     session: Session, statement_id: int, credits: list[StatementLine]
 ) -> dict[str, int]:
-    """Payments for these credits (set-based, `batch_posting.receive_many`): cash at bank
-    debit and suspense credit per payment, one `payment_received` entry per booking date."""
+    """Payments for these credits (set-based, `batch_posting.receive_many`): one
+    `payment_received` entry per booking date, its cash at bank debit one untagged line per
+    currency and a suspense credit per payment."""
     ids = receive_many(
         session,
         [
@@ -324,6 +325,7 @@ def _create_payments(
         ],
         source="bank_statement",
         memo=f"bank statement stm_{statement_id}",
+        cash_per_entry=True,
     )
     return {line.bank_reference: pid for pid, line in zip(ids, credits, strict=True)}
 

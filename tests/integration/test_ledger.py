@@ -80,6 +80,53 @@ def test_ledger_check_names_a_tampered_payment_and_credit(api, db, database_url)
     assert cli(database_url, "ledger", "check").returncode == 1
 
 
+def test_ledger_check_names_a_tampered_payment_received_by_its_entry(db, settings):
+    """A bank statement's payments share their entry's cash debit (one untagged line per
+    currency): a payment's amount changed behind the journal's back is still named."""
+    import io
+
+    from sqlalchemy import func, select
+
+    from premium_billing.db.payment_models import Payment
+    from premium_billing.services.statement_import import import_statement
+    from tests.integration.recon_helpers import csv_file
+
+    rows = csv_file(
+        "2026-02-03,10.00,USD,Ann Lee,a,B-1",
+        "2026-02-03,20.00,EUR,Bob Roe,b,B-2",
+        "2026-02-03,30.00,USD,Cy Doe,c,B-3",
+        "2026-02-04,40.00,USD,Di Fox,d,B-4",
+    )
+    with db.session() as session:
+        result = import_statement(session, settings, io.BytesIO(rows))
+    assert result.payments_created == 4
+    assert ledger_problems(db) == []
+    with db.session() as session:
+        cash = session.execute(
+            select(JournalLine.entry_id, JournalLine.currency, JournalLine.amount)
+            .where(JournalLine.account == "cash_bank")
+            .order_by(JournalLine.entry_id, JournalLine.currency)
+        ).all()
+        assert [(c, a) for _, c, a in cash] == [("EUR", 2000), ("USD", 4000), ("USD", 4000)]
+        assert session.scalar(
+            select(func.count()).where(JournalLine.payment_id.is_not(None))
+        ) == 4  # fmt: skip
+        first_entry = session.scalar(
+            select(Payment.receipt_entry_id).where(Payment.external_id == "B-1")
+        )
+    with db.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE payments SET amount = amount + 500, amount_unapplied = "
+                 "amount_unapplied + 500 WHERE external_id = 'B-3'")
+        )  # fmt: skip
+    problems = ledger_problems(db)
+    assert (
+        f"journal entry {first_entry} (USD): cash debit 4000 but its payments received 4500"
+        in problems
+    ), problems
+    assert any(p.startswith("suspense (USD)") for p in problems), problems
+
+
 def test_code_refuses_an_unbalanced_entry(db):
     with db.session() as session, pytest.raises(UnbalancedEntry):
         post(
