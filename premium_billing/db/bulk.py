@@ -10,7 +10,8 @@ Runs in the session's transaction; nothing is committed here.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -97,25 +98,33 @@ def insert_rows(
                 {"t": table.name, "n": len(rows)},
             )
         )
-        columns = ["id", *columns]
-    now = utcnow()
-    json_columns = {c.name for c in table.c if isinstance(c.type, JSON)}
+    given = list(rows[0])
+    values = _getter(given)
+    stamps = (utcnow(),) * (len(columns) - len(given))  # created_at, updated_at
+    json_at = [i for i, name in enumerate(given) if _is_json(table, name)]
+    names = ["id", *columns] if ids else columns
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
-    names = ", ".join(columns)
-    with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+    # Binary: the values are written by psycopg's C dumpers as the columns' types (no text
+    # to format here nor to parse on the server); JSON goes as its text.
+    with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([_pg_type(table, name) for name in names])
         for index, row in enumerate(rows):
-            values = []
-            for name in columns:
-                if name == "id":
-                    values.append(new_ids[index])
-                elif name in ("created_at", "updated_at") and name not in row:
-                    values.append(now)
-                elif name in json_columns and row[name] is not None:
-                    values.append(json.dumps(row[name]))
-                else:
-                    values.append(row[name])
-            copy.write_row(values)
+            record = values(row)
+            if json_at:
+                record = tuple(
+                    json.dumps(v) if i in json_at and v is not None else v
+                    for i, v in enumerate(record)
+                )
+            copy.write_row((new_ids[index], *record, *stamps) if ids else (*record, *stamps))
     return new_ids
+
+
+def _getter(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A row's values of `names`, in order, as a tuple (one C call per row)."""
+    if len(names) == 1:
+        (name,) = names
+        return lambda row: (row[name],)
+    return operator.itemgetter(*names)
 
 
 def _pg_type(table: Table, name: str) -> str:
