@@ -136,6 +136,40 @@ def test_a_reference_a_bank_payment_already_has_is_skipped_in_every_batch(db, se
     assert ledger_problems(db) == []
 
 
+def test_a_failed_write_stops_the_reader_and_leaves_nothing(db, settings, monkeypatch):
+    """The next batch is read in a thread: a write that fails stops it (joined, not left
+    parsing) and the error is the writer's."""
+    import io
+    import threading
+
+    from premium_billing.services import statement_import
+
+    written = []
+    real = statement_import._write_batch
+
+    def fail_on_third(session, *args):  # type: ignore[no-untyped-def]
+        written.append(len(args[3]))
+        if len(written) == 3:
+            raise RuntimeError("disk full")
+        real(session, *args)
+
+    monkeypatch.setattr(statement_import, "_write_batch", fail_on_third)
+    rows = [f"2026-02-03,{i}.00,USD,Payer {i},ref {i},R-{i}" for i in range(1, 200)]
+    with db.session() as session:
+        try:
+            statement_import.import_statement(
+                session, settings, io.BytesIO(csv_file(*rows)), batch_size=5
+            )
+        except RuntimeError as error:
+            assert str(error) == "disk full"
+        else:
+            raise AssertionError("the failed write was not raised")
+    assert written == [5, 5, 5]
+    assert not [t for t in threading.enumerate() if t.name == "statement-reader"]
+    assert _count(db, Payment) == 0
+    assert _count(db, BankLine) == 0
+
+
 def test_a_returned_item_reverses_the_payment_it_returns(api, db):
     policy, [(inv, num)] = holder_with_invoices(api, db, "Ann Lee", [48000])
     upload(api, csv_file(f"2026-02-03,480.00,USD,Ann Lee,{num},B-1"))
