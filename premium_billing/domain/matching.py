@@ -598,14 +598,7 @@ class CandidateIndex:
             return out
         if lengths is None:
             lengths = range(max(self.min_len - 1, 1), self.max_len + 2)
-        # Where each join can end: the text's length up to the end of run j -> j.
-        starts = [0] * n
-        ends: dict[int, int] = {}
-        total = 0
-        for j, run in enumerate(runs):
-            starts[j] = total
-            total += len(run)
-            ends[total] = j
+        starts, ends = _run_offsets(runs)
         # The first run at or after i that holds a digit (n when none does).
         first_digit = [n] * (n + 1)
         for j in range(n - 1, -1, -1):
@@ -633,13 +626,7 @@ class CandidateIndex:
         if not n:
             return out
         joined = "".join(runs)
-        starts = [0] * n
-        ends: dict[int, int] = {}
-        total = 0
-        for j, run in enumerate(runs):
-            starts[j] = total
-            total += len(run)
-            ends[total] = j
+        starts, ends = _run_offsets(runs)
         lengths = self.exact_lengths
         for i in range(n):
             start = starts[i]
@@ -715,6 +702,19 @@ class CandidateIndex:
         blocks = [self.name_blocks.get(k, []) for k in sorted(_block_keys(tokens))]
         smallest = min(blocks, key=len, default=[])
         return smallest, len(smallest)
+
+
+def _run_offsets(runs: Sequence[str]) -> tuple[list[int], dict[int, int]]:
+    """Where each run starts in the joined text, and where a join can end: the joined
+    length up to the end of run j -> j."""
+    starts = [0] * len(runs)
+    ends: dict[int, int] = {}
+    total = 0
+    for j, run in enumerate(runs):
+        starts[j] = total
+        total += len(run)
+        ends[total] = j
+    return starts, ends
 
 
 def _prefixes(families: Sequence[_KeyFamily]) -> frozenset[str] | None:
