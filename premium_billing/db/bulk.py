@@ -130,7 +130,7 @@ def _getter(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ..
 def _pg_type(table: Table, name: str) -> str:
     column = table.c[name]
     if isinstance(column.type, JSON):
-        return "text"  # sent as JSON text, cast in the assignment
+        return "text"  # JSON text: the binary COPY form of a json value is its text
     compiled = column.type.compile(dialect=_PG_DIALECT)
     return "text" if compiled.startswith("VARCHAR") else compiled.lower()
 

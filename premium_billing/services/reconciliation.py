@@ -123,19 +123,24 @@ class _Shared:
         return self.values.setdefault(value, value)
 
 
+def _facts_of(amount: Any) -> Any:
+    """What the matcher knows of a payment, `amount` being the column to match on."""
+    columns = (Payment.id, amount, Payment.currency, Payment.received_on, Payment.payer_name,
+               Payment.reference, BankLine.payer_account)  # fmt: skip
+    line = (BankLine.payment_id == Payment.id) & (BankLine.kind == "payment")
+    return select(*columns).outerjoin(BankLine, line)
+
+
+def _facts(row: Any, shared: _Shared) -> PaymentFacts:
+    return PaymentFacts(
+        str(row[0]), row[1], shared(row[2]), shared(row[3]), row[4], row[6], row[5] or ""
+    )
+
+
 def _suspense_payments(session: Session, shared: _Shared) -> list[PaymentFacts]:
     held = select(SuspenseItem.payment_id).where(SuspenseItem.held.is_(True))
     stmt = (
-        select(
-            Payment.id,
-            Payment.amount_unapplied,
-            Payment.currency,
-            Payment.received_on,
-            Payment.payer_name,
-            Payment.reference,
-            BankLine.payer_account,
-        )
-        .outerjoin(BankLine, (BankLine.payment_id == Payment.id) & (BankLine.kind == "payment"))
+        _facts_of(Payment.amount_unapplied)
         .where(
             Payment.status == "unapplied",
             Payment.policyholder_id.is_(None),
@@ -144,10 +149,7 @@ def _suspense_payments(session: Session, shared: _Shared) -> list[PaymentFacts]:
         )
         .order_by(Payment.id)
     )
-    return [
-        PaymentFacts(str(r[0]), r[1], shared(r[2]), shared(r[3]), r[4], r[6], r[5] or "")
-        for r in _streamed(session, stmt)
-    ]
+    return [_facts(r, shared) for r in _streamed(session, stmt)]
 
 
 def _open_invoices(session: Session, shared: _Shared) -> list[OpenInvoice]:
@@ -215,20 +217,9 @@ class _RecentPayments:
         unsorted: set[tuple[str, int]] = set()
         for chunk in range(0, len(others), STREAM):
             ids = others[chunk : chunk + STREAM]
-            for r in session.execute(
-                select(
-                    Payment.id, Payment.amount, Payment.currency, Payment.received_on,
-                    Payment.payer_name, Payment.reference, BankLine.payer_account,
-                )
-                .outerjoin(
-                    BankLine, (BankLine.payment_id == Payment.id) & (BankLine.kind == "payment")
-                )
-                .where(any_of(session, Payment.id, ids))
-            ):  # fmt: skip
-                facts = PaymentFacts(
-                    str(r[0]), r[1], shared(r[2]), shared(r[3]), r[4], r[6], r[5] or ""
-                )
-                unsorted.add(self._add(int(r[0]), facts))
+            stmt = _facts_of(Payment.amount).where(any_of(session, Payment.id, ids))
+            for r in session.execute(stmt):
+                unsorted.add(self._add(int(r[0]), _facts(r, shared)))
         for key in unsorted:
             ids_of, facts_of = self.by_key[key]
             pairs = sorted(zip(ids_of, facts_of, strict=True), key=lambda pair: pair[0])
