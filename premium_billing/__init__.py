@@ -15,6 +15,7 @@ __all__ = ["create_app", "Settings"]
 def create_app(settings: Settings | dict[str, Any] | None = None) -> Flask:
     """The Flask app. `settings`: a Settings, a dict of overrides, or None (environment)."""
     from .api import register_api
+    from .api_docs import bp as api_docs_bp
     from .cli import register_cli
     from .db import Database
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["premium_billing.db"] = Database(settings.database_url)
     register_api(app)
+    app.register_blueprint(api_docs_bp)  # GET /api/v1/docs: Swagger UI, our own files
     register_cli(app)
     logging.getLogger("premium_billing").setLevel(logging.INFO)
     return app
