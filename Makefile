@@ -6,7 +6,7 @@ PORT ?= 8000
 N ?= 1000000
 PG_BENCH_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: install run test lint openapi bench-invoices clean
+.PHONY: install run test lint browser openapi bench-invoices bench-webhooks bench-reconcile clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,15 +16,22 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# exec: make's child is the script itself, so a SIGTERM to make (which make passes on to
+# its children) reaches the script's trap, which stops every process the demo started.
 run: install
-	PORT=$(PORT) BIN=$(BIN) bash scripts/run-demo.sh
+	PORT=$(PORT) BIN=$(BIN) exec bash scripts/run-demo.sh
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy --follow-imports=silent premium_billing/domain
+	$(BIN)/mypy --follow-imports=silent premium_billing/money.py premium_billing/errors.py premium_billing/policies/rules premium_billing/invoicing/rules.py premium_billing/payments/rules.py premium_billing/ledger/rules.py premium_billing/audit/chain.py premium_billing/reconciliation/matching
 
-test: lint
+# The page tests drive the system Chromium: apt-get installs it when missing (as root);
+# otherwise one line says what to install and make stops.
+browser:
+	@bash scripts/ensure-chromium.sh
+
+test: lint browser
 	$(BIN)/pytest -n 2 -p no:cacheprovider
 
 openapi: install

@@ -20,10 +20,10 @@ from datetime import date, timedelta
 from sqlalchemy import create_engine, text
 
 from bench.seed import seed_monthly_policies
-from premium_billing.db import Database
+from premium_billing.bootstrap import database
 from premium_billing.db.engine import normalize_url
 from premium_billing.db.migrate import upgrade
-from premium_billing.services import invoicing
+from premium_billing.invoicing import issue as invoicing
 
 EFFECTIVE = date(2027, 1, 15)
 
@@ -72,7 +72,7 @@ def main() -> None:
         conn.execute(text("DROP DATABASE IF EXISTS pb_bench_invoices WITH (FORCE)"))
         conn.execute(text("CREATE DATABASE pb_bench_invoices"))
     upgrade(url)
-    db = Database(url)
+    db = database(url)
     print(f"bench-invoices: N={n:,} monthly policies, batch size {args.batch_size:,}")
     timed("seed", lambda: seed_monthly_policies(db.engine, n, EFFECTIVE))
     as_of = EFFECTIVE - timedelta(days=14)

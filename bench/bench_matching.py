@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bench.reconcile_data import Line, generate
-from premium_billing.domain.matching import (
+from premium_billing.reconciliation.matching import (
     CandidateIndex,
     MatchDecision,
     MatchSettings,

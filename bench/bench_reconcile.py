@@ -43,14 +43,17 @@ from sqlalchemy import create_engine, func, insert, select, text
 
 from bench.bench_matching import AUTO, Tally, pct
 from bench.reconcile_data import KIND_WEIGHTS, Line, generate
+from premium_billing.bootstrap import database
 from premium_billing.config import Settings
 from premium_billing.db import Database
 from premium_billing.db.engine import normalize_url
 from premium_billing.db.migrate import upgrade
-from premium_billing.db.models import Invoice, JournalEntry, JournalLine, Policy, Policyholder
-from premium_billing.db.payment_models import Allocation, Payment, WriteOff
-from premium_billing.db.reconciliation_models import PayerLink
-from premium_billing.domain.money import format_major
+from premium_billing.invoicing.models import Invoice
+from premium_billing.ledger.models import JournalEntry, JournalLine
+from premium_billing.money import format_major
+from premium_billing.payments.models import Allocation, Payment, WriteOff
+from premium_billing.policies.models import Policy, Policyholder
+from premium_billing.reconciliation.models import PayerLink
 
 BANK_KINDS = tuple((k, w) for k, w in KIND_WEIGHTS if k != "stripe")
 
@@ -320,11 +323,11 @@ def floor(db: Database) -> tuple[float, list[tuple[str, int, float]]]:
 
 def _service(url: str, path: str) -> tuple[int, dict, float, float, float]:  # type: ignore[type-arg]
     """Import the statement file and run the reconciler, as `premium-billing` would."""
-    from premium_billing.services.reconciliation import run_reconciliation
-    from premium_billing.services.statement_import import import_statement
+    from premium_billing.reconciliation.imports import import_statement
+    from premium_billing.reconciliation.runs import run_reconciliation
 
     settings = Settings(database_url=url)
-    db = Database(url)
+    db = database(url)
     t0 = time.perf_counter()
     with db.session() as s, open(path, "rb") as stream:
         result = import_statement(s, settings, stream, format="csv")
@@ -354,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     url = normalize_url(args.admin_url).rpartition("/")[0] + "/" + name
     try:
         upgrade(url)
-        db = Database(url)
+        db = database(url)
         t0 = time.perf_counter()
         seed(db, holders, invoices, links)
         seed_s = time.perf_counter() - t0

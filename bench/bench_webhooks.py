@@ -37,8 +37,8 @@ def _free_port() -> int:
 
 
 def _prepare(admin_url: str, n: int) -> tuple[str, list[tuple[int, int, str]]]:
+    from premium_billing.bootstrap import database
     from premium_billing.config import Settings
-    from premium_billing.db import Database
     from premium_billing.db.engine import normalize_url
     from premium_billing.db.migrate import upgrade
     from premium_billing.jobs.runner import run_job
@@ -52,7 +52,7 @@ def _prepare(admin_url: str, n: int) -> tuple[str, list[tuple[int, int, str]]]:
     admin.dispose()
     url = normalize_url(admin_url).rpartition("/")[0] + f"/{DB_NAME}"
     upgrade(url)
-    db = Database(url)
+    db = database(url)
     seed_monthly_policies(db.engine, n, EFFECTIVE, prefix="WH")
     run_job(db, Settings(database_url=url), "issue_invoices", EFFECTIVE)
     with db.engine.begin() as conn:
@@ -123,7 +123,7 @@ def _events(invoices: list[tuple[int, int, str]], tag: str) -> list[bytes]:
 
 def load(port: int, bodies: list[bytes], concurrency: int, limit_s: float) -> dict[str, float]:
     """Send every body once (signed now) from `concurrency` keep-alive connections."""
-    from premium_billing.stripe_gateway import sign_webhook
+    from premium_billing.stripe_billing.gateway import sign_webhook
 
     latencies: list[float] = []
     errors = [0]

@@ -12,8 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from premium_billing.domain.matching import OpenInvoice, PayerLink, PaymentFacts, Policyholder
-from premium_billing.domain.references import format_reference, payment_reference
+from premium_billing.invoicing.rules import format_reference, payment_reference
+from premium_billing.reconciliation.matching import (
+    OpenInvoice,
+    PayerLink,
+    PaymentFacts,
+    Policyholder,
+)
 
 FIRST = [
     "James",

@@ -9,7 +9,7 @@ from flask import Flask, request
 from sqlalchemy import create_engine, text
 
 from premium_billing.db.engine import normalize_url
-from premium_billing.stripe_gateway import WebhookSignatureError, verify_webhook
+from premium_billing.stripe_billing.gateway import WebhookSignatureError, verify_webhook
 
 app = Flask(__name__)
 engine = create_engine(normalize_url(os.environ["DATABASE_URL"]), pool_size=5)

@@ -7,10 +7,10 @@ from sqlalchemy import pool
 
 from premium_billing.config import Settings
 from premium_billing.db.engine import make_engine, normalize_url
-from premium_billing.db.models import Base
+from premium_billing.models import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _url() -> str:

@@ -7,17 +7,15 @@ from typing import Any
 
 from flask import Flask
 
-from .config import Settings
+from premium_billing.config import Settings
 
 __all__ = ["create_app", "Settings"]
 
 
 def create_app(settings: Settings | dict[str, Any] | None = None) -> Flask:
     """The Flask app. `settings`: a Settings, a dict of overrides, or None (environment)."""
-    from .api import register_api
-    from .api_docs import bp as api_docs_bp
-    from .cli import register_cli
-    from .db import Database
+    from premium_billing import bootstrap
+    from premium_billing.cli import register_cli
 
     if settings is None:
         settings = Settings.from_env()
@@ -35,9 +33,8 @@ def create_app(settings: Settings | dict[str, Any] | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["premium_billing.db"] = Database(settings.database_url)
-    register_api(app)
-    app.register_blueprint(api_docs_bp)  # GET /api/v1/docs: Swagger UI, our own files
+    app.extensions["premium_billing.db"] = bootstrap.database(settings.database_url)
+    bootstrap.mount(app)
     register_cli(app)
     logging.getLogger("premium_billing").setLevel(logging.INFO)
     return app

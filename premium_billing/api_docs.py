@@ -13,7 +13,7 @@ from flask import Blueprint, Response, abort, render_template_string, send_from_
 from flask.blueprints import BlueprintSetupState
 from swagger_ui_bundle import swagger_ui_path
 
-from .api.auth import PUBLIC_PATHS
+from premium_billing.http.auth import PUBLIC_PATHS
 
 PREFIX = "/api/v1/docs"
 OPENAPI_URL = "/api/v1/openapi.json"

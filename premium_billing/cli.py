@@ -12,7 +12,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from .config import SettingsError
+from premium_billing.config import SettingsError
 
 
 def _db():  # type: ignore[no-untyped-def]
@@ -32,7 +32,7 @@ def db_group() -> None:
 @click.option("--revision", default="head", show_default=True)
 @with_appcontext
 def db_upgrade(revision: str) -> None:
-    from .db.migrate import upgrade
+    from premium_billing.db.migrate import upgrade
 
     upgrade(_settings().database_url, revision)
     click.echo(f"database at {revision}")
@@ -50,8 +50,8 @@ def keys_group() -> None:
 @click.option("--name", required=True)
 @with_appcontext
 def keys_create(role: str, name: str) -> None:
-    from .services.errors import ServiceError
-    from .services.keys import create_key
+    from premium_billing.errors import ServiceError
+    from premium_billing.http.keys import create_key
 
     with _db().session() as session:
         try:
@@ -89,7 +89,7 @@ def serve(host: str, port: int, workers: int) -> None:
 @click.command("demo", help="Load demo policyholders and policies (once).")
 @with_appcontext
 def demo() -> None:
-    from .demo import load_demo
+    from premium_billing.demo import load_demo
 
     for line in load_demo(current_app):
         click.echo(line)
@@ -98,7 +98,7 @@ def demo() -> None:
 def _as_of(value: str | None) -> Any:
     from datetime import date
 
-    from .clock import business_date
+    from premium_billing.clock import business_date
 
     if value is None:
         return business_date(_settings().timezone)
@@ -120,8 +120,8 @@ def run_job_command(name: str, as_of_text: str | None, quiet: bool) -> None:
 
     from tqdm import tqdm
 
-    from .actor import Actor, acting_as
-    from .jobs.runner import JOBS, run_job
+    from premium_billing.actor import Actor, acting_as
+    from premium_billing.jobs.runner import JOBS, run_job
 
     if name not in JOBS:
         raise click.BadParameter(
@@ -145,7 +145,7 @@ def scheduler_command() -> None:
     import signal
     import threading
 
-    from .jobs.scheduler import run_scheduler
+    from premium_billing.jobs.scheduler import run_scheduler
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -163,7 +163,7 @@ def drain_webhooks_command() -> None:
     import signal
     import threading
 
-    from .services.webhook_drain import drain_forever
+    from premium_billing.stripe_billing.drain import drain_forever
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -181,9 +181,9 @@ def import_statement_command(file: str, fmt: str | None, quiet: bool) -> None:
 
     from tqdm import tqdm
 
-    from .actor import Actor, acting_as
-    from .services.errors import ServiceError
-    from .services.statement_import import import_statement
+    from premium_billing.actor import Actor, acting_as
+    from premium_billing.errors import ServiceError
+    from premium_billing.reconciliation.imports import import_statement
 
     try:
         handle = open(file, "rb")  # noqa: SIM115
@@ -213,8 +213,8 @@ def reconcile_command(as_of_text: str | None, quiet: bool) -> None:
 
     from tqdm import tqdm
 
-    from .actor import Actor, acting_as
-    from .services.reconciliation import run_reconciliation
+    from premium_billing.actor import Actor, acting_as
+    from premium_billing.reconciliation.runs import run_reconciliation
 
     as_of = _as_of(as_of_text)
     bar = tqdm(desc="reconcile", unit=" payments", disable=quiet or None, leave=False)
@@ -234,19 +234,19 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(drain_webhooks_command)
     app.cli.add_command(import_statement_command)
     app.cli.add_command(reconcile_command)
-    from .cli_ledger import register as _register_ledger
+    from premium_billing.cli_ledger import register as _register_ledger
 
     _register_ledger(app)
 
 
 def _create_app(*_: Any) -> Flask:
-    from . import create_app
+    from premium_billing import create_app
 
     return create_app()
 
 
 def main() -> None:
-    from .logging_setup import configure_logging
+    from premium_billing.logging_setup import configure_logging
 
     configure_logging()
     cli = FlaskGroup(create_app=_create_app, add_default_commands=True, add_version_option=False)

@@ -10,7 +10,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from .actor import Actor, acting_as
+from premium_billing.actor import Actor, acting_as
 
 
 def _db():  # type: ignore[no-untyped-def]
@@ -27,7 +27,7 @@ def ledger_group() -> None:
 )
 @with_appcontext
 def ledger_check() -> None:
-    from .services.ledger import check
+    from premium_billing.ledger.journal import check
 
     with acting_as(Actor(kind="cli", name="ledger check")), _db().session() as session:
         problems = check(session)
@@ -49,7 +49,7 @@ def audit_group() -> None:
 @audit_group.command("verify", help="Check the audit trail's hash chain; name the first bad row.")
 @with_appcontext
 def audit_verify() -> None:
-    from .services.audit import verify
+    from premium_billing.audit.trail import verify
 
     with acting_as(Actor(kind="cli", name="audit verify")), _db().session() as session:
         result = verify(session)

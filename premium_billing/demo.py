@@ -9,13 +9,14 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select
 
-from .clock import business_date
-from .config import PROJECT_ROOT
-from .db.models import Policy
-from .domain.schedule import add_months
-from .services import policies, policyholders
-from .services.keys import create_key, find_key
-from .services.reports import summary_lines
+from premium_billing.clock import business_date
+from premium_billing.config import PROJECT_ROOT
+from premium_billing.http.keys import create_key, find_key
+from premium_billing.policies import policyholders
+from premium_billing.policies import service as policies
+from premium_billing.policies.models import Policy
+from premium_billing.policies.rules.schedule import add_months
+from premium_billing.reports.trial_balance import summary_lines
 
 KEY_FILE = PROJECT_ROOT / "var" / "demo-admin-key"
 
@@ -64,10 +65,10 @@ def load_demo(app: Flask) -> Iterator[str]:
 
 def _pay_now(app: Flask) -> Iterator[str]:
     """A Stripe Checkout link for the oldest open invoice (the fake Stripe under make run)."""
-    from .db.models import Invoice
-    from .domain.money import format_major
-    from .services.stripe_payments import start_checkout
-    from .stripe_gateway import GatewayError
+    from premium_billing.invoicing.models import Invoice
+    from premium_billing.money import format_major
+    from premium_billing.stripe_billing.gateway import GatewayError
+    from premium_billing.stripe_billing.payments import start_checkout
 
     settings = app.config["SETTINGS"]
     if not settings.stripe_secret_key:
@@ -103,13 +104,14 @@ def _bank_statement(app: Flask, today: date) -> Iterator[str]:
     typo in the invoice number, one from an unknown payer; then a reconciliation run."""
     import io
 
-    from .actor import Actor, acting_as
-    from .db.models import Invoice, Policyholder
-    from .db.reconciliation_models import BankStatement
-    from .domain.money import format_major
-    from .domain.references import payment_reference
-    from .jobs.runner import run_job
-    from .services.statement_import import import_statement
+    from premium_billing.actor import Actor, acting_as
+    from premium_billing.invoicing.models import Invoice
+    from premium_billing.invoicing.rules import payment_reference
+    from premium_billing.jobs.runner import run_job
+    from premium_billing.money import format_major
+    from premium_billing.policies.models import Policyholder
+    from premium_billing.reconciliation.imports import import_statement
+    from premium_billing.reconciliation.models import BankStatement
 
     settings = app.config["SETTINGS"]
     db = app.extensions["premium_billing.db"]
@@ -151,8 +153,8 @@ def _bank_statement(app: Flask, today: date) -> Iterator[str]:
 
 def _run_jobs(app: Flask, today: date) -> Iterator[str]:
     """Today's jobs, as the scheduler would run them (idempotent: a re-run adds nothing)."""
-    from .actor import Actor, acting_as
-    from .jobs.runner import run_job
+    from premium_billing.actor import Actor, acting_as
+    from premium_billing.jobs.runner import run_job
 
     settings = app.config["SETTINGS"]
     db = app.extensions["premium_billing.db"]
@@ -248,7 +250,7 @@ def _load_rows(session: Any, today: date) -> Iterator[str]:
 def _load_payments(session: Any, today: date, eva_id: int) -> Iterator[str]:
     """Payments: a known payer's (her credit balance, applied to her next invoices) and an
     unidentified bank transfer in suspense; then the trial balance."""
-    from .services.payments import create_payment
+    from premium_billing.payments.posting import create_payment
 
     create_payment(
         session,

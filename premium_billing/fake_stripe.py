@@ -62,8 +62,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
-from premium_billing.domain.money import CURRENCY_EXPONENTS
-from premium_billing.stripe_gateway import STRIPE_API_VERSION, sign_webhook
+from premium_billing.money import CURRENCY_EXPONENTS
+from premium_billing.stripe_billing.gateway import STRIPE_API_VERSION, sign_webhook
 
 _T = TypeVar("_T")
 _ALNUM = string.ascii_letters + string.digits

@@ -21,7 +21,7 @@ from premium_billing import create_app
 from premium_billing.config import Settings
 from premium_billing.db.engine import normalize_url
 from premium_billing.db.migrate import upgrade
-from premium_billing.db.models import Base
+from premium_billing.models import metadata
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
@@ -93,7 +93,7 @@ def free_port() -> int:
 
 
 def _truncate_postgresql(url: str) -> None:
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
     engine = create_engine(normalize_url(url))
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
@@ -190,7 +190,7 @@ class ApiClient:
 
 @pytest.fixture
 def make_key(db: Any) -> Any:
-    from premium_billing.services.keys import create_key
+    from premium_billing.http.keys import create_key
 
     def make(role: str = "admin", name: str = "test") -> str:
         with db.session() as session:

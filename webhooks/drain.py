@@ -13,7 +13,7 @@ import threading
 
 from premium_billing.config import Settings
 from premium_billing.db import Database
-from premium_billing.services import webhook_drain
+from premium_billing.stripe_billing import drain as webhook_drain
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ import logging
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from premium_billing.api.problems import problem
-from premium_billing.api.session import database
-from premium_billing.services import webhook_events
-from premium_billing.stripe_gateway import WebhookSignatureError, verify_webhook
+from premium_billing.http.problems import problem
+from premium_billing.http.session import database
+from premium_billing.stripe_billing import events as webhook_events
+from premium_billing.stripe_billing.gateway import WebhookSignatureError, verify_webhook
 
 from .drain import notify
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from .engine import make_engine, make_sessionmaker
+from premium_billing.db.engine import make_engine, make_sessionmaker
 
 
 class Database:

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.sqltypes import JSON
 
-from .types import utcnow
+from premium_billing.db.types import utcnow
 
 _PG_DIALECT = postgresql.dialect()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config
 
-from ..config import PROJECT_ROOT
-from .engine import normalize_url
+from premium_billing.config import PROJECT_ROOT
+from premium_billing.db.engine import normalize_url
 
 
 def alembic_config(database_url: str) -> Config:

@@ -11,12 +11,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..actor import Actor, acting_as
-from ..config import Settings
-from ..db import Database
-from ..db.models import JobRun
-from ..db.types import utcnow
-from ..services.errors import NotFound
+from premium_billing.actor import Actor, acting_as
+from premium_billing.config import Settings
+from premium_billing.db import Database
+from premium_billing.db.types import utcnow
+from premium_billing.errors import NotFound
+from premium_billing.jobs.models import JobRun
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class JobSpec:
 def _issue_invoices(
     db: Database, settings: Settings, as_of: date, run_id: int, progress: Progress | None
 ) -> dict[str, Any]:
-    from ..services.invoicing import issue_invoices
+    from premium_billing.invoicing.issue import issue_invoices
 
     return issue_invoices(
         db,
@@ -51,7 +51,7 @@ def _issue_invoices(
 def _renewals(
     db: Database, settings: Settings, as_of: date, run_id: int, progress: Progress | None
 ) -> dict[str, Any]:
-    from ..services.renewals import run_renewals
+    from premium_billing.invoicing.renewals import run_renewals
 
     return run_renewals(
         db, as_of, settings.renewal_lead_days, job_run_id=run_id, settings=settings
@@ -61,7 +61,7 @@ def _renewals(
 def _reconcile(
     db: Database, settings: Settings, as_of: date, run_id: int, progress: Progress | None
 ) -> dict[str, Any]:
-    from ..services.reconciliation import run_reconciliation
+    from premium_billing.reconciliation.runs import run_reconciliation
 
     with db.session() as session:
         run = run_reconciliation(session, settings, as_of, trigger="job", progress=progress)
@@ -71,7 +71,7 @@ def _reconcile(
 def _autopay(
     db: Database, settings: Settings, as_of: date, run_id: int, progress: Progress | None
 ) -> dict[str, Any]:
-    from ..services.autopay import run_autopay
+    from premium_billing.stripe_billing.autopay import run_autopay
 
     return run_autopay(db, settings, as_of, job_run_id=run_id).as_dict()
 
@@ -79,7 +79,7 @@ def _autopay(
 def _retry_webhooks(
     db: Database, settings: Settings, as_of: date, run_id: int, progress: Progress | None
 ) -> dict[str, Any]:
-    from ..services.webhook_events import retry_failed
+    from premium_billing.stripe_billing.events import retry_failed
 
     return retry_failed(db, settings)
 

@@ -18,10 +18,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
 from sqlalchemy import text
 
-from ..clock import business_date
-from ..config import Settings
-from ..db import Database
-from .runner import JOBS, run_job
+from premium_billing.clock import business_date
+from premium_billing.config import Settings
+from premium_billing.db import Database
+from premium_billing.jobs.runner import JOBS, run_job
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from premium_billing.db.models import Invoice
+from premium_billing.invoicing.models import Invoice
 from tests.integration.ledger_helpers import issue_invoices, new_holder, new_policy, number
 
 HEADER = "date,amount,currency,payer_name,reference,bank_reference"

@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import select
 
 from premium_billing.config import Settings
-from premium_billing.db.payment_models import Payment
-from premium_billing.db.stripe_models import StripeEvent
 from premium_billing.fake_stripe import FakeStripe
 from premium_billing.jobs.runner import run_job
-from premium_billing.services import ledger
+from premium_billing.ledger import journal as ledger
+from premium_billing.payments.models import Payment
+from premium_billing.stripe_billing.models import StripeEvent
 
 from ..factories import create_policy
 

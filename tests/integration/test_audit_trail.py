@@ -8,8 +8,8 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from premium_billing.actor import Actor, acting_as
-from premium_billing.db.payment_models import AuditLog
-from premium_billing.services import audit
+from premium_billing.audit import trail as audit
+from premium_billing.audit.models import AuditLog
 from tests.integration.ledger_helpers import cli, issue_invoice, new_policy, pay
 
 
@@ -158,7 +158,7 @@ def test_verify_notices_rehashed_content_against_the_chain(api, db, backend):
         "before": target.before,
         "after": target.after,
     }
-    from premium_billing.domain.audit_chain import row_hash
+    from premium_billing.audit.chain import row_hash
 
     forged = row_hash(target.prev_hash, content)
     _unguarded(

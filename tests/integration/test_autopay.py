@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from premium_billing.db.stripe_models import AutopayAttempt, StripeCustomer
 from premium_billing.jobs.runner import run_job
+from premium_billing.stripe_billing.models import AutopayAttempt, StripeCustomer
 
 from .stripe_helpers import (
     EFFECTIVE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from premium_billing.db.models import Installment, Policy, Policyholder
+from premium_billing.policies.models import Installment, Policy, Policyholder
 from tests.factories import create_policy, create_policyholder, pet_line, policy_body
 
 

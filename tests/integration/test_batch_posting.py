@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from premium_billing.db.models import Invoice, JournalEntry, JournalLine
-from premium_billing.db.payment_models import Allocation, Payment, WriteOff
-from premium_billing.domain import ledger
-from premium_billing.services import payments
-from premium_billing.services.batch_posting import MatchPlan, Received, post_matches, receive_many
+from premium_billing.invoicing.models import Invoice
+from premium_billing.ledger import rules as ledger
+from premium_billing.ledger.models import JournalEntry, JournalLine
+from premium_billing.payments import posting as payments
+from premium_billing.payments.batch import MatchPlan, Received, post_matches, receive_many
+from premium_billing.payments.models import Allocation, Payment, WriteOff
 from tests.integration.ledger_helpers import (
     issue_invoices,
     ledger_problems,

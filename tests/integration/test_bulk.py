@@ -7,8 +7,8 @@ from datetime import date
 from sqlalchemy import select
 
 from premium_billing.db.bulk import insert_rows
-from premium_billing.db.models import JournalEntry
-from premium_billing.db.payment_models import Payment
+from premium_billing.ledger.models import JournalEntry
+from premium_billing.payments.models import Payment
 
 
 def _payment(n: int, evidence: object) -> dict[str, object]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from premium_billing.db.stripe_models import StripeEvent
+from premium_billing.stripe_billing.models import StripeEvent
 
 from .stripe_helpers import (
     fake,  # noqa: F401

@@ -10,7 +10,7 @@ import requests
 from sqlalchemy import create_engine, func, select
 
 from premium_billing.db.engine import normalize_url
-from premium_billing.db.models import ApiKey
+from premium_billing.http.models import ApiKey
 
 CLI = [sys.executable, "-m", "premium_billing"]
 

@@ -9,7 +9,7 @@ import sys
 from sqlalchemy import create_engine, text
 
 from premium_billing.db.engine import normalize_url
-from premium_billing.services.keys import hash_key
+from premium_billing.http.keys import hash_key
 
 TABLES = ("policies", "invoices", "payments", "allocations", "journal_entries", "bank_lines")
 

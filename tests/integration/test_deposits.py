@@ -7,9 +7,9 @@ from datetime import date
 
 from sqlalchemy import select
 
-from premium_billing.db.models import JournalEntry, JournalLine
-from premium_billing.db.reconciliation_models import StripePayout
-from premium_billing.services.deposits import record_payout
+from premium_billing.ledger.models import JournalEntry, JournalLine
+from premium_billing.reconciliation.deposits import record_payout
+from premium_billing.stripe_billing.models import StripePayout
 from tests.integration.recon_helpers import csv_file, upload
 
 TXS = [

@@ -7,8 +7,9 @@ from datetime import date
 
 from sqlalchemy import func, select
 
-from premium_billing.db.models import Invoice, JournalLine
+from premium_billing.invoicing.models import Invoice
 from premium_billing.jobs.runner import run_job
+from premium_billing.ledger.models import JournalLine
 from tests.factories import create_policy, create_policyholder, pet_line
 
 

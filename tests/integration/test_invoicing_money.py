@@ -7,7 +7,7 @@ from datetime import date
 
 from sqlalchemy import select
 
-from premium_billing.db.payment_models import AuditLog
+from premium_billing.audit.models import AuditLog
 from premium_billing.jobs.runner import run_job
 from tests.factories import create_policy, create_policyholder, pet_line
 

@@ -10,9 +10,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from premium_billing.db.engine import normalize_url
-from premium_billing.db.models import JournalEntry, JournalLine
-from premium_billing.domain.ledger import Posting, UnbalancedEntry
-from premium_billing.services.ledger import post
+from premium_billing.ledger.journal import post
+from premium_billing.ledger.models import JournalEntry, JournalLine
+from premium_billing.ledger.rules import Posting, UnbalancedEntry
 from tests.integration.ledger_helpers import (
     allocate,
     cli,
@@ -87,8 +87,8 @@ def test_ledger_check_names_a_tampered_payment_received_by_its_entry(db, setting
 
     from sqlalchemy import func, select
 
-    from premium_billing.db.payment_models import Payment
-    from premium_billing.services.statement_import import import_statement
+    from premium_billing.payments.models import Payment
+    from premium_billing.reconciliation.imports import import_statement
     from tests.integration.recon_helpers import csv_file
 
     rows = csv_file(

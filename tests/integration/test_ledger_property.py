@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from premium_billing.db.payment_models import Allocation
+from premium_billing.payments.models import Allocation
 from tests.integration.ledger_helpers import (
     allocate,
     issue_invoice,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from premium_billing.db.models import JournalLine
-from premium_billing.db.payment_models import Allocation, Payment
+from premium_billing.ledger.models import JournalLine
+from premium_billing.payments.models import Allocation, Payment
 from tests.integration.ledger_helpers import (
     allocate,
     invoice,

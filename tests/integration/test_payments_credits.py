@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import event
 
 from premium_billing.config import Settings
-from premium_billing.services import payments as payment_service
-from premium_billing.services.credits import apply_credit_balances
-from premium_billing.services.errors import Conflict
+from premium_billing.errors import Conflict
+from premium_billing.payments import posting as payment_service
+from premium_billing.payments.credits import apply_credit_balances
 from tests.integration.ledger_helpers import (
     allocate,
     invoice,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from premium_billing.db.reconciliation_models import PayerLink
-from premium_billing.domain.references import payment_reference as rf_reference
+from premium_billing.invoicing.rules import payment_reference as rf_reference
+from premium_billing.reconciliation.models import PayerLink
 from tests.integration.ledger_helpers import cli, ledger_problems
 from tests.integration.recon_helpers import csv_file, holder_with_invoices, upload
 
@@ -215,7 +215,7 @@ def test_matches_wanting_one_invoice_post_in_turn_with_writers_in_parallel(api, 
     in a row, the whole amount each time. Batches in flight never share an invoice, so the
     outcome is that of posting in turn: the first payment pays it, the second finds it paid
     and stays in suspense (in parallel, the second would win about half the races)."""
-    from premium_billing.services import reconciliation
+    from premium_billing.reconciliation import runs as reconciliation
 
     monkeypatch.setattr(reconciliation, "POST_BATCH", 1)
     invoices = [holder_with_invoices(api, db, f"Holder {n}", [1000 + n])[1][0] for n in range(16)]

@@ -7,14 +7,14 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from premium_billing.db.engine import normalize_url
-from premium_billing.db.models import Base
+from premium_billing.models import metadata
 
 
 def test_models_and_migrations_agree(database_url):
     engine = create_engine(normalize_url(database_url))
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
-        diff = compare_metadata(context, Base.metadata)
+        diff = compare_metadata(context, metadata)
     engine.dispose()
     assert diff == [], diff
 

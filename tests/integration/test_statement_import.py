@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from premium_billing.db.payment_models import Payment
-from premium_billing.db.reconciliation_models import BankLine, BankStatement
+from premium_billing.payments.models import Payment
+from premium_billing.reconciliation.models import BankLine, BankStatement
 from tests.integration.ledger_helpers import cli, ledger_problems
 from tests.integration.recon_helpers import csv_file, holder_with_invoices, upload
 
@@ -91,8 +91,8 @@ def test_a_malformed_file_is_refused_whole_naming_the_line(api, db):
 def test_malformed_line_after_written_batches_leaves_nothing(db, settings):
     import io
 
-    from premium_billing.services.errors import Unprocessable
-    from premium_billing.services.statement_import import import_statement
+    from premium_billing.errors import Unprocessable
+    from premium_billing.reconciliation.imports import import_statement
 
     rows = [f"2026-02-03,{i}.00,USD,Payer {i},ref {i},R-{i}" for i in range(1, 30)]
     rows.append("2026-02-31,1.00,USD,Late,ref,R-bad")
@@ -113,8 +113,8 @@ def test_a_reference_a_bank_payment_already_has_is_skipped_in_every_batch(db, se
     batches of the same file included."""
     import io
 
-    from premium_billing.services.batch_posting import Received, receive_many
-    from premium_billing.services.statement_import import import_statement
+    from premium_billing.payments.batch import Received, receive_many
+    from premium_billing.reconciliation.imports import import_statement
 
     with db.session() as session:
         receive_many(
@@ -142,7 +142,7 @@ def test_a_failed_write_stops_the_reader_and_leaves_nothing(db, settings, monkey
     import io
     import threading
 
-    from premium_billing.services import statement_import
+    from premium_billing.reconciliation import imports as statement_import
 
     written = []
     real = statement_import._write_batch

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from premium_billing.fake_stripe import FakeStripe
-from premium_billing.stripe_gateway import (
+from premium_billing.stripe_billing.gateway import (
     STRIPE_API_VERSION,
     CheckoutSession,
     GatewayRequestError,

@@ -16,11 +16,12 @@ import pytest
 from sqlalchemy import func, select
 
 from premium_billing.config import Settings
-from premium_billing.db.models import JournalEntry, JournalLine
-from premium_billing.db.payment_models import Allocation, Payment
-from premium_billing.db.stripe_models import StripeEvent, StripePaymentState
 from premium_billing.fake_stripe import FakeStripe
-from premium_billing.services import webhook_drain, webhook_events
+from premium_billing.ledger.models import JournalEntry, JournalLine
+from premium_billing.payments.models import Allocation, Payment
+from premium_billing.stripe_billing import drain as webhook_drain
+from premium_billing.stripe_billing import events as webhook_events
+from premium_billing.stripe_billing.models import StripeEvent, StripePaymentState
 
 from .stripe_helpers import fake, ledger_problems, open_invoices, stripe_settings  # noqa: F401
 

@@ -13,7 +13,7 @@ import requests
 from sqlalchemy import text
 
 from premium_billing.jobs.runner import run_job
-from premium_billing.stripe_gateway import sign_webhook
+from premium_billing.stripe_billing.gateway import sign_webhook
 
 from .stripe_helpers import (
     OLD_SECRET,

@@ -9,17 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from premium_billing.domain import ledger
-from premium_billing.domain.allocation import (
-    OpenItem,
-    OverAllocation,
-    check_allocations,
-    invoice_status,
-    oldest_first,
-    payment_status,
-    within_tolerance,
-)
-from premium_billing.domain.audit_chain import GENESIS, ChainRow, first_break, row_hash
+from premium_billing.audit.chain import GENESIS, ChainRow, first_break, row_hash
+from premium_billing.invoicing.rules import OverAllocation, invoice_status, within_tolerance
+from premium_billing.ledger import rules as ledger
+from premium_billing.payments.rules import OpenItem, check_allocations, oldest_first, payment_status
 
 amounts = st.integers(min_value=1, max_value=10**12)
 ids = st.integers(min_value=1, max_value=10**6)

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from bench.bench_matching import is_correct
 from bench.reconcile_data import generate
-from premium_billing.domain.matching import (
+from premium_billing.invoicing.rules import format_reference, payment_reference
+from premium_billing.reconciliation.matching import (
     CandidateIndex,
     MatchSettings,
     OpenInvoice,
@@ -22,7 +23,6 @@ from premium_billing.domain.matching import (
     name_similarity,
     name_tokens,
 )
-from premium_billing.domain.references import format_reference, payment_reference
 
 DAY = date(2026, 3, 10)
 

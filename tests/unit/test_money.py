@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from premium_billing.domain.errors import InvalidAmount, UnknownCurrency
-from premium_billing.domain.money import (
+from premium_billing.errors import InvalidAmount, UnknownCurrency
+from premium_billing.money import (
     CURRENCY_EXPONENTS,
     allocate,
     exponent,

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from premium_billing.domain.errors import DomainError, OutsideTerm
-from premium_billing.domain.proration import (
+from premium_billing.errors import DomainError, OutsideTerm
+from premium_billing.policies.rules.proration import (
     CancellationResult,
     EndorsementProration,
     cancellation,

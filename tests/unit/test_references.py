@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from premium_billing.domain.references import (
+from premium_billing.invoicing.rules import (
     format_reference,
     is_valid_rf,
     normalize_reference,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from premium_billing.domain.errors import ScheduleError
-from premium_billing.domain.schedule import (
+from premium_billing.errors import ScheduleError
+from premium_billing.policies.rules.schedule import (
     BILLING_PLANS,
     MONTHS_PER_INSTALLMENT,
     PlannedInstallment,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from premium_billing.statements import (
+from premium_billing.reconciliation.bank_files import (
     StatementError,
     StatementLine,
     detect_format,

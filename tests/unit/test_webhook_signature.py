@@ -12,7 +12,7 @@ import time
 import pytest
 import stripe
 
-from premium_billing.stripe_gateway import (
+from premium_billing.stripe_billing.gateway import (
     WebhookSignatureError,
     sign_webhook,
     verify_webhook,

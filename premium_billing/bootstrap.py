@@ -1,0 +1,59 @@
+"""The composition root: the one place that wires the features together.
+
+Features never import the process that runs them: the app factory, the CLI, the scheduler,
+the webhook drain and the benchmarks get their database here (the audit trail installed)
+and mount the features' HTTP resources here.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from premium_billing.audit import trail
+from premium_billing.db import Database
+from premium_billing.http import BillingApi, register_http
+
+
+def database(url: str) -> Database:
+    """The database of `url`, with every session's changes recorded in the audit trail."""
+    trail.install()
+    return Database(url)
+
+
+def mount(app: Flask) -> BillingApi:
+    """Every feature's resources on the app: /api/v1 (bearer keys), the Stripe webhook, the
+    checkout return pages, the API docs, health."""
+    from premium_billing.accounts.api import blp as policyholders_blp
+    from premium_billing.api_docs import bp as api_docs_bp
+    from premium_billing.invoicing.api import blp as invoices_blp
+    from premium_billing.jobs.api import blp as jobs_blp
+    from premium_billing.logging_setup import register_request_logging
+    from premium_billing.payments.api import blp as payments_blp
+    from premium_billing.payments.writeoffs_api import blp as writeoffs_blp
+    from premium_billing.policies.api import blp as policies_blp
+    from premium_billing.reconciliation.api import blp as reconciliation_blp
+    from premium_billing.reconciliation.import_api import blp as bank_statements_blp
+    from premium_billing.reports.api import blp as reports_blp
+    from premium_billing.stripe_billing.api import blp as checkout_blp
+    from premium_billing.stripe_billing.pages import bp as pages_bp
+    from webhooks.views import bp as stripe_webhooks_bp
+
+    api = register_http(app)
+    for blp in (
+        policyholders_blp,
+        policies_blp,
+        invoices_blp,
+        jobs_blp,
+        payments_blp,
+        writeoffs_blp,
+        reports_blp,
+        bank_statements_blp,
+        reconciliation_blp,
+        checkout_blp,
+    ):
+        api.register_blueprint(blp)
+    app.register_blueprint(stripe_webhooks_bp)  # /webhooks/stripe: signed, no bearer key
+    app.register_blueprint(pages_bp)
+    app.register_blueprint(api_docs_bp)  # GET /api/v1/docs: Swagger UI, our own files
+    register_request_logging(app)
+    return api

@@ -1,0 +1,86 @@
+"""Bearer API keys with roles. Authentication runs before every /api/v1 request;
+each view names the roles that may call it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Flask, Response, g, request
+
+from premium_billing.actor import Actor, reset_actor, set_actor
+from premium_billing.http.keys import find_key
+from premium_billing.http.problems import problem
+from premium_billing.http.session import db_session
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PUBLIC_PATHS = {"/api/v1/openapi.json"}
+
+
+def authenticate() -> Response | None:
+    if not request.path.startswith("/api/v1/") or request.path in PUBLIC_PATHS:
+        return None
+    header = request.headers.get("Authorization", "")
+    scheme, _, raw = header.partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        return _unauthorized("Missing bearer API key in the Authorization header.")
+    key = find_key(db_session(), raw.strip())
+    if key is None:
+        return _unauthorized("The API key is not valid.")
+    g.api_key_id = key.id
+    g.api_key_name = key.name
+    g.api_key_role = key.role
+    g.actor_token = set_actor(
+        Actor(kind="api_key", id=f"key_{key.id}", name=key.name, request_id=g.request_id)
+    )
+    return None
+
+
+def _request_id() -> None:
+    g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+
+
+def _reset_actor(_exc: BaseException | None) -> None:
+    token = g.pop("actor_token", None)
+    if token is not None:
+        reset_actor(token)
+
+
+def _unauthorized(detail: str) -> Response:
+    response = problem(401, detail)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="premium-billing"'
+    return response
+
+
+def roles(*allowed: str) -> Callable[[F], F]:
+    """Allow these roles (admin always; auditor for reads) to call the view."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            role = g.get("api_key_role")
+            permitted = set(allowed) | {"admin"}
+            if request.method in ("GET", "HEAD"):
+                permitted.add("auditor")
+            if role not in permitted:
+                return problem(403, f"The {role!r} role may not do this.")
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def register_auth(app: Flask) -> None:
+    app.before_request(_request_id)
+    app.before_request(authenticate)
+    app.teardown_request(_reset_actor)
+
+    @app.after_request
+    def _echo_request_id(response: Response) -> Response:
+        if "request_id" in g:
+            response.headers["X-Request-Id"] = g.request_id
+        return response

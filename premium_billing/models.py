@@ -1,0 +1,27 @@
+"""Every table of the service in one metadata: what Alembic and the schema test compare."""
+
+from __future__ import annotations
+
+from premium_billing.audit import models as audit_models
+from premium_billing.db.base import Base
+from premium_billing.http import models as http_models
+from premium_billing.invoicing import models as invoicing_models
+from premium_billing.jobs import models as jobs_models
+from premium_billing.ledger import models as ledger_models
+from premium_billing.payments import models as payments_models
+from premium_billing.policies import models as policies_models
+from premium_billing.reconciliation import models as reconciliation_models
+from premium_billing.stripe_billing import models as stripe_models
+
+metadata = Base.metadata
+FEATURE_MODELS = (
+    audit_models,
+    http_models,
+    invoicing_models,
+    jobs_models,
+    ledger_models,
+    payments_models,
+    policies_models,
+    reconciliation_models,
+    stripe_models,
+)

@@ -1,0 +1,162 @@
+"""Payments, allocations, refunds, write-offs and the audit trail (issue 4)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from premium_billing.db.base import Base, Id, Timestamps
+from premium_billing.db.types import utcnow
+
+PAYMENT_METHODS = ("card", "ach", "bank_transfer", "check", "cash")
+
+
+PAYMENT_SOURCES = ("stripe", "bank_statement", "manual")
+
+
+PAYMENT_STATUSES = ("unapplied", "partially_applied", "applied", "refunded", "reversed")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({','.join(repr(v) for v in values)})"
+
+
+class Payment(Timestamps, Base):
+    """Money received once (unique external id per source). Amount unapplied = amount −
+    allocated − refunded − reversed; it is suspense when the payer is unknown, the payer's
+    credit balance when known. The amount columns change only by SQL increments."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        CheckConstraint(_in("method", PAYMENT_METHODS), name="method"),
+        CheckConstraint(_in("source", PAYMENT_SOURCES), name="source"),
+        CheckConstraint(_in("status", PAYMENT_STATUSES), name="status"),
+        CheckConstraint("amount > 0", name="amount"),
+        CheckConstraint(
+            "amount_allocated >= 0 AND amount_refunded >= 0 AND amount_reversed >= 0 "
+            "AND amount_unapplied >= 0",
+            name="not_over_allocated",
+        ),
+        CheckConstraint(
+            "amount_unapplied = amount - amount_allocated - amount_refunded - amount_reversed",
+            name="unapplied",
+        ),
+        Index("ix_payments_status", "status"),
+        # Credit balances: the one query `apply_credit_balances` runs at every invoicing batch.
+        Index(
+            "ix_payments_credit",
+            "policyholder_id",
+            "currency",
+            postgresql_where=text("amount_unapplied > 0 AND policyholder_id IS NOT NULL"),
+            sqlite_where=text("amount_unapplied > 0 AND policyholder_id IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))
+    method: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    received_on: Mapped[date] = mapped_column(Date)
+    payer_name: Mapped[str | None] = mapped_column(String(200))
+    reference: Mapped[str | None] = mapped_column(String(500))
+    policyholder_id: Mapped[int | None] = mapped_column(ForeignKey("policyholders.id"))
+    # True when a match (not the payer) named the policyholder: undoing the match forgets it.
+    payer_from_match: Mapped[bool] = mapped_column(Boolean, default=False)
+    amount_allocated: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_reversed: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_unapplied: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20), default="unapplied")
+    match_rule: Mapped[str | None] = mapped_column(String(50))
+    match_evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reversed_on: Mapped[date | None] = mapped_column(Date)
+    receipt_entry_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entries.id"))
+
+
+class Allocation(Base):
+    """Money of a payment applied to an invoice. Append-only: an undo is a negative row,
+    so the net allocation of (payment, invoice) is the sum of its rows."""
+
+    __tablename__ = "allocations"
+    __table_args__ = (
+        CheckConstraint("amount <> 0", name="nonzero"),
+        CheckConstraint(
+            _in("reason", ("manual", "match", "credit", "undo", "refund", "reversal")),
+            name="reason",
+        ),
+        Index("ix_allocations_payment_id", "payment_id"),
+        Index("ix_allocations_invoice_id", "invoice_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(20))
+    entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entries.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Refund(Base):
+    """Money owed back to a payer (refunds payable), paid out by Stripe or the bank."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount"),
+        CheckConstraint("status IN ('pending','paid','failed')", name="status"),
+        Index("ix_refunds_payment_id", "payment_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    reason: Mapped[str | None] = mapped_column(Text)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entries.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WriteOff(Base):
+    """An invoice remainder written off (kind manual or tolerance); a reversal is a negative
+    row pointing at what it reverses."""
+
+    __tablename__ = "write_offs"
+    __table_args__ = (
+        CheckConstraint("amount <> 0", name="nonzero"),
+        CheckConstraint("kind IN ('manual','tolerance','reversal')", name="kind"),
+        Index("ix_write_offs_invoice_id", "invoice_id"),
+        Index("ix_write_offs_payment_id", "payment_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    # The payment whose allocation left the remainder (tolerance write-offs).
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("write_offs.id"), unique=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entries.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# The audit trail's session listeners: installed wherever the models are loaded.

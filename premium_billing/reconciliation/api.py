@@ -1,0 +1,197 @@
+"""Reconciliation: runs, the suspense queue, and the daily deposit report."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+from sqlalchemy import select
+
+from premium_billing.clock import business_date
+from premium_billing.errors import NotFound
+from premium_billing.http.auth import roles
+from premium_billing.http.ids import PublicId
+from premium_billing.http.pagination import paginate
+from premium_billing.http.schemas import ListArgs, ListMeta
+from premium_billing.http.session import db_session
+from premium_billing.payments.api import PaymentOut, payment_out
+from premium_billing.payments.models import Payment
+from premium_billing.reconciliation import deposits
+from premium_billing.reconciliation import runs as service
+from premium_billing.reconciliation.models import ReconciliationRun
+
+blp = Blueprint(
+    "reconciliation",
+    __name__,
+    url_prefix="/api/v1",
+    description="Automated reconciliation: runs, suspense queue, deposits",
+)
+
+RUN_PREFIX = "recon_"
+
+
+class RunIn(Schema):
+    as_of = fields.Date(load_default=None, metadata={"description": "Business date (today)."})
+
+
+class RunOut(Schema):
+    id = fields.String(metadata={"example": "recon_1"})
+    as_of = fields.Date()
+    status = fields.String()
+    examined = fields.Integer()
+    matched = fields.Integer()
+    partially_matched = fields.Integer()
+    suspense = fields.Integer()
+    stats = fields.Dict(allow_none=True)
+    started_at = fields.DateTime(format="iso")
+    finished_at = fields.DateTime(format="iso", allow_none=True)
+
+
+class CandidateOut(Schema):
+    invoice_id = PublicId("invoice")
+    invoice_number = fields.String()
+    policy_number = fields.String()
+    policyholder_id = PublicId("policyholder")
+    amount_due = fields.Integer()
+    invoice_status = fields.String()
+    score = fields.Float()
+    rule = fields.String()
+
+
+class SuspenseOut(Schema):
+    payment = fields.Nested(PaymentOut)
+    outcome = fields.String(
+        metadata={"description": "suspense, duplicate, return, or unexamined (no run yet)."}
+    )
+    reason = fields.String(allow_none=True)
+    held = fields.Boolean(metadata={"description": "A match was undone: runs leave it alone."})
+    score = fields.Float()
+    candidates = fields.List(fields.Nested(CandidateOut))
+
+
+class SuspenseList(ListMeta):
+    data = fields.List(fields.Nested(SuspenseOut))
+
+
+class ReportArgs(Schema):
+    date = fields.Date(load_default=None, metadata={"description": "The day (today)."})
+
+
+class PayoutOut(Schema):
+    payout_id = fields.String()
+    amount = fields.Integer()
+    currency = fields.String()
+    arrival_date = fields.Date()
+    charges = fields.Integer()
+    refunds = fields.Integer()
+    disputes = fields.Integer()
+    fees = fields.Integer()
+    status = fields.String()
+    flag_reason = fields.String(allow_none=True)
+
+
+class BankLineOut(Schema):
+    id = fields.Integer()
+    statement_id = PublicId("statement")
+    booking_date = fields.Date()
+    amount = fields.Integer()
+    currency = fields.String()
+    payer_name = fields.String(allow_none=True)
+    reference = fields.String(allow_none=True)
+    bank_reference = fields.String()
+    kind = fields.String()
+
+
+class DepositMatchOut(Schema):
+    payout = fields.Nested(PayoutOut)
+    bank_line = fields.Nested(BankLineOut)
+
+
+class ReconciliationReport(Schema):
+    date = fields.Date()
+    deposits_matched = fields.List(fields.Nested(DepositMatchOut))
+    payouts_unmatched = fields.List(fields.Nested(PayoutOut))
+    bank_lines_unexplained = fields.List(fields.Nested(BankLineOut))
+    payouts_flagged = fields.Integer()
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    return current_app.config["SETTINGS"]
+
+
+def run_out(run: ReconciliationRun) -> dict[str, Any]:
+    return {
+        "id": f"{RUN_PREFIX}{run.id}",
+        "as_of": run.as_of,
+        "status": run.status,
+        "examined": run.examined,
+        "matched": run.matched,
+        "partially_matched": run.partially_matched,
+        "suspense": run.suspense,
+        "stats": run.stats,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+    }
+
+
+@blp.route("/reconciliation/runs")
+class Runs(MethodView):
+    @roles("finance")
+    @blp.arguments(RunIn)
+    @blp.response(201, RunOut)
+    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Run the matcher over every suspense payment now: matches above the confidence
+        threshold are posted (rule, score and evidence recorded), the rest stay in
+        suspense with ranked candidates."""
+        as_of: date = data.get("as_of") or business_date(_settings().timezone)
+        run = service.run_reconciliation(db_session(), _settings(), as_of, trigger="api")
+        return run_out(run)
+
+
+@blp.route("/reconciliation/runs/<run_id>")
+class RunById(MethodView):
+    @roles("finance")
+    @blp.response(200, RunOut)
+    def get(self, run_id: str) -> dict[str, Any]:
+        """One reconciliation run and what it did."""
+        number = run_id.removeprefix(RUN_PREFIX)
+        run = db_session().get(ReconciliationRun, int(number)) if number.isdigit() else None
+        if run is None or not run_id.startswith(RUN_PREFIX):
+            raise NotFound(f"run {run_id!r} not found")
+        return run_out(run)
+
+
+@blp.route("/reconciliation/suspense")
+class Suspense(MethodView):
+    @roles("finance")
+    @blp.arguments(ListArgs, location="query")
+    @blp.response(200, SuspenseList)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The suspense queue: unapplied payments whose payer is unknown, each with the
+        matcher's reason and ranked candidate invoices (score 0..1). Match one by hand
+        with POST /payments/{id}/allocations (that teaches the payer link)."""
+        session = db_session()
+        stmt = select(Payment).where(
+            Payment.status == "unapplied", Payment.policyholder_id.is_(None)
+        )
+        rows, has_more = paginate(session, stmt, Payment.id, "payment", args)
+        data = service.suspense_view(session, rows)
+        for row in data:
+            row["payment"] = payment_out(row["payment"])
+        return {"data": data, "has_more": has_more}
+
+
+@blp.route("/reports/reconciliation")
+class ReconciliationReportView(MethodView):
+    @roles("finance")
+    @blp.arguments(ReportArgs, location="query")
+    @blp.response(200, ReconciliationReport)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The day's deposit reconciliation: Stripe payouts matched to bank deposits,
+        payouts still unmatched, and bank lines nothing explains."""
+        day = args.get("date") or business_date(_settings().timezone)
+        return deposits.day_report(db_session(), day)

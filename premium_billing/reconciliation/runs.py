@@ -1,0 +1,629 @@
+"""Reconciliation runs: match the unapplied payments to open invoices and post the matches.
+
+A run loads the suspense payments (unapplied, payer unknown, not held for a person), the open
+invoices, their policyholders and the learned payer links; builds the pure CandidateIndex
+once; decides every payment with `domain.matching.match_payment`; and posts the matches
+set-based through `services.batch_posting` (rule, score and evidence recorded on the payment),
+writing off a short payment within tolerance and leaving an overpayment as the payer's
+credit. What is not posted stays in suspense with its ranked candidates (`suspense_items`).
+
+A match undone by hand (DELETE /payments/{id}/allocations) puts the payment back in the
+queue, `held`: runs no longer auto-post it. A manual match (POST /payments/{id}/allocations)
+teaches the payer link (normalised bank account and name → policyholder).
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextvars
+import logging
+import threading
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select, text
+from sqlalchemy.orm import Session
+
+from premium_billing.config import Settings
+from premium_billing.db.bulk import any_of, cached_plans, custom_plans
+from premium_billing.db.types import utcnow
+from premium_billing.invoicing.models import Invoice
+from premium_billing.invoicing.rules import payment_reference
+from premium_billing.payments.batch import MatchPlan, post_matches
+from premium_billing.payments.models import Payment
+from premium_billing.policies.models import Policy, Policyholder
+from premium_billing.reconciliation import matching
+from premium_billing.reconciliation.matching import (
+    CandidateIndex,
+    MatchDecision,
+    MatchSettings,
+    OpenInvoice,
+    PaymentFacts,
+    match_payment,
+    normalize_account,
+    normalize_name,
+)
+from premium_billing.reconciliation.models import (
+    BankLine,
+    PayerLink,
+    ReconciliationRun,
+    SuspenseItem,
+)
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+OPEN_STATUSES = ("open", "partially_paid")
+SUSPENSE_BATCH = 1000
+POST_BATCH = 1000  # matches posted per transaction, set-based
+# Matches that name their invoice post first; a match by payer or policy (which picks one of
+# several like invoices) after them: when both want one invoice, the one naming it gets it,
+# and the other is decided again among the invoices still open (the payer's next one).
+NAMED = frozenset({"stripe_metadata", "reference", "fuzzy_reference"})
+WRITERS = 2  # writer threads (connections) posting batches at once, on PostgreSQL
+WRITES_IN_FLIGHT = 3  # batches decided and waiting for a writer
+
+
+def match_settings(settings: Settings) -> MatchSettings:
+    return MatchSettings(
+        auto_threshold=settings.reconcile_auto_threshold,
+        tolerance_abs=settings.writeoff_tolerance_abs,
+        tolerance_pct=settings.writeoff_tolerance_pct,
+    )
+
+
+@dataclass
+class RunStats:
+    examined: int = 0
+    matched: int = 0
+    partially_matched: int = 0
+    suspense: int = 0
+    duplicates: int = 0
+    returns: int = 0
+    written_off: int = 0
+    not_posted: int = 0
+    rules: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "examined": self.examined,
+            "matched": self.matched,
+            "partially_matched": self.partially_matched,
+            "suspense": self.suspense,
+            "duplicates": self.duplicates,
+            "returns": self.returns,
+            "written_off": self.written_off,
+            "not_posted": self.not_posted,
+            "rules": dict(sorted(self.rules.items())),
+        }
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+STREAM = 10_000  # rows fetched at a time (server-side cursor): no whole result in memory
+
+
+def _streamed(session: Session, stmt: Any) -> Iterator[Any]:
+    """The rows through a server-side cursor. PostgreSQL plans a cursor for its first 10%
+    of rows by default (fast-start plans: a nested loop over 100k invoices took minutes);
+    every row is read here, so it is planned as the whole query it is."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
+    return iter(session.execute(stmt.execution_options(yield_per=STREAM)))
+
+
+class _Shared:
+    """One object per distinct value: a million rows name a few currencies and dates, and
+    a policyholder many times (the snapshot of a 1M-payment run stays within its memory)."""
+
+    def __init__(self) -> None:
+        self.values: dict[Any, Any] = {}
+
+    def __call__(self, value: Any) -> Any:
+        return self.values.setdefault(value, value)
+
+
+def _facts_of(amount: Any) -> Any:
+    """What the matcher knows of a payment, `amount` being the column to match on."""
+    columns = (Payment.id, amount, Payment.currency, Payment.received_on, Payment.payer_name,
+               Payment.reference, BankLine.payer_account)  # fmt: skip
+    line = (BankLine.payment_id == Payment.id) & (BankLine.kind == "payment")
+    return select(*columns).outerjoin(BankLine, line)
+
+
+def _facts(row: Any, shared: _Shared) -> PaymentFacts:
+    return PaymentFacts(
+        str(row[0]), row[1], shared(row[2]), shared(row[3]), row[4], row[6], row[5] or ""
+    )
+
+
+def _suspense_payments(session: Session, shared: _Shared) -> list[PaymentFacts]:
+    held = select(SuspenseItem.payment_id).where(SuspenseItem.held.is_(True))
+    stmt = (
+        _facts_of(Payment.amount_unapplied)
+        .where(
+            Payment.status == "unapplied",
+            Payment.policyholder_id.is_(None),
+            Payment.amount_unapplied > 0,
+            Payment.id.not_in(held),
+        )
+        .order_by(Payment.id)
+    )
+    return [_facts(r, shared) for r in _streamed(session, stmt)]
+
+
+def _open_invoices(session: Session, shared: _Shared) -> list[OpenInvoice]:
+    stmt = (
+        select(
+            Invoice.id,
+            Invoice.number,
+            Policy.policy_number,
+            Invoice.policyholder_id,
+            Invoice.currency,
+            Invoice.amount_due,
+            Invoice.due_date,
+        )
+        .join(Policy, Policy.id == Invoice.policy_id)
+        .where(Invoice.status.in_(OPEN_STATUSES), Invoice.amount_due > 0)
+    )
+    return [
+        OpenInvoice(
+            str(r[0]), r[1], payment_reference(r[1]), shared(r[2]), shared(str(r[3])),
+            shared(r[4]), r[5], shared(r[6]),
+        )
+        for r in _streamed(session, stmt)
+    ]  # fmt: skip
+
+
+def _policyholders(session: Session, shared: _Shared) -> list[matching.Policyholder]:
+    holders = select(Invoice.policyholder_id).where(
+        Invoice.status.in_(OPEN_STATUSES), Invoice.amount_due > 0
+    )
+    stmt = select(Policyholder.id, Policyholder.name).where(Policyholder.id.in_(holders))
+    return [matching.Policyholder(shared(str(i)), name) for i, name in _streamed(session, stmt)]
+
+
+def _links(session: Session, shared: _Shared) -> list[matching.PayerLink]:
+    stmt = select(PayerLink.key, PayerLink.policyholder_id)
+    return [matching.PayerLink(key, shared(str(h))) for key, h in _streamed(session, stmt)]
+
+
+class _RecentPayments:
+    """Earlier payments of the same currency and amount (the duplicate guard's window).
+
+    The window's payments are mostly the suspense payments themselves: those are shared,
+    not loaded twice; only the others (matched or held) are read in full. Per (currency,
+    amount): the payment ids in order (an array) and their facts."""
+
+    def __init__(
+        self, session: Session, payments: list[PaymentFacts], days: int, shared: _Shared
+    ) -> None:
+        self.by_key: dict[tuple[str, int], tuple[array[int], list[PaymentFacts]]] = {}
+        if not payments:
+            return
+        start = min(p.received_on for p in payments) - timedelta(days=days)
+        end = max(p.received_on for p in payments)
+        known = {int(p.id): p for p in payments}
+        window = (Payment.received_on.between(start, end), Payment.status != "reversed")
+        others: list[int] = []
+        rows = select(Payment.id, Payment.amount).where(*window)
+        for pid, amount in _streamed(session, rows.order_by(Payment.id)):
+            facts = known.get(pid)
+            if facts is not None and facts.amount == amount:
+                self._add(pid, facts)
+            else:  # not in suspense, or partly applied since: read it in full
+                others.append(pid)
+        del known
+        unsorted: set[tuple[str, int]] = set()
+        for chunk in range(0, len(others), STREAM):
+            ids = others[chunk : chunk + STREAM]
+            stmt = _facts_of(Payment.amount).where(any_of(session, Payment.id, ids))
+            for r in session.execute(stmt):
+                unsorted.add(self._add(int(r[0]), _facts(r, shared)))
+        for key in unsorted:
+            ids_of, facts_of = self.by_key[key]
+            pairs = sorted(zip(ids_of, facts_of, strict=True), key=lambda pair: pair[0])
+            self.by_key[key] = (array("q", [i for i, _ in pairs]), [f for _, f in pairs])
+
+    def _add(self, pid: int, facts: PaymentFacts) -> tuple[str, int]:
+        key = (facts.currency, facts.amount)
+        bucket = self.by_key.get(key)
+        if bucket is None:
+            bucket = self.by_key[key] = (array("q"), [])
+        bucket[0].append(pid)
+        bucket[1].append(facts)
+        return key
+
+    def before(self, payment: PaymentFacts) -> list[PaymentFacts]:
+        bucket = self.by_key.get((payment.currency, payment.amount))
+        if not bucket:
+            return []
+        ids, facts = bucket
+        end = bisect.bisect_left(ids, int(payment.id))
+        return facts[max(0, end - 8) : end]
+
+
+# ----------------------------------------------------------------------------- a run
+
+
+def run_reconciliation(
+    session: Session,
+    settings: Settings,
+    as_of: date,
+    *,
+    trigger: str = "api",
+    progress: Progress | None = None,
+) -> ReconciliationRun:
+    """Match every suspense payment; post the matches set-based (those naming an invoice
+    first, see NAMED) and record the rest with their candidates. Returns the finished run."""
+    run = ReconciliationRun(as_of=as_of, trigger=trigger, status="running")
+    session.add(run)
+    session.commit()
+    stats = RunStats()
+    try:
+        shared = _Shared()
+        payments = _suspense_payments(session, shared)
+        rules = match_settings(settings)
+        recent = _RecentPayments(session, payments, rules.duplicate_window_days, shared)
+        index: CandidateIndex | None = _index(session, shared)
+        session.rollback()  # release the snapshot: posting locks what it posts
+        later: list[MatchDecision] = []
+
+        def first_pass(index: CandidateIndex) -> Iterator[MatchDecision]:
+            for payment in payments:
+                stats.examined += 1
+                decision = match_payment(payment, index, rules, recent.before(payment))
+                if decision.outcome in ("matched", "partial") and decision.rule not in NAMED:
+                    # posted after the matches that name an invoice; refused, it is decided
+                    # again (below), so its candidates are not kept
+                    later.append(replace(decision, candidates=()))
+                    continue
+                yield decision
+
+        _apply_all(session, settings, run.id, as_of, first_pass(index), stats, progress)
+        index = None  # a second decision reads the invoices still open afresh
+        again: set[int] = set()
+        _apply_all(session, settings, run.id, as_of, later, stats, progress, again=again)
+        if again:  # an invoice a match naming it took: decide again among the open ones
+            payer = {d.payment_id: d.policyholder_id for d in later if int(d.payment_id) in again}
+            later.clear()
+            index = _index(session, shared)
+            retry = [p for p in payments if int(p.id) in again]
+            session.rollback()
+            decisions = (
+                _same_payer(match_payment(p, index, rules, recent.before(p)), payer[p.id])
+                for p in retry
+            )
+            _apply_all(session, settings, run.id, as_of, decisions, stats, None)
+    except BaseException:
+        session.rollback()
+        _finish(session, run.id, "failed", stats)
+        raise
+    return _finish(session, run.id, "succeeded", stats)
+
+
+def _same_payer(decision: MatchDecision, payer: str | None) -> MatchDecision:
+    """A second decision may only choose another invoice of the payer the first one named:
+    with that payer's invoices paid, a similar name could otherwise look unambiguous."""
+    if decision.outcome not in ("matched", "partial") or decision.policyholder_id == payer:
+        return decision
+    return MatchDecision(
+        decision.payment_id,
+        "suspense",
+        rule="none",
+        evidence={"reason": f"the invoices of ph_{payer} it matched are paid by other payments"},
+        candidates=decision.candidates,
+    )
+
+
+def _index(session: Session, shared: _Shared) -> CandidateIndex:
+    return CandidateIndex.build(
+        _open_invoices(session, shared), _policyholders(session, shared), _links(session, shared)
+    )
+
+
+def _finish(session: Session, run_id: int, status: str, stats: RunStats) -> ReconciliationRun:
+    run = session.get(ReconciliationRun, run_id)
+    assert run is not None
+    run.status = status
+    run.examined = stats.examined
+    run.matched = stats.matched
+    run.partially_matched = stats.partially_matched
+    run.suspense = stats.suspense
+    run.stats = stats.as_dict()
+    run.finished_at = utcnow()
+    session.commit()
+    log.info(
+        "reconciliation run finished",
+        extra={"event": "reconciliation_run", "run_id": run_id, "status": status,
+               "examined": stats.examined, "matched": stats.matched},
+    )  # fmt: skip
+    return run
+
+
+def _apply_all(
+    session: Session,
+    settings: Settings,
+    run_id: int,
+    as_of: date,
+    decisions: Iterable[MatchDecision],
+    stats: RunStats,
+    progress: Progress | None,
+    *,
+    again: set[int] | None = None,
+) -> None:
+    """Post the matches set-based, POST_BATCH per transaction (`batch_posting` checks each
+    against the locked, current amounts: the index is a snapshot); record the rest. With
+    `again`, a match refused because its invoice changed is not recorded but added there.
+
+    Matching (CPU, this thread) and writing (mostly waiting on the database, which releases
+    the GIL) overlap: writer threads (WRITERS on PostgreSQL, each with its own session and
+    this thread's context, the actor) take the batches; at most WRITES_IN_FLIGHT wait.
+    Batches in flight together never share an invoice: a match wanting an invoice that an
+    earlier match of this pass wants is held back and posted after them, in order, so the
+    outcome is the one of posting every batch in turn."""
+    bind = session.get_bind()
+    writers = WRITERS if bind.dialect.name == "postgresql" else 1
+    local = threading.local()
+    sessions: list[Session] = []
+    lock = threading.Lock()
+    context = contextvars.copy_context()
+    in_flight: deque[Future[None]] = deque()
+    pending: list[tuple[MatchDecision, str | None]] = []
+    batch: list[MatchDecision] = []
+    claimed: set[str] = set()  # invoices of the matches submitted in this pass
+    held: list[MatchDecision] = []  # matches wanting a claimed invoice: posted last
+
+    def write(matches: list[MatchDecision], others: list[tuple[MatchDecision, str | None]]) -> None:
+        writer_session = getattr(local, "session", None)
+        if writer_session is None:
+            writer_session = local.session = Session(bind=bind, expire_on_commit=False)
+            with lock:
+                sessions.append(writer_session)
+        refused = _post_batch(writer_session, settings, run_id, matches, as_of) if matches else {}
+        with lock:
+            for decision in matches:
+                why = refused.get(int(decision.payment_id))
+                if why is None:
+                    if decision.outcome == "matched":
+                        stats.matched += 1
+                    else:
+                        stats.partially_matched += 1
+                    stats.written_off += len(decision.write_offs)
+                    stats.rules[decision.rule] = stats.rules.get(decision.rule, 0) + 1
+                elif again is not None:
+                    again.add(int(decision.payment_id))
+                else:
+                    stats.not_posted += 1
+                    others.append((decision, why))
+            for decision, why in others:
+                stats.suspense += 1
+                stats.duplicates += why is None and decision.outcome == "duplicate"
+                stats.returns += why is None and decision.outcome == "return"
+        _record_suspense(writer_session, run_id, others)
+        if progress is not None:
+            with lock:
+                progress(len(matches) + len(others) - (again is not None) * len(refused))
+
+    def submit(pool: ThreadPoolExecutor, limit: int) -> None:
+        nonlocal batch, pending
+        in_flight.append(pool.submit(context.copy().run, write, batch, pending))
+        batch, pending = [], []
+        while len(in_flight) > limit:
+            in_flight.popleft().result()
+
+    try:
+        with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="reconcile-writer") as pool:
+            for decision in decisions:
+                if decision.outcome in ("matched", "partial"):
+                    wanted = [i for i, _ in decision.allocations]
+                    (batch if claimed.isdisjoint(wanted) else held).append(decision)
+                    claimed.update(wanted)  # a later match wanting one of them waits too
+                else:
+                    pending.append((decision, None))
+                if len(batch) >= POST_BATCH or len(pending) >= SUSPENSE_BATCH:
+                    submit(pool, WRITES_IN_FLIGHT)
+                    while in_flight and in_flight[0].done():
+                        in_flight.popleft().result()
+            submit(pool, 0)
+            for start in range(0, len(held), POST_BATCH):  # in turn, after all the others
+                batch = held[start : start + POST_BATCH]
+                submit(pool, 0)
+    finally:
+        for writer_session in sessions:
+            writer_session.close()
+
+
+def _post_batch(
+    session: Session,
+    settings: Settings,
+    run_id: int,
+    decisions: list[MatchDecision],
+    as_of: date,
+) -> dict[int, str]:
+    """Post a batch of matches and take their payments off the suspense queue; committed.
+    Returns {payment id: why} for the matches that no longer fit."""
+    plans = []
+    for decision in decisions:
+        evidence: dict[str, Any] = {"score": decision.score, **decision.evidence}
+        if decision.credit:
+            evidence["credit"] = decision.credit
+        if decision.write_offs:
+            evidence["write_offs"] = [[f"inv_{i}", a] for i, a in decision.write_offs]
+        plans.append(
+            MatchPlan(
+                payment_id=int(decision.payment_id),
+                allocations=[(int(i), a) for i, a in decision.allocations],
+                write_offs=[(int(i), a) for i, a in decision.write_offs],
+                rule=decision.rule,
+                evidence=evidence,
+            )
+        )
+    refused = post_matches(session, settings, plans, on=as_of, memo=f"reconciliation run {run_id}")
+    posted = [p.payment_id for p in plans if p.payment_id not in refused]
+    if posted:
+        done = any_of(session, SuspenseItem.payment_id, posted)
+        session.execute(delete(SuspenseItem).where(done))
+    session.commit()
+    return refused
+
+
+def _record_suspense(
+    session: Session, run_id: int, pending: list[tuple[MatchDecision, str | None]]
+) -> None:
+    """Replace the suspense items of these payments (one statement each way, committed)."""
+    if not pending:
+        return
+    ids = [int(d.payment_id) for d, _ in pending]
+    custom_plans(session)
+    session.execute(delete(SuspenseItem).where(any_of(session, SuspenseItem.payment_id, ids)))
+    cached_plans(session)
+    now = utcnow()
+    rows = []
+    for decision, why in pending:
+        reason = why or decision.evidence.get("reason")
+        if decision.outcome == "duplicate":
+            reason = f"likely duplicate of pay_{decision.evidence.get('duplicate_of')}"
+        elif decision.outcome == "return":
+            reason = decision.evidence.get("reason")
+        elif decision.outcome in ("matched", "partial"):
+            reason = f"match not posted: {why}"
+        rows.append(
+            {
+                "payment_id": int(decision.payment_id),
+                "run_id": run_id,
+                "outcome": decision.outcome if why is None else "suspense",
+                "reason": reason,
+                "score": float(decision.score),
+                "candidates": [
+                    {"invoice_id": int(c.invoice_id), "score": c.score, "rule": c.rule}
+                    for c in decision.candidates
+                ],
+                "held": False,
+                "updated_at": now,
+            }
+        )
+    session.execute(insert(SuspenseItem), rows)
+    session.commit()
+
+
+# ----------------------------------------------------------------------------- manual hooks
+
+
+def learn_from_manual_match(session: Session, payment_id: int) -> int:
+    """A confirmed manual match teaches the payer link: the payment's bank account and
+    normalised payer name → its policyholder. Committed. Returns how many links are new."""
+    payment = session.get(Payment, payment_id)
+    if payment is None or payment.policyholder_id is None:
+        return 0
+    keys: list[tuple[str, str]] = []
+    account = session.scalar(
+        select(BankLine.payer_account).where(
+            BankLine.payment_id == payment_id, BankLine.kind == "payment"
+        )
+    )
+    if account and normalize_account(account):
+        keys.append((normalize_account(account), "payer_account"))
+    if payment.payer_name and normalize_name(payment.payer_name):
+        keys.append((normalize_name(payment.payer_name), "payer_name"))
+    added = 0
+    for key, kind in keys:
+        exists = session.scalar(
+            select(PayerLink.id).where(
+                PayerLink.key == key, PayerLink.policyholder_id == payment.policyholder_id
+            )
+        )
+        if exists is None:
+            session.add(
+                PayerLink(
+                    key=key[:255], kind=kind, policyholder_id=payment.policyholder_id,
+                    payment_id=payment_id,
+                )
+            )  # fmt: skip
+            added += 1
+    if payment.status != "unapplied":
+        session.execute(delete(SuspenseItem).where(SuspenseItem.payment_id == payment_id))
+    session.commit()
+    return added
+
+
+def requeue_after_undo(session: Session, payment_id: int, undone_rule: str | None) -> None:
+    """An undone match puts the payment back in the suspense queue, held for a person (runs
+    do not auto-post it again). Committed."""
+    payment = session.get(Payment, payment_id)
+    if payment is None or payment.status != "unapplied":
+        return
+    item = session.get(SuspenseItem, payment_id)
+    reason = f"match undone by hand (was {undone_rule or 'unknown'}): waits for a person"
+    if item is None:
+        session.add(
+            SuspenseItem(
+                payment_id=payment_id, outcome="suspense", reason=reason, score=0.0,
+                candidates=[], held=True,
+            )
+        )  # fmt: skip
+    else:
+        item.held = True
+        item.reason = reason
+    session.commit()
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def suspense_view(session: Session, payments: list[Payment]) -> list[dict[str, Any]]:
+    """The payments as suspense queue rows: reason, held, ranked candidates with scores."""
+    ids = [p.id for p in payments]
+    items = {
+        i.payment_id: i
+        for i in session.scalars(select(SuspenseItem).where(SuspenseItem.payment_id.in_(ids)))
+    }
+    invoice_ids = {c["invoice_id"] for i in items.values() for c in i.candidates or []}
+    invoices = {
+        row.id: row
+        for row in session.execute(
+            select(
+                Invoice.id, Invoice.number, Invoice.amount_due, Invoice.status,
+                Invoice.policyholder_id, Policy.policy_number,
+            )
+            .join(Policy, Policy.id == Invoice.policy_id)
+            .where(Invoice.id.in_(invoice_ids))
+        )
+    }  # fmt: skip
+    out = []
+    for payment in payments:
+        item = items.get(payment.id)
+        candidates = []
+        for c in (item.candidates if item else []) or []:
+            inv = invoices.get(c["invoice_id"])
+            if inv is None:
+                continue
+            candidates.append(
+                {
+                    "invoice_id": inv.id,
+                    "invoice_number": inv.number,
+                    "policy_number": inv.policy_number,
+                    "policyholder_id": inv.policyholder_id,
+                    "amount_due": inv.amount_due,
+                    "invoice_status": inv.status,
+                    "score": c["score"],
+                    "rule": c["rule"],
+                }
+            )
+        out.append(
+            {
+                "payment": payment,
+                "outcome": item.outcome if item else "unexamined",
+                "reason": item.reason if item else None,
+                "held": bool(item and item.held),
+                "score": item.score if item else 0.0,
+                "candidates": candidates,
+            }
+        )
+    return out
