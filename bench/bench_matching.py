@@ -60,8 +60,23 @@ def is_correct(decision: MatchDecision, line: Line) -> bool:
     )
 
 
+def dump_line(decision: MatchDecision, refused: bool) -> str:
+    """One decision as one line of text: what it decides and why (for diffing two runs)."""
+    d = decision
+    candidates = " ".join(f"{c.invoice_id}:{c.score}:{c.rule}" for c in d.candidates)
+    evidence = " ".join(f"{k}={v}" for k, v in sorted(d.evidence.items()))
+    return (
+        f"{d.payment_id}\t{d.outcome}\t{d.rule}\t{d.score}\t{d.policyholder_id}\t"
+        f"alloc={list(d.allocations)}\tcredit={d.credit}\twrite_offs={list(d.write_offs)}\t"
+        f"refused={refused}\tcandidates=[{candidates}]\tevidence=[{evidence}]"
+    )
+
+
 def run(
-    lines: Sequence[Line], index: CandidateIndex, settings: MatchSettings
+    lines: Sequence[Line],
+    index: CandidateIndex,
+    settings: MatchSettings,
+    dump: list[str] | None = None,
 ) -> tuple[dict[str, Tally], float]:
     tallies: dict[str, Tally] = defaultdict(Tally)
     recent: dict[tuple[str, int], list[PaymentFacts]] = defaultdict(list)
@@ -80,7 +95,10 @@ def run(
         if len(window) > 8:
             del window[0]
         takes = (*decision.allocations, *decision.write_offs)
-        if decision.outcome in AUTO and any(due[i] < a for i, a in takes):
+        refused = decision.outcome in AUTO and any(due[i] < a for i, a in takes)
+        if dump is not None:
+            dump.append(dump_line(decision, refused))
+        if refused:
             # Posting refuses it (an earlier match paid that invoice): it stays in suspense.
             # The service then decides it again against the open invoices; this pure bench
             # has no second pass, so it counts as not matched.
@@ -127,6 +145,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--invoices", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--examples", action="store_true", help="print a few false matches")
+    ap.add_argument(
+        "--dump",
+        metavar="FILE",
+        help="write every payment's decision (outcome, rule, score, invoices and amounts,"
+        " candidates, evidence), one line each, to FILE: diff two runs to compare decisions",
+    )
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -135,7 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     index = CandidateIndex.build(invoices, holders, links)
     t2 = time.perf_counter()
     settings = MatchSettings()
-    tallies, seconds = run(lines, index, settings)
+    dump: list[str] | None = [] if args.dump else None
+    tallies, seconds = run(lines, index, settings, dump)
+    if args.dump and dump is not None:
+        with open(args.dump, "w", encoding="utf-8") as out:
+            out.write("\n".join(dump) + "\n")
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     print(
