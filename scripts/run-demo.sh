@@ -1,21 +1,63 @@
 #!/usr/bin/env bash
 # `make run`: migrate, demo data, then the scheduler, the webhook drain and the API. Without Stripe keys in the
 # environment it also starts the fake Stripe, so "Pay now" works on a machine offline.
+#
+# Every process is started in the background and the script waits for it: bash runs a trap
+# only between commands, and `wait` is the one that a signal interrupts at once. Ctrl-C, a
+# SIGTERM to this script, to its process group or to `make run` (make passes SIGTERM on to
+# the recipe, which execs this script) stop every process started here. When any of the
+# services stops, the others are stopped too.
 set -euo pipefail
 : "${PORT:=8000}" "${BIN:=.venv/bin}" "${STRIPE_FAKE_PORT:=12111}"
 export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:$PORT}"
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
-trap cleanup EXIT INT TERM
+
+services=() # pids of the processes that run until stopped
+step=""     # pid of the setup command running now, if any
+
+stop() {
+  trap '' INT TERM # a second Ctrl-C must not cut the clean-up short
+  trap - EXIT
+  local pids=("${services[@]}")
+  if [ -n "$step" ]; then pids+=("$step"); fi
+  [ ${#pids[@]} -gt 0 ] || return 0
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  # Each stops on SIGTERM within a second or two (gunicorn lets a request in flight finish);
+  # whatever still runs after 15 s is killed.
+  for _ in $(seq 1 150); do
+    kill -0 "${pids[@]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+}
+# Stop the children, then die of the same signal, so that make (or the shell) knows why.
+on_signal() {
+  stop
+  trap - "$1"
+  kill -s "$1" $$
+}
+trap 'on_signal INT' INT
+trap 'on_signal TERM' TERM
+trap stop EXIT
+
+start() { # a service: runs until stopped
+  "$@" &
+  services+=("$!")
+}
+run() { # a setup command: the script waits for it, and fails when it fails
+  "$@" &
+  step=$!
+  wait "$step"
+  step=""
+}
 
 if [ -z "${STRIPE_SECRET_KEY:-}" ]; then
   export STRIPE_SECRET_KEY=sk_test_fake
   export STRIPE_WEBHOOK_SECRET=whsec_demo_only_not_secret
   export STRIPE_API_BASE="http://127.0.0.1:$STRIPE_FAKE_PORT"
-  "$BIN/python" -m premium_billing.fake_stripe --port "$STRIPE_FAKE_PORT" \
+  start "$BIN/python" -m premium_billing.fake_stripe --port "$STRIPE_FAKE_PORT" \
     --webhook-url "$PUBLIC_BASE_URL/webhooks/stripe" \
-    --webhook-secret "$STRIPE_WEBHOOK_SECRET" &
-  pids+=("$!")
+    --webhook-secret "$STRIPE_WEBHOOK_SECRET"
   for _ in $(seq 1 50); do
     (exec 3<>"/dev/tcp/127.0.0.1/$STRIPE_FAKE_PORT") 2>/dev/null && break
     sleep 0.1
@@ -23,15 +65,21 @@ if [ -z "${STRIPE_SECRET_KEY:-}" ]; then
   echo "fake Stripe on $STRIPE_API_BASE (set STRIPE_SECRET_KEY to use Stripe's test mode)"
 fi
 
-"$BIN/premium-billing" db upgrade
-"$BIN/premium-billing" demo
-"$BIN/premium-billing" scheduler &
-pids+=("$!")
+run "$BIN/premium-billing" db upgrade
+run "$BIN/premium-billing" demo
+start "$BIN/premium-billing" scheduler
 # Webhooks as in production at volume: the API stores and answers, a drain process posts
 # (set WEBHOOK_PROCESSING=inline to post inside the webhook request instead).
 export WEBHOOK_PROCESSING="${WEBHOOK_PROCESSING:-deferred}" WEBHOOK_DRAIN_IN_API=false
 if [ "$WEBHOOK_PROCESSING" = deferred ]; then
-  "$BIN/premium-billing" drain-webhooks &
-  pids+=("$!")
+  start "$BIN/premium-billing" drain-webhooks
 fi
-"$BIN/premium-billing" serve --port "$PORT"
+start "$BIN/premium-billing" serve --port "$PORT"
+echo "API docs: $PUBLIC_BASE_URL/api/v1/docs (no key needed to read; Authorize to try calls)"
+echo "          docs/api.md (the guide: keys, roles, errors, a curl example per resource)"
+echo "Ctrl-C stops the API, the scheduler, the webhook drain and the fake Stripe."
+
+status=0
+wait -n || status=$?
+echo "a process of the demo stopped (exit $status); stopping the others" >&2
+exit "$status"
