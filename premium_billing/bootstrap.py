@@ -8,16 +8,43 @@ and mount the features' HTTP resources here.
 from __future__ import annotations
 
 from flask import Flask
+from sqlalchemy.orm import Session, configure_mappers
 
+from premium_billing import models  # noqa: F401  (every table registered)
 from premium_billing.audit import trail
-from premium_billing.db import Database
+from premium_billing.config import Settings
+from premium_billing.db import Database, hooks
+from premium_billing.db.hooks import Handler
 from premium_billing.http import BillingApi, register_http
+from premium_billing.payments import credits
+from premium_billing.reconciliation import deposits
+from premium_billing.stripe_billing.models import StripePayout
+
+
+def handlers() -> dict[str, list[Handler]]:
+    """What happens, in the same transaction, when a feature publishes a domain event."""
+    return {
+        # Credit balances settle newly issued invoices through the posting engine.
+        hooks.INVOICES_ISSUED: [_apply_credits],
+        # A recorded Stripe payout is paired with its bank deposit.
+        hooks.PAYOUT_RECORDED: [_match_payout],
+    }
+
+
+def _apply_credits(session: Session, *, invoice_ids: list[int], settings: Settings) -> int:
+    return credits.apply_credit_balances(session, invoice_ids, settings)
+
+
+def _match_payout(session: Session, *, payout: StripePayout, settings: Settings) -> bool:
+    return deposits.match_payout(session, payout, settings)
 
 
 def database(url: str) -> Database:
-    """The database of `url`, with every session's changes recorded in the audit trail."""
+    """The database of `url`: every session's changes recorded in the audit trail, and the
+    domain events' handlers wired."""
     trail.install()
-    return Database(url)
+    configure_mappers()  # every feature's tables known, so that named relationships resolve
+    return Database(url, handlers())
 
 
 def mount(app: Flask) -> BillingApi:
@@ -25,6 +52,7 @@ def mount(app: Flask) -> BillingApi:
     checkout return pages, the API docs, health."""
     from premium_billing.accounts.api import blp as policyholders_blp
     from premium_billing.api_docs import bp as api_docs_bp
+    from premium_billing.cancellations.api import blp as cancellations_blp
     from premium_billing.invoicing.api import blp as invoices_blp
     from premium_billing.jobs.api import blp as jobs_blp
     from premium_billing.logging_setup import register_request_logging
@@ -42,6 +70,7 @@ def mount(app: Flask) -> BillingApi:
     for blp in (
         policyholders_blp,
         policies_blp,
+        cancellations_blp,
         invoices_blp,
         jobs_blp,
         payments_blp,

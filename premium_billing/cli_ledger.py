@@ -27,7 +27,7 @@ def ledger_group() -> None:
 )
 @with_appcontext
 def ledger_check() -> None:
-    from premium_billing.ledger.journal import check
+    from premium_billing.reports.check import check
 
     with acting_as(Actor(kind="cli", name="ledger check")), _db().session() as session:
         problems = check(session)

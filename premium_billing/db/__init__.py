@@ -9,15 +9,20 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from premium_billing.db.engine import make_engine, make_sessionmaker
+from premium_billing.db.hooks import HANDLERS, Handlers
 
 
 class Database:
     """The engine and session factory of one database URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, handlers: Handlers | None = None) -> None:
         self.url = url
         self.engine: Engine = make_engine(url)
-        self.sessionmaker: sessionmaker[Session] = make_sessionmaker(self.engine)
+        # Every session carries the handlers of domain events (see db.hooks).
+        self.handlers: Handlers = dict(handlers or {})
+        self.sessionmaker: sessionmaker[Session] = make_sessionmaker(
+            self.engine, info={HANDLERS: self.handlers}
+        )
         self.on_dispose: list[Callable[[], None]] = []  # e.g. stop background threads
 
     @property

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,5 +39,5 @@ def make_engine(url: str, **kwargs: object) -> Engine:
     return create_engine(url, pool_pre_ping=True, hide_parameters=True, **kwargs)  # type: ignore[arg-type]
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(engine: Engine, info: dict[str, Any] | None = None) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False, info=info)

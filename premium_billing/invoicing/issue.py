@@ -22,11 +22,12 @@ from sqlalchemy.orm import Session
 from premium_billing.audit import trail as audit
 from premium_billing.config import Settings
 from premium_billing.db import Database
+from premium_billing.db.hooks import INVOICES_ISSUED, publish
 from premium_billing.db.types import UTCDateTime, utcnow
 from premium_billing.errors import Conflict, NotFound
 from premium_billing.invoicing.models import Invoice
-from premium_billing.ledger.models import JournalEntry, JournalLine
-from premium_billing.payments.credits import apply_credit_balances
+from premium_billing.ledger import journal
+from premium_billing.ledger import rules as ledger
 from premium_billing.policies.models import Installment
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,10 @@ def issue_invoices(
                 session.rollback()
                 break
             _journal_batch(session, entry_id, stats)
-            stats.credits_applied += apply_credit_balances(session, ids, settings)
+            # The payers' credit balances settle the new invoices (the payments feature).
+            stats.credits_applied += sum(
+                publish(session, INVOICES_ISSUED, invoice_ids=ids, settings=settings)
+            )
             # One audit row per batch: the batch is exactly the invoices of this entry.
             audit.record(
                 session,
@@ -241,11 +245,9 @@ def _issue_batch(
         "now": utcnow(),
     }
     # A placeholder entry for the batch's invoices to point at; its lines follow.
-    entry = JournalEntry(
-        kind="invoice_issued", occurred_on=as_of, job_run_id=job_run_id, memo="invoices issued"
+    entry = journal.open_entry(
+        session, ledger.INVOICE_ISSUED, as_of, memo="invoices issued", job_run_id=job_run_id
     )
-    session.add(entry)
-    session.flush()
     params["entry_id"] = entry.id
     if dialect == "postgresql":
         if only_ids:
@@ -293,22 +295,13 @@ def _journal_batch(session: Session, entry_id: int, stats: IssueStats) -> None:
         ),
         {"entry": entry_id},
     ).all()
+    billed: dict[str, int] = {}
     for currency, total in totals:
-        total = int(total)
-        stats.amount_by_currency[currency] = stats.amount_by_currency.get(currency, 0) + total
-        if total == 0:
-            continue
-        session.add_all(
-            [
-                JournalLine(
-                    entry_id=entry_id, account="premium_receivable", currency=currency, amount=total
-                ),
-                JournalLine(
-                    entry_id=entry_id, account="premium_billed", currency=currency, amount=-total
-                ),
-            ]
-        )
-    session.flush()
+        stats.amount_by_currency[currency] = stats.amount_by_currency.get(currency, 0) + int(total)
+        if int(total):
+            billed[currency] = int(total)
+    if billed:
+        journal.add_legs(session, entry_id, ledger.invoice_issued(billed))
 
 
 def get_invoice(session: Session, invoice_id: int, for_update: bool = False) -> Invoice:
@@ -332,29 +325,15 @@ def void_invoice(session: Session, invoice_id: int, reason: str | None, on: date
         raise Conflict(
             f"only an open invoice with nothing paid can be voided (it is {invoice.status})"
         )
-    entry = JournalEntry(kind="invoice_voided", occurred_on=on, memo=reason)
-    session.add(entry)
-    session.flush()
     if invoice.total:
-        session.add_all(
-            [
-                JournalLine(
-                    entry_id=entry.id,
-                    account="premium_receivable",
-                    currency=invoice.currency,
-                    amount=-invoice.total,
-                    invoice_id=invoice.id,
-                    policyholder_id=invoice.policyholder_id,
-                ),
-                JournalLine(
-                    entry_id=entry.id,
-                    account="premium_billed",
-                    currency=invoice.currency,
-                    amount=invoice.total,
-                    invoice_id=invoice.id,
-                    policyholder_id=invoice.policyholder_id,
-                ),
-            ]
+        journal.post(
+            session,
+            ledger.INVOICE_VOIDED,
+            on,
+            ledger.invoice_voided(
+                invoice.total, invoice.currency, invoice.id, invoice.policyholder_id
+            ),
+            memo=reason,
         )
     invoice.status = "void"
     invoice.void_reason = reason

@@ -52,6 +52,28 @@ WRITEOFF_REVERSED = "writeoff_reversed"
 PAYER_IDENTIFIED = "payer_identified"  # suspense → the payer's credit, once a match names them
 PAYER_UNIDENTIFIED = "payer_unidentified"  # that match undone
 PAYMENT_MATCHED = "payment_matched"  # suspense money matched: payer identified and applied at once
+INVOICE_VOIDED = "invoice_voided"  # an unpaid invoice voided: its receivable reversed
+PAYOUT_SETTLED = "payout_settled"  # a Stripe payout: clearing → bank, and its fees
+
+# Every kind an entry may have: the journal refuses any other, and `ledger check` names one.
+ENTRY_KINDS = frozenset(
+    {
+        INVOICE_ISSUED,
+        INVOICE_VOIDED,
+        PAYMENT_RECEIVED,
+        PAYMENT_ALLOCATED,
+        PAYMENT_UNALLOCATED,
+        CREDIT_APPLIED,
+        PAYMENT_REFUNDED,
+        PAYMENT_REVERSED,
+        WRITTEN_OFF,
+        WRITEOFF_REVERSED,
+        PAYER_IDENTIFIED,
+        PAYER_UNIDENTIFIED,
+        PAYMENT_MATCHED,
+        PAYOUT_SETTLED,
+    }
+)
 
 # Entries whose receivable legs (tagged with an invoice) move an invoice's amount paid.
 PAID_KINDS = frozenset({PAYMENT_ALLOCATED, PAYMENT_UNALLOCATED, CREDIT_APPLIED, PAYMENT_MATCHED})
@@ -107,6 +129,29 @@ def holding_account(policyholder_id: int | None) -> str:
 def cash_account(source: str, method: str) -> str:
     """The asset account money arrives in: Stripe's clearing account or the bank."""
     return STRIPE_CLEARING if source == "stripe" else CASH_BANK
+
+
+class UnknownEntryKind(DomainError):
+    """A journal entry of a kind the chart does not define."""
+
+
+def check_kind(kind: str) -> str:
+    """`kind`, if it is one of ENTRY_KINDS; else UnknownEntryKind."""
+    if kind not in ENTRY_KINDS:
+        raise UnknownEntryKind(f"unknown journal entry kind {kind!r}")
+    return kind
+
+
+def invoice_voided(
+    total: int, currency: str, invoice_id: int, policyholder_id: int | None
+) -> list[Posting]:
+    """An unpaid invoice voided: its receivable and the premium billed reversed."""
+    return check_entry(
+        [
+            Posting(PREMIUM_RECEIVABLE, currency, -total, invoice_id, None, policyholder_id),
+            Posting(PREMIUM_BILLED, currency, total, invoice_id, None, policyholder_id),
+        ]
+    )
 
 
 def invoice_issued(totals: Mapping[str, int]) -> list[Posting]:

@@ -1,5 +1,4 @@
-"""Policies: /api/v1/policies and their schedule, endorsements, cancellations,
-reinstatements and renewal premium."""
+"""Policies: /api/v1/policies and their schedule, endorsements and renewal premium."""
 
 from __future__ import annotations
 
@@ -17,8 +16,6 @@ from premium_billing.http.session import db_session
 from premium_billing.policies import service
 from premium_billing.policies.models import Policy
 from premium_billing.policies.schemas import (
-    CancellationIn,
-    CancellationOut,
     EndorsementIn,
     EndorsementOut,
     LinesSchema,
@@ -26,7 +23,6 @@ from premium_billing.policies.schemas import (
     PolicyFilters,
     PolicyList,
     PolicyOut,
-    ReinstatementIn,
     RenewalOut,
     ScheduleOut,
 )
@@ -107,46 +103,6 @@ class PolicyEndorsements(MethodView):
             "annual_premium": outcome.endorsement.new_annual_premium,
             "schedule": schedule_out(outcome.policy),
         }
-
-
-@blp.route("/<policy_id>/cancellations")
-class PolicyCancellations(MethodView):
-    @roles("billing")
-    @blp.arguments(CancellationIn)
-    @blp.response(201, CancellationOut)
-    def post(self, data: dict[str, Any], policy_id: str) -> dict[str, Any]:
-        """Cancel pro rata or short rate: earned premium, refund due, balance due;
-        unbilled installments are voided."""
-        cancellation = service.cancel(
-            db_session(),
-            _settings(),
-            path_id("policy", policy_id),
-            data["effective_date"],
-            data["method"],
-            data.get("reason"),
-        )
-        return {
-            "policy_id": cancellation.policy_id,
-            "effective_date": cancellation.effective_date,
-            "method": cancellation.method,
-            "earned_premium": cancellation.earned_premium,
-            "refund_due": cancellation.refund_due,
-            "balance_due": cancellation.balance_due,
-            "status": "cancelled",
-        }
-
-
-@blp.route("/<policy_id>/reinstatements")
-class PolicyReinstatements(MethodView):
-    @roles("billing")
-    @blp.arguments(ReinstatementIn)
-    @blp.response(201, PolicyOut)
-    def post(self, data: dict[str, Any], policy_id: str) -> dict[str, Any]:
-        """Reinstate a cancelled or lapsed policy within the reinstatement window."""
-        policy = service.reinstate(
-            db_session(), _settings(), path_id("policy", policy_id), data["effective_date"]
-        )
-        return policy_out(policy)
 
 
 @blp.route("/<policy_id>/renewal")

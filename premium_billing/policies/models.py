@@ -154,6 +154,15 @@ class Installment(Base):
     voided_by_cancellation_id: Mapped[int | None] = mapped_column(ForeignKey("cancellations.id"))
 
     term: Mapped[PolicyTerm] = relationship(back_populates="installments")
+    # Its invoice, if issued (invoices.installment_id is unique); named, not imported: the
+    # invoicing feature builds on policies. Loaded with the installments (one query).
+    invoice: Mapped[Invoice | None] = relationship(  # noqa: F821
+        "Invoice",
+        primaryjoin="Installment.id == foreign(Invoice.installment_id)",
+        viewonly=True,
+        uselist=False,
+        lazy="selectin",
+    )
 
 
 class Endorsement(Base):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.orm import object_session
-
 from premium_billing.policies.models import Installment, Policy, Policyholder, PremiumLine
 from premium_billing.policies.service import current_term, invoiced
 
@@ -42,8 +40,7 @@ def installment_out(
 
 def schedule_out(policy: Policy) -> list[dict[str, Any]]:
     everything = [i for term in policy.terms for i in term.installments]
-    session = object_session(policy)
-    billed = invoiced(session, everything) if session is not None else {}
+    billed = invoiced(everything)
     rows = [
         installment_out(installment, term.term_number, billed.get(installment.id))
         for term in policy.terms

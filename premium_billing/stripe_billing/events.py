@@ -26,6 +26,7 @@ from premium_billing.config import Settings
 from premium_billing.db import Database
 from premium_billing.db.types import utcnow
 from premium_billing.stripe_billing import payments as stripe_payments
+from premium_billing.stripe_billing import payouts
 from premium_billing.stripe_billing.models import AutopayAttempt, StripeEvent
 from premium_billing.stripe_billing.payments import Facts
 
@@ -185,11 +186,9 @@ def charge_dispute(session: Session, settings: Settings, dispute: dict[str, Any]
 
 
 def payout_paid(session: Session, settings: Settings, payout: dict[str, Any]) -> Handled:
-    """Kept for deposit reconciliation (issue 6's `deposits.record_payout`)."""
-    from premium_billing.reconciliation import deposits  # the reconciliation module
-
+    """Kept for deposit reconciliation (see `payouts.record_payout`)."""
     transactions = stripe_payments.gateway(settings).payout_balance_transactions(payout["id"])
-    deposits.record_payout(
+    payouts.record_payout(
         session,
         payout_id=str(payout["id"]),
         amount=int(payout["amount"]),

@@ -12,10 +12,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from premium_billing.invoicing.journal import record_invoice_issued
 from premium_billing.invoicing.models import Invoice
-from premium_billing.ledger.journal import check, record_invoice_issued
 from premium_billing.payments.credits import apply_credit_balances
 from premium_billing.policies.models import Policy
+from premium_billing.reports.check import check
 from tests.factories import create_policy, create_policyholder
 
 _numbers = itertools.count(1)

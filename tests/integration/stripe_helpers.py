@@ -18,7 +18,7 @@ from sqlalchemy import select
 from premium_billing.config import Settings
 from premium_billing.fake_stripe import FakeStripe
 from premium_billing.jobs.runner import run_job
-from premium_billing.ledger import journal as ledger
+from premium_billing.reports import check as ledger
 from premium_billing.payments.models import Payment
 from premium_billing.stripe_billing.models import StripeEvent
 

@@ -8,8 +8,8 @@ from datetime import date
 from sqlalchemy import select
 
 from premium_billing.ledger.models import JournalEntry, JournalLine
-from premium_billing.reconciliation.deposits import record_payout
 from premium_billing.stripe_billing.models import StripePayout
+from premium_billing.stripe_billing.payouts import record_payout
 from tests.integration.recon_helpers import csv_file, upload
 
 TXS = [

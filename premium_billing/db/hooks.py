@@ -1,0 +1,34 @@
+"""Domain events inside a transaction: a feature publishes what happened, and the handlers
+that the app's bootstrap wired run in the same session, so a lower feature never imports a
+higher one (invoicing does not import payments; the Stripe feature does not import
+reconciliation)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+HANDLERS = "premium_billing.handlers"
+
+Handler = Callable[..., Any]
+Handlers = Mapping[str, Sequence[Handler]]
+
+# The events, with the facts each carries (keyword arguments of every handler).
+INVOICES_ISSUED = "invoices_issued"  # invoice_ids, settings
+PAYOUT_RECORDED = "payout_recorded"  # payout (a stripe_billing StripePayout), settings
+
+
+class HandlersMissing(RuntimeError):
+    """The session came from a Database made without the app's bootstrap."""
+
+
+def publish(session: Session, event: str, **facts: Any) -> list[Any]:
+    """Run each handler wired for `event` in this session's transaction; their results."""
+    handlers: Handlers | None = session.info.get(HANDLERS)
+    if handlers is None:
+        raise HandlersMissing(
+            f"no handlers for {event!r}: make the database with premium_billing.bootstrap"
+        )
+    return [handler(session, **facts) for handler in handlers.get(event, ())]
