@@ -71,6 +71,9 @@ class Settings:
     # Deferred: drain in a thread of each API process (true), or only in a separate
     # `premium-billing drain-webhooks` process (false: the API only stores and answers).
     webhook_drain_in_api: bool = True
+    # Idempotency-Key: a key whose first request neither committed its work nor stored a
+    # response within this many seconds was abandoned (its process died): a retry runs anew.
+    idempotency_abandoned_seconds: int = 300
     # Mail
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25

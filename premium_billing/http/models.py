@@ -45,6 +45,9 @@ class IdempotencyRecord(Base):
     method: Mapped[str] = mapped_column(String(10))
     path: Mapped[str] = mapped_column(String(500))
     request_hash: Mapped[str] = mapped_column(String(64))
+    # Set in the first request's own transaction when its work commits: a retry never runs
+    # that work again, whatever happens to the response afterwards.
+    committed_at: Mapped[datetime | None] = mapped_column()
     # NULL while the first request is still running.
     response_status: Mapped[int | None] = mapped_column(Integer)
     response_content_type: Mapped[str | None] = mapped_column(String(100))
