@@ -1,0 +1,169 @@
+"""The decision: what one payment pays. `match_payment` applies the rules (`rules`) in order
+of confidence and posts the single best option that scores at least the threshold and is not
+ambiguous; otherwise the payment stays in suspense with its ranked candidates.
+
+Corroboration: a reference match auto-posts only when the payer or the amount agrees; a fuzzy
+reference only when exactly one candidate is corroborated; a payer-only match only with an
+exact amount. Never across currencies. The common case (one exact reference, exact amount,
+payer agrees) is decided without building any option (`rules.fast_exact`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from premium_billing.reconciliation.matching.index import CandidateIndex
+from premium_billing.reconciliation.matching.normalise import name_tokens
+from premium_billing.reconciliation.matching.rules import (
+    Option,
+    corroborated_single,
+    fast_exact,
+    fuzzy_reference_options,
+    is_duplicate,
+    linked_payer_option,
+    payer_name_options,
+    reference_options,
+    stripe_option,
+)
+from premium_billing.reconciliation.matching.scores import CERTAIN, NO_EVIDENCE, SCORE_DIGITS
+from premium_billing.reconciliation.matching.types import (
+    DEFAULT_SETTINGS,
+    Candidate,
+    MatchDecision,
+    MatchSettings,
+    PaymentFacts,
+    new_candidate,
+    new_decision,
+)
+
+
+def ranked(options: Iterable[Option], limit: int) -> tuple[Candidate, ...]:
+    """The best (rounded) score of each invoice, highest first, then by invoice id."""
+    best: dict[str, tuple[float, str]] = {}
+    for opt in options:
+        for inv_id in opt.invoice_ids:
+            cur = best.get(inv_id)
+            if cur is None or opt.score > cur[0]:
+                best[inv_id] = (round(opt.score, SCORE_DIGITS), opt.rule)
+    order = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
+    return tuple(new_candidate(inv_id, score, rule) for inv_id, (score, rule) in order[:limit])
+
+
+def decide(
+    payment: PaymentFacts,
+    options: list[Option],
+    settings: MatchSettings,
+    everything: list[Option],
+) -> MatchDecision | None:
+    """The single best auto-postable option, or None when there is none or it is ambiguous."""
+    threshold = settings.auto_threshold
+    postable = [o for o in options if o.plan is not None and o.score >= threshold]
+    if not postable:
+        return None
+    if len(postable) > 1:
+        postable.sort(key=lambda o: -o.score)
+    best = postable[0]
+    assert best.plan is not None
+    for other in postable[1:]:
+        assert other.plan is not None
+        if other.plan.holder != best.plan.holder or other.plan != best.plan:
+            if best.score - other.score < settings.ambiguity_margin:
+                return None
+            break
+    plan = best.plan
+    return new_decision(
+        payment.id, plan.outcome, plan.holder, plan.allocations, plan.credit, plan.write_offs,
+        best.rule, round(best.score, SCORE_DIGITS), dict(best.evidence, allocation=plan.how),
+        ranked(everything, settings.max_candidates),
+    )  # fmt: skip
+
+
+def match_payment(
+    payment: PaymentFacts,
+    index: CandidateIndex,
+    settings: MatchSettings | None = None,
+    recent_payments: Iterable[PaymentFacts] = (),
+) -> MatchDecision:
+    """Decide what one payment pays. Pure: the index and the inputs are not changed."""
+    settings = settings or DEFAULT_SETTINGS
+    if payment.is_return:
+        return MatchDecision(
+            payment.id, "return", rule="return", score=CERTAIN,
+            evidence={"reason": "return or reversal: never matched as new money"},
+        )  # fmt: skip
+    payer_tokens = name_tokens(payment.payer_name) if payment.payer_name else ()
+    original = is_duplicate(payment, recent_payments, settings, payer_tokens)
+    if original is not None:
+        return MatchDecision(
+            payment.id, "duplicate", rule="duplicate", score=CERTAIN,
+            evidence={
+                "duplicate_of": original.id,
+                "window_days": str(settings.duplicate_window_days),
+            },
+        )  # fmt: skip
+    if payment.amount <= 0 or payment.currency not in index.currencies:
+        reason = "no amount" if payment.amount <= 0 else "no open invoice in this currency"
+        return MatchDecision(payment.id, "suspense", rule="none", evidence={"reason": reason})
+
+    threshold = settings.auto_threshold
+    everything: list[Option] = []
+    # Invoices the remittance text points at (any currency). A payer-only match that
+    # disagrees with them is contradicted by the text and does not auto-post.
+    referenced: set[str] = set()
+    link = index.link_of(payment, payer_tokens)
+
+    # 1. Stripe metadata.
+    if payment.stripe_invoice_id:
+        option = stripe_option(payment, index, settings)
+        if option is not None:
+            decision = decide(payment, [option], settings, [option])
+            if decision is not None:
+                return decision
+
+    # 2. References in the remittance text, exact first, then one edit away.
+    if payment.reference:
+        exact = index.find_references(payment.reference, fuzzy=False)
+        options: list[Option] = []
+        if exact:
+            fast = fast_exact(payment, exact, index, settings, payer_tokens, link)
+            if fast is not None:
+                return fast
+            referenced.update(i.id for h in exact for i in h.invoices)
+            options = reference_options(payment, exact, index, settings, payer_tokens, link)
+            everything.extend(options)
+            decision = decide(payment, options, settings, everything)
+            if decision is not None:
+                return decision
+        if not any(o.plan is not None and o.score >= threshold for o in options):
+            options = fuzzy_reference_options(payment, exact, index, settings, payer_tokens, link)
+            everything.extend(options)
+            referenced.update(i for o in options if o.score >= threshold for i in o.invoice_ids)
+            decision = decide(payment, corroborated_single(options, settings), settings,
+                              everything)  # fmt: skip
+            if decision is not None:
+                return decision
+
+    # 3. A learned payer link, exact amount only.
+    if link is not None:
+        option = linked_payer_option(payment, link, index, referenced)
+        everything.append(option)
+        decision = decide(payment, [option], settings, everything)
+        if decision is not None:
+            return decision
+
+    # 4./5. Fuzzy payer name with an exact amount (one invoice or several).
+    if payer_tokens:
+        options = payer_name_options(payment, index, settings, payer_tokens, referenced)
+        everything.extend(options)
+        decision = decide(payment, options, settings, everything)
+        if decision is not None:
+            return decision
+
+    return MatchDecision(
+        payment.id,
+        "suspense",
+        rule="none",
+        score=round(max((o.score for o in everything), default=NO_EVIDENCE), SCORE_DIGITS),
+        evidence={"reason": "no corroborated, unambiguous candidate"},
+        candidates=ranked(everything, settings.max_candidates),
+    )
