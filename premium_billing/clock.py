@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 
@@ -12,3 +12,9 @@ def business_date(tz: ZoneInfo, now: datetime | None = None) -> date:
     if instant.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     return instant.astimezone(tz).date()
+
+
+def business_date_of(timestamp: float, tz: tzinfo) -> date:
+    """The civil date in the business time zone of a Unix timestamp (e.g. Stripe's
+    `created`): a payment made at 23:30 in New York on the 31st was received on the 31st."""
+    return datetime.fromtimestamp(timestamp, UTC).astimezone(tz).date()

@@ -54,6 +54,8 @@ from premium_billing.reconciliation.models import (
     ReconciliationRun,
     SuspenseItem,
 )
+from premium_billing.stripe_billing.models import StripePaymentState
+from premium_billing.stripe_billing.payments import reference_of
 
 log = logging.getLogger(__name__)
 
@@ -130,17 +132,23 @@ class _Shared:
 
 
 def _facts_of(amount: Any) -> Any:
-    """What the matcher knows of a payment, `amount` being the column to match on."""
+    """What the matcher knows of a payment, `amount` being the column to match on: with the
+    bank line that brought it (payer account, returned item) and the Stripe metadata of a
+    Stripe payment (the invoice it was for)."""
     columns = (Payment.id, amount, Payment.currency, Payment.received_on, Payment.payer_name,
-               Payment.reference, BankLine.payer_account)  # fmt: skip
+               Payment.reference, BankLine.payer_account, BankLine.is_return,
+               StripePaymentState.stripe_metadata)  # fmt: skip
     line = (BankLine.payment_id == Payment.id) & (BankLine.kind == "payment")
-    return select(*columns).outerjoin(BankLine, line)
+    stripe = StripePaymentState.payment_id == Payment.id
+    return select(*columns).outerjoin(BankLine, line).outerjoin(StripePaymentState, stripe)
 
 
 def _facts(row: Any, shared: _Shared) -> PaymentFacts:
     return PaymentFacts(
-        str(row[0]), row[1], shared(row[2]), shared(row[3]), row[4], row[6], row[5] or ""
-    )
+        str(row[0]), row[1], shared(row[2]), shared(row[3]), row[4], row[6], row[5] or "",
+        stripe_invoice_id=reference_of(row[8]) if row[8] else None,
+        is_return=bool(row[7]),
+    )  # fmt: skip
 
 
 def _suspense_payments(session: Session, shared: _Shared) -> list[PaymentFacts]:

@@ -169,6 +169,7 @@ def _record(db: Database, settings: Settings, attempt: AutopayAttempt, result: A
                         "autopay_attempt": attempt.idempotency_key,
                     },
                 ),
+                settings.timezone,
             )
             stripe_payments.settle(session, settings, state)
             row.status = "succeeded"

@@ -19,14 +19,14 @@ import logging
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from premium_billing.actor import Actor, acting_as
-from premium_billing.clock import business_date
+from premium_billing.clock import business_date, business_date_of
 from premium_billing.config import Settings
 from premium_billing.db import Database
 from premium_billing.db.bulk import insert_rows, update_rows
@@ -55,7 +55,7 @@ class _Succeeded:
     currency: str
     metadata: dict[str, Any]
     customer_id: str | None
-    created_on: date | None
+    created: int | None  # Stripe's Unix timestamp; received on its business date
     invoice_id: int
 
 
@@ -82,7 +82,7 @@ def _simple(row_id: int, attempts: int, payload: str) -> _Succeeded | None:
             currency=str(pi["currency"]).upper(),
             metadata=dict(metadata),
             customer_id=_id(pi.get("customer")),
-            created_on=datetime.fromtimestamp(int(created), UTC).date() if created else None,
+            created=int(created) if created else None,
             invoice_id=invoice_id,
         )
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
@@ -162,6 +162,10 @@ def _post_batch(session: Session, settings: Settings, events: list[_Succeeded]) 
     today = business_date(settings.timezone)
     received: list[Received] = []
     reasons: list[str | None] = []
+    created_on = {
+        e.pi_id: business_date_of(e.created, settings.timezone) if e.created else None
+        for e in chosen
+    }
     for e in chosen:
         invoice = invoices.get(e.invoice_id)
         why = mismatch(e.metadata, e.amount, e.currency, invoice)
@@ -172,7 +176,7 @@ def _post_batch(session: Session, settings: Settings, events: list[_Succeeded]) 
                 amount=e.amount,
                 currency=e.currency,
                 method="card",
-                received_on=e.created_on or today,
+                received_on=created_on[e.pi_id] or today,
                 external_id=e.pi_id,
                 reference=reference_of(e.metadata),
                 policyholder_id=invoice.policyholder_id if why is None and invoice else None,
@@ -183,7 +187,7 @@ def _post_batch(session: Session, settings: Settings, events: list[_Succeeded]) 
     plans: dict[date, list[MatchPlan]] = defaultdict(list)
     for e, pid, why in zip(chosen, payment_ids, reasons, strict=True):
         if why is None:
-            plans[e.created_on or today].append(
+            plans[created_on[e.pi_id] or today].append(
                 MatchPlan(
                     pid,
                     [(e.invoice_id, e.amount)],
@@ -209,7 +213,7 @@ def _post_batch(session: Session, settings: Settings, events: list[_Succeeded]) 
                 "stripe_metadata": e.metadata,
                 "payer_name": None,
                 "customer_id": e.customer_id,
-                "created_on": e.created_on,
+                "created_on": created_on[e.pi_id],
                 "amount_refunded": 0,
                 "payment_id": pid,
             }

@@ -70,7 +70,7 @@ def _id(value: Any) -> str | None:
 
 
 def _settle(session: Session, settings: Settings, facts: Facts) -> Handled:
-    state = stripe_payments.merge(session, facts)
+    state = stripe_payments.merge(session, facts, settings.timezone)
     settled = stripe_payments.settle(session, settings, state)
     return Handled(payment_id=settled.payment_id, posted=settled.posted)
 

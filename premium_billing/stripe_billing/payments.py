@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import select, update
@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from premium_billing.clock import business_date
+from premium_billing.clock import business_date, business_date_of
 from premium_billing.config import Settings
 from premium_billing.db.types import utcnow
 from premium_billing.errors import Conflict, NotFound
@@ -320,8 +320,9 @@ def _state_row(session: Session, pi_id: str) -> StripePaymentState:
     return state
 
 
-def merge(session: Session, facts: Facts) -> StripePaymentState:
-    """Merge what an event says into the PaymentIntent's state (facts only grow)."""
+def merge(session: Session, facts: Facts, timezone: tzinfo) -> StripePaymentState:
+    """Merge what an event says into the PaymentIntent's state (facts only grow); its
+    creation day is the business date in `timezone` (BILLING_TIMEZONE)."""
     state = _state_row(session, facts.payment_intent_id)
     if facts.succeeded and not state.succeeded:
         state.succeeded = True
@@ -334,7 +335,7 @@ def merge(session: Session, facts: Facts) -> StripePaymentState:
     if facts.metadata and not state.stripe_metadata:
         state.stripe_metadata = dict(facts.metadata)
     if facts.created is not None and state.created_on is None:
-        state.created_on = datetime.fromtimestamp(int(facts.created), UTC).date()
+        state.created_on = business_date_of(int(facts.created), timezone)
     if facts.amount_refunded is not None and facts.amount_refunded > state.amount_refunded:
         state.amount_refunded = facts.amount_refunded  # cumulative: set, never add
     if facts.dispute_id is not None:
