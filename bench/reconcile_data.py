@@ -632,6 +632,7 @@ def generate(
                 currency=currency,
                 amount_due=premium,
                 due_date=date(2026, month, rng.choice((1, 15, 28))),
+                total=premium,  # nothing paid yet
             )
         )
     by_holder: dict[str, list[OpenInvoice]] = {}

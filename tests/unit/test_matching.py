@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from bench.bench_matching import is_correct
 from bench.reconcile_data import generate
-from premium_billing.invoicing.rules import format_reference, payment_reference
+from premium_billing.invoicing.rules import format_reference, payment_reference, within_tolerance
 from premium_billing.reconciliation.matching import (
     CandidateIndex,
     MatchSettings,
@@ -28,7 +28,8 @@ DAY = date(2026, 3, 10)
 
 
 def inv(num: int, holder: str, amount: int, currency: str = "USD", month: int = 1,
-        policy: str | None = None) -> OpenInvoice:  # fmt: skip
+        policy: str | None = None, total: int | None = None) -> OpenInvoice:  # fmt: skip
+    """An open invoice; its total is `amount` (nothing paid yet) unless given."""
     number = f"INV-2026-{num:06d}"
     return OpenInvoice(
         id=f"inv{num}",
@@ -39,6 +40,7 @@ def inv(num: int, holder: str, amount: int, currency: str = "USD", month: int = 
         currency=currency,
         amount_due=amount,
         due_date=date(2026, month, 1),
+        total=amount if total is None else total,
     )
 
 
@@ -356,16 +358,118 @@ def test_money_is_conserved_and_never_crosses_currencies(
     for inv_id, w in d.write_offs:
         assert w > 0
         paid[inv_id] = paid.get(inv_id, 0) + w
-    for inv_id, total in paid.items():
+    for inv_id, settled in paid.items():
         invoice = index.invoices[inv_id]
         assert invoice.currency == payment.currency
-        assert total <= invoice.amount_due
+        assert settled <= invoice.amount_due
         assert invoice.policyholder_id == d.policyholder_id
-    if d.write_offs:  # a write-off only ever closes a shortfall within tolerance
-        assert sum(w for _, w in d.write_offs) <= max(
-            S.tolerance_abs, sum(index.invoices[i].amount_due for i in paid) // 100 + 1
-        )
+    allocated = dict(d.allocations)
+    for inv_id, w in d.write_offs:  # only what posting accepts (payments.batch._refusal)
+        invoice = index.invoices[inv_id]
+        assert inv_id in allocated and w == invoice.amount_due - allocated[inv_id]
+        assert invoice.total is not None
+        assert within_tolerance(w, invoice.total, S.tolerance_abs, S.tolerance_pct)
     assert d.rule and d.score >= S.auto_threshold and d.evidence
+
+
+# ----------------------------------------------------------------------------- write-off tolerance
+# One rule: premium_billing.invoicing.rules.within_tolerance, per invoice, against its total,
+# as posting checks it (payments.batch._refusal).
+
+
+def _one_invoice(due: int, total: int | None) -> CandidateIndex:
+    return CandidateIndex.build([inv(900, "h2", due, total=total)], HOLDERS)
+
+
+def test_remainder_above_one_percent_of_the_total_is_not_written_off() -> None:
+    # 200.50 paid 198.49: 2.01 left, above 1.00 and above 1% of 200.50 (2.005).
+    assert not within_tolerance(201, 20050, S.tolerance_abs, S.tolerance_pct)
+    idx = _one_invoice(20050, 20050)
+    d = match_payment(pay(19849, "INV-2026-000900", "Mary Jones"), idx, S)
+    assert d.outcome == "partial" and d.write_offs == ()
+    assert d.allocations == (("inv900", 19849),)
+    # Without a payer to back it, a short payment is not corroborated by its amount either.
+    d = match_payment(pay(19849, "INV-2026-000900", None), idx, S)
+    assert d.outcome == "suspense" and d.write_offs == ()
+
+
+def test_remainder_within_one_percent_of_the_total_is_written_off() -> None:
+    # 200.50 paid 198.50: 2.00 left, ≤ 1% of 200.50.
+    assert within_tolerance(200, 20050, S.tolerance_abs, S.tolerance_pct)
+    idx = _one_invoice(20050, 20050)
+    for payer in ("Mary Jones", None):
+        d = match_payment(pay(19850, "INV-2026-000900", payer), idx, S)
+        assert d.outcome == "matched" and d.evidence["allocation"] == "tolerance"
+        assert d.allocations == (("inv900", 19850),) and d.write_offs == (("inv900", 200),)
+
+
+def test_tolerance_is_of_the_invoice_total_not_of_what_is_left_due() -> None:
+    # 400.00, 200.00 paid already: 200.00 due; paid 197.00 leaves 3.00, ≤ 1% of the total
+    # (4.00) though above 1% of the amount due (2.00).
+    d = match_payment(pay(19700, "INV-2026-000900", None), _one_invoice(20000, 40000), S)
+    assert d.outcome == "matched" and d.write_offs == (("inv900", 300),)
+    # The total unknown: measured against the amount due, never more than posting allows.
+    d = match_payment(pay(19700, "INV-2026-000900", None), _one_invoice(20000, None), S)
+    assert d.outcome == "suspense" and d.write_offs == ()
+
+
+def test_no_write_off_on_an_invoice_the_payment_does_not_reach() -> None:
+    # 50.00 and 0.80 named; 50.00 paid: posting writes off only on an invoice the match pays.
+    idx = CandidateIndex.build([inv(1, "h2", 5000), inv(2, "h2", 80, month=2)], HOLDERS)
+    d = match_payment(pay(5000, "INV-2026-000001 INV-2026-000002", "Mary Jones"), idx, S)
+    assert d.outcome == "partial" and d.write_offs == ()
+    assert d.allocations == (("inv1", 5000),)
+
+
+def test_several_invoices_short_on_the_last_is_written_off_against_its_total() -> None:
+    idx = CandidateIndex.build([inv(1, "h2", 30000), inv(2, "h2", 20000, month=2)], HOLDERS)
+    text = "INV-2026-000001 INV-2026-000002"
+    d = match_payment(pay(49800, text, "Mary Jones"), idx, S)  # 2.00 short: 1% of 200.00
+    assert d.outcome == "matched"
+    assert d.allocations == (("inv1", 30000), ("inv2", 19800))
+    assert d.write_offs == (("inv2", 200),)
+    d = match_payment(pay(49700, text, "Mary Jones"), idx, S)  # 3.00: ≤ 1% of 500.00, not 200
+    assert d.outcome == "partial" and d.write_offs == ()
+
+
+@st.composite
+def short_payments(draw: st.DrawFn) -> tuple[int, int, int, bool]:
+    """(total, due, paid, total known): an invoice of `total` with `due` left, paid `paid`.
+    Remainders near 1.00 and near 1% of the total are drawn often (only to sample where the
+    answer turns: the verdict is within_tolerance's)."""
+    total = draw(st.integers(min_value=1, max_value=10_000_000))
+    due = total - draw(st.one_of(st.just(0), st.integers(0, total - 1)))
+    edge = max(S.tolerance_abs, total // 100)
+    remainder = draw(
+        st.one_of(
+            st.integers(-500, due),
+            st.sampled_from([edge - 1, edge, edge + 1, S.tolerance_abs, S.tolerance_abs + 1]),
+        )
+    )
+    paid = due - remainder
+    if not 1 <= paid <= due + 500:
+        paid = draw(st.integers(1, due + 500))
+    return total, due, paid, draw(st.booleans())
+
+
+@settings(max_examples=400, deadline=None)
+@given(short_payments(), st.sampled_from(["Mary Jones", None]))
+def test_the_matcher_writes_off_exactly_what_within_tolerance_allows(
+    case: tuple[int, int, int, bool], payer: str | None
+) -> None:
+    total, due, paid, known = case
+    idx = _one_invoice(due, total if known else None)
+    d = match_payment(pay(paid, "INV-2026-000900", payer), idx, S)
+    remainder = due - paid
+    allowed = within_tolerance(remainder, total if known else due, S.tolerance_abs,
+                               S.tolerance_pct)  # fmt: skip
+    proposed = d.write_offs != ()
+    assert proposed == allowed
+    if allowed:
+        assert d.outcome == "matched"
+        assert d.allocations == (("inv900", paid),) and d.write_offs == (("inv900", remainder),)
+    elif remainder > 0:  # partial: posted only when the payer backs it
+        assert d.outcome == ("partial" if payer else "suspense")
 
 
 # ----------------------------------------------------------------------------- benchmark

@@ -1,7 +1,7 @@
 """Automated reconciliation: match one incoming payment to open invoices.
 
 Pure functions and frozen dataclasses; no framework imports (standard library, rapidfuzz and
-the pure money rules). The index is built once per run (`CandidateIndex.build`) and then
+the pure invoice rules). The index is built once per run (`CandidateIndex.build`) and then
 `match_payment` is called for every payment.
 
 Rules, in order of confidence (DESIGN.md, "Automated reconciliation"):
@@ -12,7 +12,7 @@ Rules, in order of confidence (DESIGN.md, "Automated reconciliation"):
   4. fuzzy payer name (rapidfuzz) with an exact amount;
   5. one payment equal to the sum of several open invoices of one policyholder;
   6. partial payments (oldest invoice first) and overpayments (rest to credit);
-  7. an underpayment within tolerance, the rest written off.
+  7. an underpayment within tolerance of the invoice's total, the rest written off.
 Corroboration: a reference match auto-posts only when the payer or the amount agrees; a fuzzy
 reference only when exactly one candidate is corroborated; a payer-only match only with an
 exact amount. Never across currencies; ambiguity goes to suspense with ranked candidates.
@@ -20,7 +20,9 @@ exact amount. Never across currencies; ambiguity goes to suspense with ranked ca
 Money invariant of every matched or partial decision:
   sum(allocations) + credit == payment.amount, and for each invoice
   allocation + write_off <= amount_due (== for a settled invoice).
-Write-offs are not money received: they close the gap of a short payment within tolerance.
+Write-offs are not money received: they close a short payment's remainder on the one invoice
+it fell short on, only as posting accepts them (`premium_billing.invoicing.rules.
+within_tolerance` of that invoice's total; see `plans.spread_plan`).
 
 Modules, each importing only those above it:
   scores     every score, threshold and bound, named;

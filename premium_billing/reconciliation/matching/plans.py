@@ -2,7 +2,10 @@
 
 Every plan keeps the money invariant: sum(allocations) + credit == the payment's amount, and
 for each invoice allocation + write-off <= amount_due (== for a settled invoice). A
-write-off is not money received: it closes the gap of a short payment within tolerance.
+write-off is not money received: it closes a short payment, and only the way posting accepts
+it (premium_billing.payments.batch): on an invoice the plan pays, exactly what that invoice
+has left due after the allocation, and within tolerance of that invoice's total
+(`premium_billing.invoicing.rules.within_tolerance`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from premium_billing.money import scale
+from premium_billing.invoicing.rules import within_tolerance
 from premium_billing.reconciliation.matching.scores import MAX_COMBINATION_POOL
 from premium_billing.reconciliation.matching.types import (
     AGE_KEY,
@@ -100,23 +103,26 @@ def full_plan(holder: str, invoices: Sequence[OpenInvoice], how: str) -> Plan:
     return Plan(holder, allocs, (), 0, "matched", how)
 
 
-def tolerance(due: int, settings: MatchSettings) -> int:
-    pct = scale(due, settings.tolerance_pct.numerator, settings.tolerance_pct.denominator)
-    return max(settings.tolerance_abs, pct)
+def writeoff_allowed(remainder: int, invoice: OpenInvoice, settings: MatchSettings) -> bool:
+    """Whether posting writes off `remainder`, what `invoice` has left due after this
+    payment: within tolerance of the invoice's total (its amount due when the total is not
+    known, which is never more)."""
+    total = invoice.amount_due if invoice.total is None else invoice.total
+    return within_tolerance(remainder, total, settings.tolerance_abs, settings.tolerance_pct)
 
 
 def spread_plan(
     amount: int, holder: str, invoices: Sequence[OpenInvoice], settings: MatchSettings
 ) -> Plan:
-    """Oldest first; an overpayment leaves credit, a short payment within tolerance is written
-    off on the last invoice, a larger shortfall leaves the payment partial."""
+    """Oldest first; an overpayment leaves credit; a short payment that reaches every invoice
+    and leaves the last one a remainder posting would write off (`writeoff_allowed`) settles
+    them all with that write-off; any other shortfall leaves the payment partial."""
     ordered = sorted(invoices, key=AGE_KEY)
     due = sum(i.amount_due for i in ordered)
     if amount >= due:
         allocs = tuple((i.id, i.amount_due) for i in ordered)
         how = "exact" if amount == due else "overpayment"
         return Plan(holder, allocs, (), amount - due, "matched", how)
-    short = due - amount
     allocations: list[tuple[str, int]] = []
     left = amount
     for inv in ordered:
@@ -125,13 +131,11 @@ def spread_plan(
         part = min(left, inv.amount_due)
         allocations.append((inv.id, part))
         left -= part
-    if short <= tolerance(due, settings):
-        # Everything is settled: the shortfall is written off where it fell short.
-        write_offs: list[tuple[str, int]] = []
-        paid = dict(allocations)
-        for inv in ordered:
-            gap = inv.amount_due - paid.get(inv.id, 0)
-            if gap:
-                write_offs.append((inv.id, gap))
-        return Plan(holder, tuple(allocations), tuple(write_offs), 0, "matched", "tolerance")
+    # Oldest first, so only the last invoice paid can be short; an invoice the payment does
+    # not reach cannot be written off (posting writes off only what a match pays).
+    if len(allocations) == len(ordered):
+        last = ordered[-1]
+        gap = last.amount_due - allocations[-1][1]
+        if writeoff_allowed(gap, last, settings):
+            return Plan(holder, tuple(allocations), ((last.id, gap),), 0, "matched", "tolerance")
     return Plan(holder, tuple(allocations), (), 0, "partial", "partial")

@@ -41,6 +41,11 @@ class PaymentFacts:
 
 @dataclass(frozen=True, slots=True)
 class OpenInvoice:
+    """An invoice that can take money. `total` is the invoice's total, against which posting
+    checks a write-off's tolerance; None when the caller does not know it, and then the
+    matcher measures the tolerance against `amount_due` (never more than the total, so it
+    never proposes a write-off that posting refuses)."""
+
     id: str
     number: str
     payment_reference: str
@@ -49,6 +54,7 @@ class OpenInvoice:
     currency: str
     amount_due: int
     due_date: date
+    total: int | None = None
 
 
 # Oldest first: the order in which invoices are paid and listed.
