@@ -26,7 +26,7 @@ from premium_billing.policies.schemas import (
     RenewalOut,
     ScheduleOut,
 )
-from premium_billing.policies.views import policy_out, schedule_out
+from premium_billing.policies.views import policy_loads, policy_out, schedule_out
 
 blp = Blueprint("policies", __name__, url_prefix="/api/v1/policies", description="Policies")
 
@@ -42,7 +42,7 @@ class Policies(MethodView):
     @blp.response(200, PolicyList)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List policies, filtered by policyholder, status or policy number."""
-        stmt = select(Policy)
+        stmt = select(Policy).options(*policy_loads())
         if args.get("policyholder_id") is not None:
             stmt = stmt.where(Policy.policyholder_id == args["policyholder_id"])
         if args.get("status"):

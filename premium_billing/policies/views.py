@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from premium_billing.policies.models import Installment, Policy, Policyholder, PremiumLine
+from sqlalchemy.orm import selectinload
+
+from premium_billing.policies.models import (
+    Installment,
+    Policy,
+    Policyholder,
+    PolicyTerm,
+    PremiumLine,
+)
 from premium_billing.policies.service import current_term, invoiced
 
 
@@ -48,6 +56,16 @@ def schedule_out(policy: Policy) -> list[dict[str, Any]]:
     ]
     rows.sort(key=lambda r: (r["term"], r["due_date"], r["number"]))
     return rows
+
+
+def policy_loads() -> tuple[Any, ...]:
+    """Loader options for a page of policies: their terms, lines, installments and the
+    installments' invoices in a few queries for the whole page (not a few per policy)."""
+    terms = selectinload(Policy.terms)
+    return (
+        terms.selectinload(PolicyTerm.lines),
+        terms.selectinload(PolicyTerm.installments).selectinload(Installment.invoice),
+    )
 
 
 def policy_out(policy: Policy) -> dict[str, Any]:
