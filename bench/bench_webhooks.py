@@ -239,7 +239,8 @@ def main() -> None:
     warm, measured = invoices[:half], invoices[half:]
     env = {**os.environ, "DATABASE_URL": url, "STRIPE_WEBHOOK_SECRET": SECRET,
            "PYTHONPATH": str(ROOT), "WEBHOOK_PROCESSING": args.processing,
-           "WEBHOOK_DRAIN_IN_API": str(args.drainer == "thread").lower()}  # fmt: skip
+           "WEBHOOK_DRAIN_IN_API": str(args.drainer == "thread").lower(),
+           "LOG_LEVEL": "warning"}  # fmt: skip  (no line per request)
     results = {}
     for name, target in (("floor", "bench.webhook_floor:app"), ("app", "wsgi:app")):
         port = _free_port()

@@ -36,5 +36,5 @@ def create_app(settings: Settings | dict[str, Any] | None = None) -> Flask:
     app.extensions["premium_billing.db"] = bootstrap.database(settings.database_url)
     bootstrap.mount(app)
     register_cli(app)
-    logging.getLogger("premium_billing").setLevel(logging.INFO)
+    logging.getLogger("premium_billing").setLevel(settings.log_level.upper())
     return app

@@ -71,6 +71,8 @@ class Settings:
     # Deferred: drain in a thread of each API process (true), or only in a separate
     # `premium-billing drain-webhooks` process (false: the API only stores and answers).
     webhook_drain_in_api: bool = True
+    # The service's log level: debug, info (one line per request and per posting), warning.
+    log_level: str = "info"
     # Idempotency-Key: a key whose first request neither committed its work nor stored a
     # response within this many seconds was abandoned (its process died): a retry runs anew.
     idempotency_abandoned_seconds: int = 300
@@ -125,6 +127,8 @@ class Settings:
             raise SettingsError(
                 f"BILLING_TIMEZONE: unknown time zone {self.billing_timezone!r}"
             ) from None
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise SettingsError("LOG_LEVEL: debug, info, warning or error")
         if self.webhook_processing not in ("inline", "deferred"):
             raise SettingsError("WEBHOOK_PROCESSING: must be inline or deferred")
         for name in ("invoice_lead_days", "renewal_lead_days", "grace_days", "job_batch_size"):
