@@ -237,10 +237,15 @@ def main() -> None:
     url, invoices = _prepare(args.admin_url, args.n)
     half = len(invoices) // 2
     warm, measured = invoices[:half], invoices[half:]
-    env = {**os.environ, "DATABASE_URL": url, "STRIPE_WEBHOOK_SECRET": SECRET,
-           "PYTHONPATH": str(ROOT), "WEBHOOK_PROCESSING": args.processing,
-           "WEBHOOK_DRAIN_IN_API": str(args.drainer == "thread").lower(),
-           "LOG_LEVEL": "warning"}  # fmt: skip  (no line per request)
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "STRIPE_WEBHOOK_SECRET": SECRET,
+        "PYTHONPATH": str(ROOT),
+        "WEBHOOK_PROCESSING": args.processing,
+        "WEBHOOK_DRAIN_IN_API": str(args.drainer == "thread").lower(),
+        "LOG_LEVEL": "warning",
+    }  # LOG_LEVEL warning: no line per request
     results = {}
     for name, target in (("floor", "bench.webhook_floor:app"), ("app", "wsgi:app")):
         port = _free_port()
