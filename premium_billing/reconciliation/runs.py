@@ -176,6 +176,7 @@ def _open_invoices(session: Session, shared: _Shared) -> list[OpenInvoice]:
             Invoice.currency,
             Invoice.amount_due,
             Invoice.due_date,
+            Invoice.total,
         )
         .join(Policy, Policy.id == Invoice.policy_id)
         .where(Invoice.status.in_(OPEN_STATUSES), Invoice.amount_due > 0)
@@ -183,7 +184,7 @@ def _open_invoices(session: Session, shared: _Shared) -> list[OpenInvoice]:
     return [
         OpenInvoice(
             str(r[0]), r[1], payment_reference(r[1]), shared(r[2]), shared(str(r[3])),
-            shared(r[4]), r[5], shared(r[6]),
+            shared(r[4]), r[5], shared(r[6]), r[7],
         )
         for r in _streamed(session, stmt)
     ]  # fmt: skip
