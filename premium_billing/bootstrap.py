@@ -51,8 +51,8 @@ def mount(app: Flask) -> BillingApi:
     """Every feature's resources on the app: /api/v1 (bearer keys), the Stripe webhook, the
     checkout return pages, the API docs, health."""
     from premium_billing.accounts.api import blp as policyholders_blp
-    from premium_billing.api_docs import bp as api_docs_bp
     from premium_billing.cancellations.api import blp as cancellations_blp
+    from premium_billing.http.docs import bp as api_docs_bp
     from premium_billing.invoicing.api import blp as invoices_blp
     from premium_billing.jobs.api import blp as jobs_blp
     from premium_billing.logging_setup import register_request_logging

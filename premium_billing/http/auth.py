@@ -17,11 +17,16 @@ from premium_billing.http.session import db_session
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-PUBLIC_PATHS = {"/api/v1/openapi.json"}
+# Documentation, not data: the OpenAPI document and its browsable page need no key.
+PUBLIC_PATHS = {"/api/v1/openapi.json", "/api/v1/docs"}
+PUBLIC_PREFIXES = ("/api/v1/docs/",)
 
 
 def authenticate() -> Response | None:
-    if not request.path.startswith("/api/v1/") or request.path in PUBLIC_PATHS:
+    path = request.path
+    if not path.startswith("/api/v1/") or path in PUBLIC_PATHS:
+        return None
+    if path.startswith(PUBLIC_PREFIXES):
         return None
     header = request.headers.get("Authorization", "")
     scheme, _, raw = header.partition(" ")

@@ -10,10 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Blueprint, Response, abort, render_template_string, send_from_directory, url_for
-from flask.blueprints import BlueprintSetupState
 from swagger_ui_bundle import swagger_ui_path
-
-from premium_billing.http.auth import PUBLIC_PATHS
 
 PREFIX = "/api/v1/docs"
 OPENAPI_URL = "/api/v1/openapi.json"
@@ -71,13 +68,6 @@ INIT_JS = """window.addEventListener("DOMContentLoaded", function () {
 """
 
 bp = Blueprint("api_docs", __name__, url_prefix=PREFIX)
-
-
-@bp.record_once
-def _public(state: BlueprintSetupState) -> None:
-    # The page and its files are documentation, not data: no bearer key (see api.auth).
-    PUBLIC_PATHS.update({PREFIX, f"{PREFIX}/init.js"})
-    PUBLIC_PATHS.update(f"{PREFIX}/static/{name}" for name in STATIC_FILES)
 
 
 @bp.get("")
