@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from devtools.fake_stripe import FakeStripe
 from premium_billing.config import Settings
 from premium_billing.db.payment_models import Payment
 from premium_billing.db.stripe_models import StripeEvent
-from premium_billing.fake_stripe import FakeStripe
 from premium_billing.jobs.runner import run_job
 from premium_billing.services import ledger
 

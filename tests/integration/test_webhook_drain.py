@@ -15,11 +15,11 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
+from devtools.fake_stripe import FakeStripe
 from premium_billing.config import Settings
 from premium_billing.db.models import JournalEntry, JournalLine
 from premium_billing.db.payment_models import Allocation, Payment
 from premium_billing.db.stripe_models import StripeEvent, StripePaymentState
-from premium_billing.fake_stripe import FakeStripe
 from premium_billing.services import webhook_drain, webhook_events
 
 from .stripe_helpers import fake, ledger_problems, open_invoices, stripe_settings  # noqa: F401

@@ -37,7 +37,7 @@ Helpers that emit events: `refund_charge` (charge.refunded), `dispute` / `close_
 listed by `GET /v1/balance_transactions?payout=po_...`), `send_event` (any event, signed
 now or at a given timestamp, with any secret: re-send, reorder, delay).
 
-Run for the demo: `python -m premium_billing.fake_stripe --port 12111
+Run for the demo: `python -m devtools.fake_stripe --port 12111
 --webhook-url http://127.0.0.1:5000/webhooks/stripe --webhook-secret whsec_...`
 """
 
@@ -1865,7 +1865,7 @@ def _matches(obj: dict[str, Any], params: dict[str, Any], key: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m premium_billing.fake_stripe", description="A fake Stripe for the demo."
+        prog="python -m devtools.fake_stripe", description="A fake Stripe for the demo."
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=12111)
