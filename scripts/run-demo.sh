@@ -55,7 +55,7 @@ if [ -z "${STRIPE_SECRET_KEY:-}" ]; then
   export STRIPE_SECRET_KEY=sk_test_fake
   export STRIPE_WEBHOOK_SECRET=whsec_demo_only_not_secret
   export STRIPE_API_BASE="http://127.0.0.1:$STRIPE_FAKE_PORT"
-  start "$BIN/python" -m premium_billing.fake_stripe --port "$STRIPE_FAKE_PORT" \
+  start "$BIN/python" -m devtools.fake_stripe --port "$STRIPE_FAKE_PORT" \
     --webhook-url "$PUBLIC_BASE_URL/webhooks/stripe" \
     --webhook-secret "$STRIPE_WEBHOOK_SECRET"
   for _ in $(seq 1 50); do

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from devtools.fake_stripe import FakeStripe
 from premium_billing.config import Settings
-from premium_billing.fake_stripe import FakeStripe
 from tests.conftest import LiveServer, free_port
 from tests.integration.stripe_helpers import fake, open_invoices, stripe, stripe_settings
 

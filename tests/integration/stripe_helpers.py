@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from devtools.fake_stripe import FakeStripe
 from premium_billing.config import Settings
-from premium_billing.fake_stripe import FakeStripe
 from premium_billing.jobs.runner import run_job
-from premium_billing.reports import check as ledger
 from premium_billing.payments.models import Payment
+from premium_billing.reports import check as ledger
 from premium_billing.stripe_billing.models import StripeEvent
 
 from ..factories import create_policy

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from premium_billing.fake_stripe import FakeStripe
+from devtools.fake_stripe import FakeStripe
 from premium_billing.stripe_billing.gateway import (
     STRIPE_API_VERSION,
     CheckoutSession,

@@ -15,8 +15,8 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
+from devtools.fake_stripe import FakeStripe
 from premium_billing.config import Settings
-from premium_billing.fake_stripe import FakeStripe
 from premium_billing.ledger.models import JournalEntry, JournalLine
 from premium_billing.payments.models import Allocation, Payment
 from premium_billing.stripe_billing import drain as webhook_drain

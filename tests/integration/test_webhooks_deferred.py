@@ -10,8 +10,8 @@ from datetime import date
 import pytest
 import requests
 
+from devtools.fake_stripe import FakeStripe
 from premium_billing.config import Settings
-from premium_billing.fake_stripe import FakeStripe
 from premium_billing.jobs.runner import run_job
 from premium_billing.stripe_billing import events as webhook_events
 from premium_billing.stripe_billing.gateway import sign_webhook
