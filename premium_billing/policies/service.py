@@ -175,7 +175,11 @@ def endorse(
     old_rate = schedule.term_premium(term.annual_premium, months)
     new_rate = schedule.term_premium(new_annual, months)
     result = proration.endorsement(old_rate, new_rate, term.start_date, term.end_date, effective)
-    open_installments = [i for i in unbilled(term.installments) if i.kind == "premium"]
+    open_installments = [
+        i
+        for i in unbilled(term.installments)
+        if i.kind == "premium" and schedule.takes_endorsement(i.due_date, effective)
+    ]
     amounts = (
         schedule.respread([i.amount for i in open_installments], result.delta_amount)
         if open_installments

@@ -86,9 +86,11 @@ def test_endorsement_worked_example_delta_spread_over_unbilled(api):
     assert result["term_days"] == 365
     assert result["delta_amount"] == 10082
     amounts = [row["amount"] for row in result["schedule"]]
-    # Nothing billed yet: the delta is spread over all twelve, remainder on the first.
+    # Spread over the six installments due from July on (remainder on the first of them);
+    # January to June keep their amounts, billed or not.
+    assert amounts[:6] == [8337] + [8333] * 5
+    assert amounts[6:] == [8333 + 1682] + [8333 + 1680] * 5
     assert sum(amounts) == 100000 + 10082
-    assert amounts[0] - amounts[1] in range(0, 12)
     current = api.get(f"/policies/{policy['id']}").json()
     assert current["annual_premium"] == 120000
 
@@ -101,13 +103,37 @@ def test_endorsement_on_annual_plan_goes_onto_the_unbilled_installment(api):
         lines=[pet_line(annual_premium=100000)],
         fees={"policy_fee": 0, "installment_fee": 0},
     )
-    # The annual installment is not invoiced yet, so the delta is added to it.
+    # The annual installment was due in January, before the change: the delta is billed at
+    # once as an adjustment due on the endorsement's date.
     result = api.post(
         f"/policies/{policy['id']}/endorsements",
         json={"effective_date": "2026-07-01", "lines": [pet_line(annual_premium=120000)]},
     ).json()
     assert (result["delta_amount"], result["days_remaining"]) == (10082, 184)
-    assert sum(r["amount"] for r in result["schedule"]) == 110082
+    rows = [(r["kind"], r["due_date"], r["amount"]) for r in result["schedule"]]
+    assert rows == [("premium", "2026-01-01", 100000), ("adjustment", "2026-07-01", 10082)]
+
+
+def test_an_endorsement_takes_effect_from_its_date(api):
+    # Quarterly 800.00 from 2026-12-01; a pet adding 365.00 a year from 2027-02-15:
+    # delta 289.00 (289 of 365 days), spread over the installments due from then on.
+    policy = create_policy(
+        api,
+        effective_date="2026-12-01",
+        billing_plan="quarterly",
+        lines=[pet_line(annual_premium=80000)],
+        fees={"policy_fee": 0, "installment_fee": 0},
+    )
+    assert [r["amount"] for r in policy["schedule"]] == [20000] * 4
+    result = api.post(
+        f"/policies/{policy['id']}/endorsements",
+        json={
+            "effective_date": "2027-02-15",
+            "lines": [pet_line(annual_premium=80000), pet_line("Mia", annual_premium=36500)],
+        },
+    ).json()
+    assert (result["delta_amount"], result["days_remaining"]) == (28900, 289)
+    assert [r["amount"] for r in result["schedule"]] == [20000, 29634, 29633, 29633]
 
 
 def test_cancellation_pro_rata_and_short_rate_unpaid(api):

@@ -19,6 +19,7 @@ from premium_billing.policies.rules.schedule import (
     build_schedule,
     due_dates,
     respread,
+    takes_endorsement,
     term_end,
     term_premium,
 )
@@ -292,3 +293,28 @@ def test_respread_sums_exactly_and_spreads_evenly(unbilled: list[int], delta: in
     assert len(set(changes[1:])) <= 1
     assert abs(changes[-1]) == abs(delta) // len(unbilled)
     assert 0 <= abs(changes[0]) - abs(changes[-1]) < len(unbilled)
+
+
+# --- which installments an endorsement changes --------------------------------------------
+
+
+@given(
+    effective=st.dates(min_value=date(2020, 1, 1), max_value=date(2030, 12, 31)),
+    plan=st.sampled_from(["annual", "semiannual", "quarterly", "monthly"]),
+    offset=st.integers(min_value=0, max_value=400),
+)
+def test_an_endorsement_changes_a_suffix_of_the_schedule(
+    effective: date, plan: str, offset: int
+) -> None:
+    dates = due_dates(effective, 12, plan)
+    change = date.fromordinal(effective.toordinal() + offset)
+    taken = [takes_endorsement(d, change) for d in dates]
+    # Once one installment takes the change, every later one does; none before its date.
+    assert taken == sorted(taken)
+    assert all(d >= change for d, t in zip(dates, taken, strict=True) if t)
+    assert all(d < change for d, t in zip(dates, taken, strict=True) if not t)
+
+
+def test_an_endorsement_takes_the_installment_due_on_its_own_date() -> None:
+    assert takes_endorsement(date(2027, 3, 1), date(2027, 3, 1))
+    assert not takes_endorsement(date(2026, 12, 1), date(2027, 2, 15))

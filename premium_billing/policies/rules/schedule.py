@@ -125,6 +125,13 @@ def build_schedule(
     ]
 
 
+def takes_endorsement(due_date: date, effective: date) -> bool:
+    """Whether an unbilled installment due on `due_date` takes the delta of an endorsement
+    effective on `effective`: only those due on or after it (a change from 15 February
+    does not raise the December installment)."""
+    return due_date >= effective
+
+
 def respread(unbilled_amounts: list[int], delta: int) -> list[int]:
     """New amounts of the unbilled installments after adding `delta` (may be negative).
 
