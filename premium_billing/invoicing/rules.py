@@ -56,6 +56,14 @@ def is_valid_rf(text: str) -> bool:
     return bool(iso11649.is_valid(normalize_reference(text)))
 
 
+PAYABLE_STATUSES = ("open", "partially_paid")
+
+
+def is_payable(status: str) -> bool:
+    """Whether an invoice in this status can take money (the one "payable" predicate)."""
+    return status in PAYABLE_STATUSES
+
+
 class OverAllocation(DomainError):
     """More would be allocated than the payment holds or the invoice still has due."""
 

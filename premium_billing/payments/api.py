@@ -1,4 +1,5 @@
-"""Payments: /api/v1/payments, manual matching (allocations), undo, refunds."""
+"""Payments: /api/v1/payments, refunds. (Matching a payment by hand and undoing a match,
+POST/DELETE /payments/{id}/allocations, are reconciliation's: `reconciliation.api`.)"""
 
 from __future__ import annotations
 
@@ -91,24 +92,6 @@ class PaymentList(ListMeta):
     data = fields.List(fields.Nested(PaymentOut))
 
 
-class AllocationIn(Schema):
-    invoice_id = PublicId("invoice", required=True)
-    amount = PositiveMoney(required=True)
-
-
-class AllocationsIn(Schema):
-    allocations = fields.List(
-        fields.Nested(AllocationIn), required=True, validate=validate.Length(min=1, max=500)
-    )
-    auto_write_off = fields.Boolean(
-        load_default=True,
-        metadata={
-            "description": "When the payment ends fully applied, write off an invoice "
-            "remainder within tolerance (default true)."
-        },
-    )
-
-
 class RefundIn(Schema):
     amount = PositiveMoney(required=True)
     reason = fields.String(load_default=None, validate=validate.Length(max=2000))
@@ -187,43 +170,6 @@ class PaymentById(MethodView):
     def get(self, payment_id: str) -> dict[str, Any]:
         """A payment with its allocations, match and refunds."""
         return payment_out(service.get_payment(db_session(), path_id("payment", payment_id)))
-
-
-@blp.route("/<payment_id>/allocations")
-class PaymentAllocations(MethodView):
-    @roles("finance")
-    @blp.arguments(AllocationsIn)
-    @blp.response(201, PaymentOut)
-    def post(self, data: dict[str, Any], payment_id: str) -> dict[str, Any]:
-        """Match a payment to invoices by hand. More than the payment's unapplied amount, or
-        than an invoice's amount due, is a 422; nothing is posted then."""
-        requested = [(a["invoice_id"], a["amount"]) for a in data["allocations"]]
-        payment = service.allocate(
-            db_session(),
-            _settings(),
-            path_id("payment", payment_id),
-            requested,
-            reason="manual",
-            rule="manual",
-            auto_write_off=data["auto_write_off"],
-        )
-        from premium_billing.reconciliation.runs import learn_from_manual_match
-
-        learn_from_manual_match(db_session(), payment.id)  # a confirmed match teaches the payer
-        return payment_out(payment)
-
-    @roles("finance")
-    @blp.response(200, PaymentOut)
-    def delete(self, payment_id: str) -> dict[str, Any]:
-        """Undo the payment's allocations: its invoices re-open and the money is unapplied
-        again (back to suspense when the match had identified the payer)."""
-        number = path_id("payment", payment_id)
-        undone_rule = service.get_payment(db_session(), number).match_rule
-        payment = service.unallocate(db_session(), _settings(), number)
-        from premium_billing.reconciliation.runs import requeue_after_undo
-
-        requeue_after_undo(db_session(), payment.id, undone_rule)  # back in the queue, held
-        return payment_out(payment)
 
 
 @blp.route("/<payment_id>/refunds")

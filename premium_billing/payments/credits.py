@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 from premium_billing.audit import trail as audit
 from premium_billing.config import Settings
 from premium_billing.invoicing.models import Invoice
+from premium_billing.invoicing.rules import PAYABLE_STATUSES
 from premium_billing.money import format_major
 from premium_billing.payments.models import Payment
-from premium_billing.payments.posting import apply, lock_invoices
+from premium_billing.payments.posting import Batch, Plan
 from premium_billing.payments.rules import OpenItem, oldest_first
 
 log = logging.getLogger(__name__)
@@ -29,13 +30,15 @@ def apply_credit_balances(
     flushed) invoices, oldest credit first, oldest due date first; each credited invoice gets
     a `credit` line (negative amount; `total` is unchanged, the credit counts as paid).
 
-    Runs inside the caller's transaction (no commit). When nobody has credit this is one
-    query on a partial index. Returns how many invoices received credit."""
+    Posted by the posting engine as one batch (payments locked, then invoices; a
+    `credit_applied` entry per issue date; no tolerance write-off: credit is not a payment
+    short of an invoice). Runs inside the caller's transaction (no commit). When nobody has
+    credit this is one query on a partial index. Returns how many invoices received credit."""
     if not invoice_ids:
         return 0
     holders = select(Invoice.policyholder_id).where(Invoice.id.in_(invoice_ids))
     creditors = session.execute(
-        select(Payment.id, Payment.policyholder_id, Payment.currency)
+        select(Payment.id, Payment.policyholder_id, Payment.currency, Payment.received_on)
         .where(
             Payment.policyholder_id.in_(holders),
             Payment.policyholder_id.is_not(None),
@@ -48,47 +51,48 @@ def apply_credit_balances(
     settings = settings or _DEFAULTS
     wanted = {(row.policyholder_id, row.currency) for row in creditors}
     candidates = [
-        i
-        for i in session.scalars(
-            select(Invoice).where(Invoice.id.in_(invoice_ids)).order_by(Invoice.id)
+        (i.id, i.issue_date, i.due_date)
+        for i in session.execute(
+            select(
+                Invoice.id, Invoice.policyholder_id, Invoice.currency, Invoice.status,
+                Invoice.issue_date, Invoice.due_date,
+            )
+            .where(Invoice.id.in_(invoice_ids))
+            .order_by(Invoice.id)
         )
-        if (i.policyholder_id, i.currency) in wanted and i.status in ("open", "partially_paid")
-    ]
-    invoices = lock_invoices(session, [i.id for i in candidates])
-    due: dict[int, int] = {i.id: i.amount_due for i in invoices.values()}
+        if (i.policyholder_id, i.currency) in wanted and i.status in PAYABLE_STATUSES
+    ]  # fmt: skip
+    if not candidates:
+        return 0
+    dates = {invoice_id: (issued, due) for invoice_id, issued, due in candidates}
+    batch = Batch(session, settings, on=min(d[0] for d in dates.values()), reason="credit",
+                  memo="credit balance applied")  # fmt: skip
+    payments = batch.lock_payments(row.id for row in creditors)
+    invoices = batch.lock_invoices(dates)
     credited: dict[int, int] = defaultdict(int)
-    payments = session.scalars(
-        select(Payment)
-        .where(Payment.id.in_([row.id for row in creditors]))
-        .order_by(Payment.received_on, Payment.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
-    for payment in payments:
+    for row in sorted(creditors, key=lambda r: (r.received_on, r.id)):  # oldest credit first
+        pay = payments.get(row.id)
+        if pay is None or pay.holder is None or pay.unapplied <= 0:
+            continue
         items = [
-            OpenItem(i.id, i.due_date.isoformat(), due[i.id])
+            OpenItem(i.id, dates[i.id][1].isoformat(), i.due)
             for i in invoices.values()
-            if i.policyholder_id == payment.policyholder_id
-            and i.currency == payment.currency
-            and due[i.id] > 0
-        ]
-        merged = oldest_first(payment.amount_unapplied, items)
+            if i.holder == pay.holder and i.currency == pay.currency and i.due > 0
+            and i.status in PAYABLE_STATUSES
+        ]  # fmt: skip
+        merged = oldest_first(pay.unapplied, items)
         if not merged:
             continue
-        apply(
-            session,
-            settings,
-            payment,
-            invoices,
-            merged,
-            reason="credit",
-            on=min(invoices[i].issue_date for i in merged),
-        )
-        for invoice_id, amount in merged.items():
-            due[invoice_id] -= amount
-            credited[invoice_id] += amount
+        plan = Plan(
+            pay.id, sorted(merged.items()), rule=None, write_off=False,
+            on=min(dates[i][0] for i in merged),
+        )  # fmt: skip
+        if batch.allocate(plan) is None:
+            for invoice_id, amount in merged.items():
+                credited[invoice_id] += amount
+    batch.write()
     for invoice_id, amount in sorted(credited.items()):
-        _add_credit_line(session, invoices[invoice_id], amount)
+        _add_credit_line(session, invoice_id, amount)
     if credited:
         log.info(
             "credit applied",
@@ -97,7 +101,9 @@ def apply_credit_balances(
     return len(credited)
 
 
-def _add_credit_line(session: Session, invoice: Invoice, amount: int) -> None:
+def _add_credit_line(session: Session, invoice_id: int, amount: int) -> None:
+    invoice = session.get(Invoice, invoice_id)
+    assert invoice is not None
     lines = [dict(line) for line in (invoice.lines or [])]
     before = list(lines)
     lines.append(

@@ -1,48 +1,119 @@
-"""Payment posting: record money received, allocate it to invoices, undo, refund, reverse.
+"""The posting engine: every money movement of a payment or an invoice goes through here.
 
-Every movement writes its journal entry, its rows and the invoice/payment amounts in one
-transaction. Rows are locked payment first, then invoices in id order (SELECT … FOR UPDATE
-on PostgreSQL); amounts change by SQL increments so that the CHECK constraints catch any
-lost update (SQLite reads outside a write transaction) instead of overwriting it.
-Public functions commit unless `commit=False` (for callers composing a bigger transaction).
+Money received (`receive`), allocated to invoices (`post`, `allocate`: a manual match, a
+reconciliation run's matches, a Stripe payment, credit applied at invoice issue), taken
+back (`unallocate`, `refund`, `reverse`) and written off (a tolerance write-off in the same
+posting, or by hand) is posted set-based by a `Batch`; a single posting is a batch of one
+through the same code, so a payment's outcome does not depend on the road it came by:
+
+- one lock order: the payments, then the invoices, each in id order (SELECT … FOR UPDATE on
+  PostgreSQL; on SQLite the write lock is taken first, so what is read is what is updated);
+- one validation (`payments.rules.refusal`: the API answers a refusal with its status and
+  field, a batch reports its reason and posts the other plans);
+- one tolerance rule (`payments.rules.tolerance_write_offs`, on `within_tolerance`): when a
+  posting leaves its payment fully applied, an invoice it paid that is left with a remainder
+  within tolerance is written off in the same posting (unless the plan says not to);
+- one status rule (`invoicing.rules.invoice_status`, `payments.rules.payment_status`);
+- one journal entry per kind and date per batch, each payment's legs of the one shape of
+  its kind (`payments.rules.moved` for money reaching invoices or taken back: a holding leg
+  per payment, a receivable leg per invoice; `ledger.rules` for the others), every leg
+  tagged with its payment and invoice so that `ledger check` sees each;
+- the amounts change by SQL increments (the CHECK constraints catch a lost update) and the
+  statuses are computed from the locked rows;
+- one audit row per batch (`record_audit`: action "posted", entity "postings"), naming for
+  each payment the invoices, amounts, write-offs and its before/after (see `AUDIT_LAYOUT`).
+
+Batches flush, never commit: the road functions commit unless `commit=False` (a caller
+composing a bigger transaction, e.g. a manual match with its reconciliation bookkeeping).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.util import identity_key
 
 from premium_billing.audit import trail as audit
 from premium_billing.clock import business_date
 from premium_billing.config import Settings
-from premium_billing.db.errors import violated
+from premium_billing.db.bulk import any_of, cached_plans, custom_plans, insert_rows, update_rows
 from premium_billing.errors import Conflict, NotFound, Unprocessable
 from premium_billing.invoicing.models import Invoice
-from premium_billing.invoicing.rules import OverAllocation, invoice_status, within_tolerance
+from premium_billing.invoicing.rules import invoice_status
 from premium_billing.ledger import rules as ledger
-from premium_billing.ledger.journal import post
+from premium_billing.ledger.models import JournalEntry, JournalLine
+from premium_billing.ledger.rules import Posting
+from premium_billing.payments import rules
 from premium_billing.payments.models import Allocation, Payment, Refund, WriteOff
-from premium_billing.payments.rules import check_allocations, payment_status
+from premium_billing.payments.rules import Refusal, Tolerance, payment_status
 from premium_billing.policies.models import Policyholder
 
 log = logging.getLogger(__name__)
 
-INVOICE_AMOUNTS = ("total", "amount_paid", "amount_written_off", "amount_due", "status")
-PAYMENT_AMOUNTS = (
-    "amount_allocated",
-    "amount_refunded",
-    "amount_reversed",
-    "amount_unapplied",
-    "status",
-)
+INVOICES = Invoice.__table__
+PAYMENTS = Payment.__table__
+LINES = JournalLine.__table__
+TOLERANCE_REASON = "underpaid remainder within tolerance"
+
+# The audit row of a batch: `postings`, one per payment (or per invoice written off by hand)
+# in the order posted, each a list of these fields; `invoices` a list of the invoice fields.
+AUDIT_LAYOUT = {
+    "posting": [
+        "payment", "rule", "invoices", "unapplied_before", "unapplied_after", "status_before",
+        "status_after", "policyholder_before", "policyholder_after", "refunded", "reversed",
+    ],
+    "invoice": ["invoice", "paid", "written_off", "status_before", "status_after", "due_after"],
+    "received": ["payment", "amount", "currency", "policyholder", "external_id"],
+}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- plans
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Allocate `allocations` [(invoice id, amount)] from a payment.
+
+    `rule` and `evidence` are recorded on the payment (None: left as they are). `write_off`:
+    apply the tolerance rule (see the module doc). `write_offs`: the tolerance write-offs
+    the plan's author expects [(invoice id, amount)]; a plan whose expectation is not what
+    the rule gives is refused (None: no expectation). `on`: the entry date of this plan
+    (default: the batch's). `reason`: the allocation rows' reason (default: the batch's)."""
+
+    payment_id: int
+    allocations: Sequence[tuple[int, int]]
+    write_offs: Sequence[tuple[int, int]] | None = None
+    rule: str | None = "match"
+    evidence: Mapping[str, Any] | None = None
+    write_off: bool = True
+    on: date | None = None
+
+
+MatchPlan = Plan  # the name the reconciliation run and the webhook drain knew it by
+
+
+@dataclass(frozen=True)
+class Received:
+    """A payment to record: see `receive`."""
+
+    amount: int
+    currency: str
+    method: str
+    received_on: date
+    external_id: str | None = None
+    payer_name: str | None = None
+    reference: str | None = None
+    policyholder_id: int | None = None
+    match_rule: str | None = None
+    match_evidence: Mapping[str, Any] | None = None
 
 
 # ----------------------------------------------------------------------------- row helpers
@@ -55,137 +126,9 @@ def expire(session: Session, model: type, row_id: int) -> None:
         session.expire(obj)
 
 
-def lock_payment(session: Session, payment_id: int) -> Payment:
-    payment = session.scalar(
-        select(Payment)
-        .where(Payment.id == payment_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if payment is None:
-        raise NotFound("payment not found")
-    return payment
-
-
-def lock_invoices(session: Session, invoice_ids: Sequence[int]) -> dict[int, Invoice]:
-    """The invoices, locked in id order (the one lock order, so racing posts never deadlock)."""
-    if not invoice_ids:
-        return {}
-    rows = session.scalars(
-        select(Invoice)
-        .where(Invoice.id.in_(sorted(set(invoice_ids))))
-        .order_by(Invoice.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return {invoice.id: invoice for invoice in rows}
-
-
-def bump_invoice(
-    session: Session, settings: Settings, invoice_id: int, paid: int = 0, written_off: int = 0
-) -> dict[str, Any]:
-    """Add to an invoice's amount paid / written off (SQL increments), set its status, and
-    record the change in the audit trail. Returns the new amounts."""
-    values = {
-        "amount_paid": Invoice.amount_paid + paid,
-        "amount_written_off": Invoice.amount_written_off + written_off,
-        "amount_due": Invoice.amount_due - paid - written_off,
-    }
-    row = session.execute(
-        update(Invoice)
-        .where(Invoice.id == invoice_id)
-        .values(**values)
-        .returning(*(getattr(Invoice, c) for c in INVOICE_AMOUNTS))
-        .execution_options(synchronize_session=False)
-    ).one()
-    after = dict(zip(INVOICE_AMOUNTS, row, strict=True))
-    before = {
-        **after,
-        "amount_paid": after["amount_paid"] - paid,
-        "amount_written_off": after["amount_written_off"] - written_off,
-        "amount_due": after["amount_due"] + paid + written_off,
-    }
-    status = invoice_status(
-        after["total"],
-        after["amount_paid"],
-        after["amount_written_off"],
-        void=after["status"] == "void",
-        tolerance_abs=settings.writeoff_tolerance_abs,
-        tolerance_pct=settings.writeoff_tolerance_pct,
-    )
-    if status != after["status"]:
-        session.execute(
-            update(Invoice)
-            .where(Invoice.id == invoice_id)
-            .values(status=status)
-            .execution_options(synchronize_session=False)
-        )
-        after["status"] = status
-    expire(session, Invoice, invoice_id)
-    audit.record(session, "update", "invoices", invoice_id, before=before, after=after)
-    return after
-
-
-def bump_payment(
-    session: Session,
-    payment_id: int,
-    allocated: int = 0,
-    refunded: int = 0,
-    reversed_amount: int = 0,
-    **fields: Any,
-) -> dict[str, Any]:
-    """Add to a payment's amounts (SQL increments), set its status and `fields`, audit."""
-    moved = allocated + refunded + reversed_amount
-    row = session.execute(
-        update(Payment)
-        .where(Payment.id == payment_id)
-        .values(
-            amount_allocated=Payment.amount_allocated + allocated,
-            amount_refunded=Payment.amount_refunded + refunded,
-            amount_reversed=Payment.amount_reversed + reversed_amount,
-            amount_unapplied=Payment.amount_unapplied - moved,
-        )
-        .returning(
-            Payment.amount, Payment.reversed_on, *(getattr(Payment, c) for c in PAYMENT_AMOUNTS)
-        )
-        .execution_options(synchronize_session=False)
-    ).one()
-    amount, reversed_on = row[0], row[1]
-    after = dict(zip(PAYMENT_AMOUNTS, row[2:], strict=True))
-    before = {
-        **after,
-        "amount_allocated": after["amount_allocated"] - allocated,
-        "amount_refunded": after["amount_refunded"] - refunded,
-        "amount_reversed": after["amount_reversed"] - reversed_amount,
-        "amount_unapplied": after["amount_unapplied"] + moved,
-    }
-    is_reversed = fields.get("reversed_on", reversed_on) is not None
-    status = payment_status(
-        amount,
-        after["amount_allocated"],
-        after["amount_refunded"],
-        after["amount_reversed"],
-        reversed=is_reversed,
-    )
-    changes = dict(fields)
-    if status != after["status"]:
-        changes["status"] = status
-    if changes:
-        session.execute(
-            update(Payment)
-            .where(Payment.id == payment_id)
-            .values(**changes)
-            .execution_options(synchronize_session=False)
-        )
-    for key, value in changes.items():
-        before.setdefault(key, None)
-        after[key] = value
-    expire(session, Payment, payment_id)
-    audit.record(session, "update", "payments", payment_id, before=before, after=after)
-    return after
-
-
-def _finish(session: Session, commit: bool) -> None:
+def finish(session: Session, commit: bool) -> None:
+    """Commit (or only flush when the caller composes a bigger transaction). A CHECK that
+    caught what a racing transaction changed meanwhile is a Conflict, nothing posted."""
     if not commit:
         session.flush()
         return
@@ -193,101 +136,18 @@ def _finish(session: Session, commit: bool) -> None:
         session.commit()
     except IntegrityError as error:
         session.rollback()
-        # A CHECK caught what a racing transaction changed meanwhile (never over-allocated).
         raise Conflict(
             "the payment or invoice changed meanwhile; nothing was posted, try again"
         ) from error
 
 
-# ----------------------------------------------------------------------------- receive
-
-
-def create_payment(
-    session: Session,
-    data: dict[str, Any],
-    *,
-    source: str = "manual",
-    commit: bool = True,
-) -> Payment:
-    """Record money received: the payment row and its `payment_received` entry (cash or
-    Stripe clearing → suspense, or the payer's credit when the policyholder is known).
-
-    `data`: amount, currency, method, received_on, and optionally reference, payer_name,
-    external_id, policyholder_id, match_rule, match_evidence. A second payment with the same
-    (source, external_id) is a Conflict."""
-    holder_id = data.get("policyholder_id")
-    if holder_id is not None and session.get(Policyholder, holder_id) is None:
-        raise Unprocessable("unknown policyholder", field="policyholder_id")
-    external_id = data.get("external_id")
-    if external_id is not None and session.scalar(
-        select(Payment.id).where(Payment.source == source, Payment.external_id == external_id)
-    ):
-        raise Conflict("a payment with this external_id already exists", field="external_id")
-    payment = Payment(
-        source=source,
-        method=data["method"],
-        external_id=external_id,
-        amount=data["amount"],
-        currency=data["currency"],
-        received_on=data["received_on"],
-        payer_name=data.get("payer_name"),
-        reference=data.get("reference"),
-        policyholder_id=holder_id,
-        payer_from_match=False,
-        amount_allocated=0,
-        amount_refunded=0,
-        amount_reversed=0,
-        amount_unapplied=data["amount"],
-        status="unapplied",
-        match_rule=data.get("match_rule"),
-        match_evidence=data.get("match_evidence"),
-    )
-    session.add(payment)
-    try:
-        session.flush()
-    except IntegrityError as error:
-        session.rollback()
-        if violated(error, "uq_payments_source_external_id", "payments.source"):
-            raise Conflict(
-                "a payment with this external_id already exists", field="external_id"
-            ) from None
-        raise
-    entry = post(
-        session,
-        ledger.PAYMENT_RECEIVED,
-        payment.received_on,
-        ledger.payment_received(
-            payment.amount,
-            payment.currency,
-            ledger.cash_account(source, payment.method),
-            payment.id,
-            holder_id,
-        ),
-    )
-    payment.receipt_entry_id = entry.id
-    if commit:
-        try:
-            session.commit()
-        except IntegrityError as error:
-            session.rollback()
-            if violated(error, "uq_payments_source_external_id", "payments.source"):
-                raise Conflict(
-                    "a payment with this external_id already exists", field="external_id"
-                ) from None
-            raise
-    else:
-        session.flush()
-    log.info(
-        "payment received",
-        extra={
-            "event": "payment_received",
-            "payment_id": payment.id,
-            "amount": payment.amount,
-            "currency": payment.currency,
-            "source": source,
-        },
-    )
-    return payment
+def raise_refusal(why: Refusal) -> None:
+    """A refusal as the API's error: 404, 409 or 422 naming the field."""
+    if why.kind == "not_found":
+        raise NotFound("payment not found" if why.reason == "unknown payment" else why.reason)
+    if why.kind == "conflict":
+        raise Conflict(why.reason, field=why.field)
+    raise Unprocessable(why.reason, field=why.field)
 
 
 def get_payment(session: Session, payment_id: int) -> Payment:
@@ -297,66 +157,880 @@ def get_payment(session: Session, payment_id: int) -> Payment:
     return payment
 
 
-# ----------------------------------------------------------------------------- allocate
+def get_fresh(session: Session, payment_id: int) -> Payment:
+    payment = session.scalar(
+        select(Payment).where(Payment.id == payment_id).execution_options(populate_existing=True)
+    )
+    if payment is None:
+        raise NotFound("payment not found")
+    return payment
 
 
-def _identify_payer(session: Session, payment: Payment, policyholder_id: int, on: date) -> None:
-    """Suspense money whose payer a match identified moves to that payer's credit."""
-    if payment.amount_unapplied > 0:
-        post(
-            session,
-            ledger.PAYER_IDENTIFIED,
-            on,
-            ledger.payer_identified(
-                payment.amount_unapplied, payment.currency, payment.id, policyholder_id
-            ),
-            memo="payer identified by a match",
+def net_allocations(session: Session, payment_id: int) -> dict[int, int]:
+    """{invoice id: net amount allocated} for the payment, most recently allocated first."""
+    return _net_allocations(session, [payment_id]).get(payment_id, {})
+
+
+def _net_allocations(session: Session, payment_ids: Sequence[int]) -> dict[int, dict[int, int]]:
+    rows = session.execute(
+        select(
+            Allocation.payment_id,
+            Allocation.invoice_id,
+            func.sum(Allocation.amount),
+            func.max(Allocation.id),
         )
-    payment.policyholder_id = policyholder_id
-    payment.payer_from_match = True
-    session.flush()
+        .where(Allocation.payment_id.in_(list(payment_ids)))
+        .group_by(Allocation.payment_id, Allocation.invoice_id)
+        .having(func.sum(Allocation.amount) > 0)
+        .order_by(Allocation.payment_id, func.max(Allocation.id).desc())
+    ).all()
+    out: dict[int, dict[int, int]] = defaultdict(dict)
+    for payment_id, invoice_id, total, _ in rows:
+        out[int(payment_id)][int(invoice_id)] = int(total)
+    return out
 
 
-def apply(
+def _line(entry_id: int, leg: Posting) -> dict[str, Any]:
+    return {
+        "entry_id": entry_id,
+        "account": leg.account,
+        "currency": leg.currency,
+        "amount": leg.amount,
+        "invoice_id": leg.invoice_id,
+        "payment_id": leg.payment_id,
+        "policyholder_id": leg.policyholder_id,
+    }
+
+
+def _is_pg(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+# ----------------------------------------------------------------------------- receive
+
+
+def receive(
+    session: Session,
+    items: Sequence[Received],
+    *,
+    source: str,
+    memo: str | None = None,
+    cash_per_entry: bool = False,
+) -> list[int]:
+    """Record payments, set-based: the rows and one `payment_received` entry per received
+    date (cash or Stripe clearing debit, suspense or the payer's credit credit, per payment),
+    one audit row. Returns their ids, in order. Flushed, not committed.
+
+    (source, external id) is unique: a duplicate raises (IntegrityError, or the driver's
+    unique violation on PostgreSQL), so callers filter first or use a savepoint.
+
+    `cash_per_entry` (bank statements): the entry's cash debit is one untagged line per
+    account and currency, the sum of its payments (as `invoice_issued` journals a batch's
+    receivable); only the holding leg is per payment. `ledger check` verifies such a debit
+    against the payments whose `receipt_entry_id` is the entry."""
+    if not items:
+        return []
+    days = sorted({item.received_on for item in items})
+    entry_ids = session.scalars(
+        insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True),
+        [{"kind": ledger.PAYMENT_RECEIVED, "occurred_on": day, "memo": memo} for day in days],
+    ).all()
+    entry_of = dict(zip(days, entry_ids, strict=True))
+    ids = insert_rows(
+        session,
+        PAYMENTS,
+        [
+            {
+                "source": source,
+                "method": item.method,
+                "external_id": item.external_id,
+                "amount": item.amount,
+                "currency": item.currency,
+                "received_on": item.received_on,
+                "payer_name": item.payer_name,
+                "reference": item.reference,
+                "policyholder_id": item.policyholder_id,
+                "payer_from_match": False,
+                "amount_allocated": 0,
+                "amount_refunded": 0,
+                "amount_reversed": 0,
+                "amount_unapplied": item.amount,
+                "status": "unapplied",
+                "match_rule": item.match_rule,
+                "match_evidence": audit.jsonable(item.match_evidence)
+                if item.match_evidence is not None
+                else None,
+                "receipt_entry_id": entry_of[item.received_on],
+            }
+            for item in items
+        ],
+        ids=True,
+    )
+    if cash_per_entry:
+        legs = _received_per_entry(ids, items, source, entry_of)
+    else:
+        legs = [
+            _line(entry_of[item.received_on], leg)
+            for payment_id, item in zip(ids, items, strict=True)
+            for leg in ledger.payment_received(
+                item.amount,
+                item.currency,
+                ledger.cash_account(source, item.method),
+                payment_id,
+                item.policyholder_id,
+            )
+        ]
+    insert_rows(session, LINES, legs)
+    audit.record(
+        session,
+        "posted",
+        "postings",
+        None,
+        after={
+            "reason": "received",
+            "source": source,
+            "memo": memo,
+            "entries": [[ledger.PAYMENT_RECEIVED, day, entry_of[day]] for day in days],
+            "layout": AUDIT_LAYOUT["received"],
+            "postings": [
+                [f"pay_{pid}", item.amount, item.currency, item.policyholder_id, item.external_id]
+                for pid, item in zip(ids, items, strict=True)
+            ],
+        },
+    )
+    return list(ids)
+
+
+receive_many = receive  # the name the statement import and the webhook drain knew it by
+
+
+def _received_per_entry(
+    ids: Sequence[int], items: Sequence[Received], source: str, entry_of: Mapping[date, int]
+) -> list[dict[str, Any]]:
+    """The lines of `receive(cash_per_entry=True)`, entry by entry (so the balance trigger
+    sums each entry once): its untagged cash debits, then a holding credit per payment."""
+    cash: dict[int, dict[tuple[str, str], int]] = defaultdict(lambda: defaultdict(int))
+    held: dict[int, list[Posting]] = defaultdict(list)
+    for payment_id, item in zip(ids, items, strict=True):
+        entry_id = entry_of[item.received_on]
+        cash[entry_id][(ledger.cash_account(source, item.method), item.currency)] += item.amount
+        held[entry_id].append(
+            Posting(
+                ledger.holding_account(item.policyholder_id),
+                item.currency,
+                -item.amount,
+                payment_id=payment_id,
+                policyholder_id=item.policyholder_id,
+            )
+        )
+    lines: list[dict[str, Any]] = []
+    for entry_id in sorted(held):
+        debits = [Posting(a, c, total) for (a, c), total in sorted(cash[entry_id].items())]
+        lines.extend(_line(entry_id, leg) for leg in ledger.check_entry(debits + held[entry_id]))
+    return lines
+
+
+def _duplicate_external_id(error: BaseException) -> bool:
+    orig = getattr(error, "orig", error)
+    diag = getattr(orig, "diag", None)
+    if diag is not None and getattr(diag, "constraint_name", None):
+        return bool(diag.constraint_name == "uq_payments_source_external_id")
+    return "payments.source" in str(orig) or "uq_payments_source_external_id" in str(orig)
+
+
+def create_payment(
+    session: Session,
+    data: dict[str, Any],
+    *,
+    source: str = "manual",
+    commit: bool = True,
+) -> Payment:
+    """Record one payment (`receive` of one): its row and `payment_received` entry (cash or
+    Stripe clearing → suspense, or the payer's credit when the policyholder is known).
+
+    `data`: amount, currency, method, received_on, and optionally reference, payer_name,
+    external_id, policyholder_id, match_rule, match_evidence. A second payment with the same
+    (source, external_id) is a Conflict; an unknown policyholder Unprocessable."""
+    holder_id = data.get("policyholder_id")
+    if holder_id is not None and session.get(Policyholder, holder_id) is None:
+        raise Unprocessable("unknown policyholder", field="policyholder_id")
+    external_id = data.get("external_id")
+    if external_id is not None and session.scalar(
+        select(Payment.id).where(Payment.source == source, Payment.external_id == external_id)
+    ):
+        raise Conflict("a payment with this external_id already exists", field="external_id")
+    item = Received(
+        amount=data["amount"],
+        currency=data["currency"],
+        method=data["method"],
+        received_on=data["received_on"],
+        external_id=external_id,
+        payer_name=data.get("payer_name"),
+        reference=data.get("reference"),
+        policyholder_id=holder_id,
+        match_rule=data.get("match_rule"),
+        match_evidence=data.get("match_evidence"),
+    )
+    try:
+        (payment_id,) = receive(session, [item], source=source)
+        finish(session, commit)
+    except Exception as error:
+        if not _duplicate_external_id(error):
+            raise
+        session.rollback()
+        raise Conflict(
+            "a payment with this external_id already exists", field="external_id"
+        ) from None
+    log.info(
+        "payment received",
+        extra={
+            "event": "payment_received",
+            "payment_id": payment_id,
+            "amount": item.amount,
+            "currency": item.currency,
+            "source": source,
+        },
+    )
+    return get_fresh(session, payment_id)
+
+
+# ----------------------------------------------------------------------------- the batch
+
+_KEEP: Any = object()  # a match field the batch leaves as it is
+# allocated, refunded, reversed, unapplied, policyholder, payer from match, status, reversed on
+_State = tuple[int, int, int, int, int | None, bool, str, date | None]
+
+
+@dataclass
+class PaymentState:
+    """A locked payment as the batch changes it."""
+
+    id: int
+    source: str
+    method: str
+    currency: str
+    amount: int
+    allocated: int
+    refunded: int
+    reversed: int
+    unapplied: int
+    holder: int | None
+    status: str
+    from_match: bool
+    reversed_on: date | None
+    rule: Any = _KEEP
+    evidence: Any = _KEEP
+    start: _State = (0, 0, 0, 0, None, False, "", None)
+
+    def snapshot(self) -> _State:
+        return (self.allocated, self.refunded, self.reversed, self.unapplied, self.holder,
+                self.from_match, self.status, self.reversed_on)  # fmt: skip
+
+
+@dataclass
+class InvoiceState:
+    """A locked invoice as the batch changes it."""
+
+    id: int
+    currency: str
+    status: str
+    total: int
+    paid: int
+    written: int
+    due: int
+    holder: int
+    start: tuple[int, int, int, str] = (0, 0, 0, "")
+
+
+@dataclass
+class _Element:
+    """What one payment's postings in the batch did (its audit element)."""
+
+    payment: PaymentState | None
+    unapplied: int | None
+    status: str | None
+    holder: int | None
+    rule: Any = _KEEP
+    invoices: dict[int, list[Any]] = field(default_factory=dict)  # id → [paid, written, status]
+    refunded: int = 0
+    reversed: int = 0
+
+
+class Batch:
+    """One posting: lock, then allocate / take back / refund / reverse / write off in memory
+    (each checked against the locked, current amounts), then `write` everything in a few
+    statements. See the module doc."""
+
+    def __init__(
+        self,
+        session: Session,
+        settings: Settings,
+        *,
+        on: date,
+        reason: str,
+        memo: str | None = None,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.on = on
+        self.reason = reason
+        self.memo = memo
+        self.tolerance = Tolerance(settings.writeoff_tolerance_abs, settings.writeoff_tolerance_pct)
+        self.payments: dict[int, PaymentState] = {}
+        self.invoices: dict[int, InvoiceState] = {}
+        self._locked_any = False
+        self._planned = False
+        self._legs: dict[tuple[str, date], list[Posting]] = {}
+        self._allocations: list[tuple[tuple[str, date], int, int, int, str]] = []
+        self._write_offs: list[tuple[tuple[str, date], int, int, str, str | None,
+                                     int | None, int | None]] = []  # fmt: skip
+        self._refunds: list[tuple[tuple[str, date], int, int, str, str, str | None]] = []
+        self._elements: list[_Element] = []
+        self._element_of: dict[int, _Element] = {}
+        self._allocated_in_batch: set[int] = set()
+        self._standing: dict[int, list[tuple[int, int, int]]] = {}  # payment → write-offs
+
+    # ---------------------------------------------------------------- locking
+
+    def _write_lock(self, table: Any, ids: Sequence[int]) -> None:
+        if not self._planned:
+            custom_plans(self.session)  # the locks' and updates' statements: see db.bulk
+            self._planned = True
+        # SQLite: take the write lock first, so that what we read is what we update.
+        if not self._locked_any and not _is_pg(self.session):
+            self.session.execute(
+                update(table).where(table.c.id.in_(list(ids))).values(id=table.c.id)
+            )
+        self._locked_any = True
+
+    def lock_payments(self, ids: Iterable[int]) -> dict[int, PaymentState]:
+        """Lock the payments (id order; before any invoice) and read their amounts."""
+        wanted = sorted(set(ids) - set(self.payments))
+        if not wanted:
+            return self.payments
+        assert not self.invoices, "payments are locked before invoices"
+        self._write_lock(PAYMENTS, wanted)
+        stmt = (
+            select(
+                Payment.id, Payment.source, Payment.method, Payment.currency, Payment.amount,
+                Payment.amount_allocated, Payment.amount_refunded, Payment.amount_reversed,
+                Payment.amount_unapplied, Payment.policyholder_id, Payment.status,
+                Payment.payer_from_match, Payment.reversed_on,
+            )
+            .where(any_of(self.session, Payment.id, wanted))
+            .order_by(Payment.id)
+        )  # fmt: skip
+        if _is_pg(self.session):
+            stmt = stmt.with_for_update()
+        for r in self.session.execute(stmt):
+            pay = PaymentState(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                       bool(r[11]), r[12])  # fmt: skip
+            pay.start = pay.snapshot()
+            self.payments[pay.id] = pay
+        return self.payments
+
+    def lock_invoices(self, ids: Iterable[int]) -> dict[int, InvoiceState]:
+        """Lock the invoices (id order; after the payments) and read their amounts."""
+        wanted = sorted(set(ids) - set(self.invoices))
+        if not wanted:
+            return self.invoices
+        self._write_lock(INVOICES, wanted)
+        stmt = (
+            select(
+                Invoice.id, Invoice.currency, Invoice.status, Invoice.total, Invoice.amount_paid,
+                Invoice.amount_written_off, Invoice.amount_due, Invoice.policyholder_id,
+            )
+            .where(any_of(self.session, Invoice.id, wanted))
+            .order_by(Invoice.id)
+        )  # fmt: skip
+        if _is_pg(self.session):
+            stmt = stmt.with_for_update()
+        for r in self.session.execute(stmt):
+            inv = InvoiceState(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+            inv.start = (inv.paid, inv.written, inv.due, inv.status)
+            self.invoices[inv.id] = inv
+        return self.invoices
+
+    def _load_standing_write_offs(self, payment_id: int) -> list[tuple[int, int, int]]:
+        """The tolerance write-offs this payment caused that are not reversed:
+        [(write-off id, invoice id, amount)]."""
+        found = self._standing.get(payment_id)
+        if found is None:
+            reversal = aliased(WriteOff)
+            found = self._standing[payment_id] = [
+                (int(i), int(inv), int(a))
+                for i, inv, a in self.session.execute(
+                    select(WriteOff.id, WriteOff.invoice_id, WriteOff.amount)
+                    .outerjoin(reversal, reversal.reverses_id == WriteOff.id)
+                    .where(
+                        WriteOff.payment_id == payment_id,
+                        WriteOff.kind == "tolerance",
+                        reversal.id.is_(None),
+                    )
+                    .order_by(WriteOff.id)
+                )
+            ]
+        return found
+
+    # ---------------------------------------------------------------- bookkeeping
+
+    def _element(self, pay: PaymentState | None) -> _Element:
+        if pay is not None and pay.id in self._element_of:
+            return self._element_of[pay.id]
+        element = _Element(
+            pay,
+            None if pay is None else pay.unapplied,
+            None if pay is None else pay.status,
+            None if pay is None else pay.holder,
+        )
+        self._elements.append(element)
+        if pay is not None:
+            self._element_of[pay.id] = element
+        return element
+
+    def _touch(self, element: _Element, inv: InvoiceState) -> None:
+        element.invoices.setdefault(inv.id, [0, 0, inv.status])
+
+    def _legs_of(self, kind: str, on: date | None) -> list[Posting]:
+        return self._legs.setdefault((kind, on or self.on), [])
+
+    def _set_invoice(self, inv: InvoiceState, paid: int = 0, written: int = 0) -> None:
+        inv.paid += paid
+        inv.written += written
+        inv.due -= paid + written
+        inv.status = invoice_status(
+            inv.total,
+            inv.paid,
+            inv.written,
+            void=inv.status == "void",
+            tolerance_abs=self.tolerance.absolute,
+            tolerance_pct=self.tolerance.percent,
+        )
+
+    def _set_payment(self, pay: PaymentState) -> None:
+        pay.status = payment_status(
+            pay.amount, pay.allocated, pay.refunded, pay.reversed,
+            reversed=pay.reversed_on is not None,
+        )  # fmt: skip
+
+    # ---------------------------------------------------------------- movements
+
+    def allocate(self, plan: Plan) -> Refusal | None:
+        """Post the plan if it fits the current amounts; else its refusal (nothing posted)."""
+        if plan.payment_id in self._allocated_in_batch:
+            return Refusal("the payment is twice in the batch")
+        pay = self.payments.get(plan.payment_id)
+        why = rules.refusal(
+            plan.allocations,
+            pay,
+            self.invoices,
+            self.tolerance,
+            write_off=plan.write_off,
+            expected_write_offs=plan.write_offs,
+        )
+        if why is not None or pay is None:
+            return why or Refusal("unknown payment", kind="not_found")
+        self._allocated_in_batch.add(pay.id)
+        merged: dict[int, int] = defaultdict(int)
+        for invoice_id, amount in plan.allocations:
+            merged[invoice_id] += amount
+        element = self._element(pay)
+        if plan.rule is not None:
+            pay.rule = element.rule = plan.rule
+            if plan.evidence is not None:
+                pay.evidence = plan.evidence
+        reason = self.reason
+        holder_before = pay.holder
+        if pay.holder is None:  # the match names the payer
+            pay.holder = self.invoices[min(merged)].holder
+            pay.from_match = True
+        kind = ledger.CREDIT_APPLIED if reason == "credit" else ledger.PAYMENT_ALLOCATED
+        self._legs_of(kind, plan.on).extend(
+            rules.moved(
+                merged, pay.currency, pay.id, unapplied=pay.unapplied,
+                holder_before=holder_before, holder_after=pay.holder,
+            )
+        )  # fmt: skip
+        total = sum(merged.values())
+        pay.allocated += total
+        pay.unapplied -= total
+        for invoice_id, amount in sorted(merged.items()):
+            inv = self.invoices[invoice_id]
+            self._touch(element, inv)
+            self._allocations.append(((kind, plan.on or self.on), pay.id, invoice_id, amount,
+                                      reason))  # fmt: skip
+            self._set_invoice(inv, paid=amount)
+            element.invoices[invoice_id][0] += amount
+        self._set_payment(pay)
+        if plan.write_off:
+            left = {i: (self.invoices[i].due, self.invoices[i].total) for i in merged}
+            for invoice_id, _ in rules.tolerance_write_offs(pay.unapplied, left, self.tolerance):
+                self._write_off(
+                    self.invoices[invoice_id], "tolerance", TOLERANCE_REASON, pay, plan.on
+                )
+        return None
+
+    def _write_off(
+        self,
+        inv: InvoiceState,
+        kind: str,
+        reason: str | None,
+        pay: PaymentState | None,
+        on: date | None,
+    ) -> int:
+        amount = inv.due
+        key = (ledger.WRITTEN_OFF, on or self.on)
+        self._legs_of(*key).extend(ledger.written_off(amount, inv.currency, inv.id, inv.holder))
+        self._write_offs.append(
+            (key, inv.id, amount, kind, reason, None if pay is None else pay.id, None)
+        )
+        element = self._element(pay)
+        self._touch(element, inv)
+        element.invoices[inv.id][1] += amount
+        self._set_invoice(inv, written=amount)
+        return amount
+
+    def write_off(self, invoice_id: int, reason: str | None) -> Refusal | None:
+        """Write off what is still due on an invoice, by hand (kind manual)."""
+        inv = self.invoices.get(invoice_id)
+        if inv is None:
+            return Refusal("invoice not found", kind="not_found")
+        why = rules.write_off_refusal(inv.status, inv.due)
+        if why is not None:
+            return why
+        self._write_off(inv, "manual", reason, None, None)
+        return None
+
+    def take_back(
+        self, payment_id: int, amounts: Mapping[int, int], *, reason: str, forget_payer: bool
+    ) -> None:
+        """Take allocated money back from invoices ({invoice id: amount > 0}, locked) to the
+        payment; the tolerance write-offs the payment caused on them are reversed too. With
+        `forget_payer`, a payer that a match named is forgotten: the money returns to
+        suspense."""
+        pay = self.payments[payment_id]
+        element = self._element(pay)
+        if amounts:
+            for write_off_id, invoice_id, amount in self._load_standing_write_offs(pay.id):
+                if invoice_id not in amounts:
+                    continue
+                inv = self.invoices[invoice_id]
+                key = (ledger.WRITEOFF_REVERSED, self.on)
+                self._legs_of(*key).extend(
+                    ledger.written_off(-amount, inv.currency, inv.id, inv.holder)
+                )
+                self._write_offs.append(
+                    (key, inv.id, -amount, "reversal", "allocation undone", pay.id, write_off_id)
+                )
+                self._touch(element, inv)
+                element.invoices[inv.id][1] -= amount
+                self._set_invoice(inv, written=-amount)
+            self._standing[pay.id] = [w for w in self._standing[pay.id] if w[1] not in amounts]
+        holder_after = pay.holder
+        if forget_payer and pay.from_match:
+            holder_after = None
+        back = {invoice_id: -amount for invoice_id, amount in amounts.items()}
+        key = (ledger.PAYMENT_UNALLOCATED, self.on)
+        self._legs_of(*key).extend(
+            rules.moved(
+                back, pay.currency, pay.id, unapplied=pay.unapplied,
+                holder_before=pay.holder, holder_after=holder_after,
+            )
+        )  # fmt: skip
+        for invoice_id, amount in sorted(amounts.items()):
+            inv = self.invoices[invoice_id]
+            self._touch(element, inv)
+            self._allocations.append((key, pay.id, invoice_id, -amount, reason))
+            element.invoices[invoice_id][0] -= amount
+            self._set_invoice(inv, paid=-amount)
+        total = sum(amounts.values())
+        pay.allocated -= total
+        pay.unapplied += total
+        if holder_after is None and pay.holder is not None:
+            pay.holder = None
+            pay.from_match = False
+        self._set_payment(pay)
+
+    def clear_match(self, payment_id: int) -> None:
+        pay = self.payments[payment_id]
+        pay.rule = pay.evidence = None
+        self._element(pay).rule = None
+
+    def refund(
+        self, payment_id: int, amount: int, allocations: Mapping[int, int], *,
+        reason: str | None, status: str = "pending",
+    ) -> None:  # fmt: skip
+        """Owe `amount` back to the payer (refunds payable): from the unapplied money first,
+        then from `allocations` (most recent first; their invoices locked)."""
+        pay = self.payments[payment_id]
+        if amount > pay.unapplied:
+            self.take_back(
+                pay.id, take_back_plan(allocations, amount - pay.unapplied),
+                reason="refund", forget_payer=False,
+            )  # fmt: skip
+        key = (ledger.PAYMENT_REFUNDED, self.on)
+        self._legs_of(*key).extend(ledger.refunded(amount, pay.currency, pay.id, pay.holder))
+        self._refunds.append((key, pay.id, amount, pay.currency, status, reason))
+        pay.refunded += amount
+        pay.unapplied -= amount
+        self._element(pay).refunded += amount
+        self._set_payment(pay)
+
+    def refund_reversed(self, payment_id: int, amount: int, *, reason: str, status: str) -> int:
+        """A refund learnt after a chargeback reversed the payment: that much of the reversal
+        was in fact a refund (the result is the same as refund-then-reverse)."""
+        pay = self.payments[payment_id]
+        amount = min(amount, pay.reversed)
+        if amount <= 0:
+            return 0
+        cash = ledger.cash_account(pay.source, pay.method)
+        self._legs_of(ledger.PAYMENT_REVERSED, None).extend(
+            ledger.reversed_payment(-amount, pay.currency, cash, pay.id, pay.holder)
+        )
+        key = (ledger.PAYMENT_REFUNDED, self.on)
+        self._legs_of(*key).extend(ledger.refunded(amount, pay.currency, pay.id, pay.holder))
+        self._refunds.append((key, pay.id, amount, pay.currency, status, reason))
+        pay.refunded += amount
+        pay.reversed -= amount
+        element = self._element(pay)
+        element.refunded += amount
+        element.reversed -= amount
+        self._set_payment(pay)
+        return amount
+
+    def reverse(self, payment_id: int, allocations: Mapping[int, int]) -> None:
+        """A chargeback or a bank return: take back every allocation (their invoices locked),
+        then the money still held leaves the cash (or Stripe clearing) account again."""
+        pay = self.payments[payment_id]
+        self.take_back(pay.id, allocations, reason="reversal", forget_payer=False)
+        held = pay.unapplied
+        if held > 0:
+            cash = ledger.cash_account(pay.source, pay.method)
+            self._legs_of(ledger.PAYMENT_REVERSED, None).extend(
+                ledger.reversed_payment(held, pay.currency, cash, pay.id, pay.holder)
+            )
+        pay.reversed += held
+        pay.unapplied -= held
+        pay.reversed_on = self.on
+        self._element(pay).reversed += held
+        self._set_payment(pay)
+
+    # ---------------------------------------------------------------- writing
+
+    def write(self) -> None:
+        """Write what the batch did: entries and lines, allocation, write-off and refund
+        rows, the payments' and invoices' new amounts and statuses, one audit row."""
+        if not self._elements:
+            return
+        session = self.session
+        cached_plans(session)  # the COPYs: their foreign-key checks keep one plan
+        checked = {key: ledger.check_entry(legs) for key, legs in self._legs.items()}
+        keys = [key for key, legs in checked.items() if legs]
+        entries: dict[tuple[str, date], int] = {}
+        if keys:
+            ids = session.scalars(
+                insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True),
+                [{"kind": kind, "occurred_on": on, "memo": self.memo} for kind, on in keys],
+            ).all()
+            entries = dict(zip(keys, ids, strict=True))
+            insert_rows(
+                session,
+                LINES,
+                [_line(entries[key], leg) for key in keys for leg in checked[key]],
+            )
+        insert_rows(
+            session,
+            Allocation.__table__,
+            [
+                {"payment_id": p, "invoice_id": i, "amount": a, "reason": r,
+                 "entry_id": entries[key]}
+                for key, p, i, a, r in self._allocations
+            ],
+        )  # fmt: skip
+        insert_rows(
+            session,
+            WriteOff.__table__,
+            [
+                {"invoice_id": i, "amount": a, "kind": k, "reason": r, "payment_id": p,
+                 "reverses_id": w, "entry_id": entries[key]}
+                for key, i, a, k, r, p, w in self._write_offs
+            ],
+        )  # fmt: skip
+        insert_rows(
+            session,
+            Refund.__table__,
+            [
+                {"payment_id": p, "amount": a, "currency": c, "status": s, "reason": r,
+                 "entry_id": entries[key]}
+                for key, p, a, c, s, r in self._refunds
+            ],
+        )  # fmt: skip
+        custom_plans(session)
+        self._update_payments()
+        self._update_invoices()
+        self._record_audit(entries)
+
+    def _update_payments(self) -> None:
+        groups: dict[tuple[bool, bool], list[tuple[PaymentState, dict[str, Any]]]] = defaultdict(
+            list
+        )
+        for pay in self.payments.values():
+            if pay.snapshot() == pay.start and pay.rule is _KEEP and pay.evidence is _KEEP:
+                continue
+            allocated, refunded, reversed_amount, unapplied = pay.start[:4]
+            row: dict[str, Any] = {
+                "id": pay.id,
+                "amount_allocated": pay.allocated - allocated,
+                "amount_refunded": pay.refunded - refunded,
+                "amount_reversed": pay.reversed - reversed_amount,
+                "amount_unapplied": pay.unapplied - unapplied,
+                "status": pay.status,
+                "policyholder_id": pay.holder,
+                "payer_from_match": pay.from_match,
+                "reversed_on": pay.reversed_on,
+            }
+            if pay.rule is not _KEEP:
+                row["match_rule"] = pay.rule
+            if pay.evidence is not _KEEP:
+                row["match_evidence"] = (
+                    None if pay.evidence is None else audit.jsonable(pay.evidence)
+                )
+            groups[(pay.rule is not _KEEP, pay.evidence is not _KEEP)].append((pay, row))
+        for (rule, evidence), members in groups.items():
+            rows = [row for _, row in members]
+            adds = [
+                c
+                for c in ("amount_allocated", "amount_refunded", "amount_reversed",
+                          "amount_unapplied")
+                if any(row[c] for row in rows)
+            ]  # fmt: skip
+            assign = ["status", "policyholder_id", "payer_from_match"]
+            if any(pay.reversed_on != pay.start[7] for pay, _ in members):
+                assign.append("reversed_on")
+            assign += ["match_rule"] * rule + ["match_evidence"] * evidence
+            update_rows(
+                self.session,
+                PAYMENTS,
+                [{k: row[k] for k in ("id", *adds, *assign)} for row in rows],
+                add=adds,
+                assign=assign,
+            )
+            for row in rows:
+                expire(self.session, Payment, row["id"])
+
+    def _update_invoices(self) -> None:
+        rows = []
+        for inv in self.invoices.values():
+            paid, written, _, status = inv.start
+            if (inv.paid, inv.written, inv.status) == (paid, written, status):
+                continue
+            rows.append(
+                {
+                    "id": inv.id,
+                    "amount_paid": inv.paid - paid,
+                    "amount_written_off": inv.written - written,
+                    "amount_due": (paid - inv.paid) + (written - inv.written),
+                    "status": inv.status,
+                }
+            )
+        update_rows(
+            self.session,
+            INVOICES,
+            rows,
+            add=("amount_paid", "amount_written_off", "amount_due"),
+            assign=("status",),
+        )
+        for row in rows:
+            expire(self.session, Invoice, row["id"])
+
+    def _record_audit(self, entries: Mapping[tuple[str, date], int]) -> None:
+        postings = []
+        for element in self._elements:
+            pay = element.payment
+            invoices = [
+                [f"inv_{i}", paid, written, status, self.invoices[i].status, self.invoices[i].due]
+                for i, (paid, written, status) in element.invoices.items()
+            ]
+            rule = None if element.rule is _KEEP else element.rule
+            if pay is None:
+                postings.append([None, None, invoices, None, None, None, None, None, None, 0, 0])
+                continue
+            postings.append(
+                [f"pay_{pay.id}", rule, invoices, element.unapplied, pay.unapplied,
+                 element.status, pay.status, element.holder, pay.holder, element.refunded,
+                 element.reversed]
+            )  # fmt: skip
+        audit.record(
+            self.session,
+            "posted",
+            "postings",
+            None,
+            after={
+                "reason": self.reason,
+                "memo": self.memo,
+                "entries": [[kind, on, entry_id] for (kind, on), entry_id in entries.items()],
+                "layout": AUDIT_LAYOUT["posting"],
+                "invoice_layout": AUDIT_LAYOUT["invoice"],
+                "postings": postings,
+            },
+        )
+
+
+def lock_invoices(
+    session: Session, settings: Settings, ids: Iterable[int]
+) -> dict[int, InvoiceState]:
+    """Lock invoices (id order) and read their amounts, for a road that decides what to post
+    from them before the payments it posts exist (a Stripe payment: the invoice its metadata
+    names). The posting that follows in the same transaction reads them again."""
+    return Batch(session, settings, on=date.min, reason="lock").lock_invoices(ids)
+
+
+def take_back_plan(allocations: Mapping[int, int], needed: int) -> dict[int, int]:
+    """Which allocations ({invoice id: net}, most recent first) give back `needed`."""
+    out: dict[int, int] = {}
+    for invoice_id, net in allocations.items():
+        if needed <= 0:
+            break
+        take = min(net, needed)
+        out[invoice_id] = take
+        needed -= take
+    return out
+
+
+# ----------------------------------------------------------------------------- the roads
+
+
+def post(
     session: Session,
     settings: Settings,
-    payment: Payment,
-    invoices: dict[int, Invoice],
-    merged: dict[int, int],
+    plans: Sequence[Plan],
     *,
-    reason: str,
     on: date,
-) -> int:
-    """Allocate `merged` ({invoice id: amount}, validated) from a locked payment to locked
-    invoices: journal, allocation rows, amounts. Returns the total allocated."""
-    if not merged:
-        return 0
-    first = invoices[min(merged)]
-    if payment.policyholder_id is None:
-        _identify_payer(session, payment, first.policyholder_id, on)
-    kind = ledger.CREDIT_APPLIED if reason == "credit" else ledger.PAYMENT_ALLOCATED
-    entry = post(
-        session,
-        kind,
-        on,
-        ledger.allocated(merged, payment.currency, payment.id, payment.policyholder_id),
-    )
-    session.add_all(
-        Allocation(
-            payment_id=payment.id,
-            invoice_id=invoice_id,
-            amount=amount,
-            reason=reason,
-            entry_id=entry.id,
-        )
-        for invoice_id, amount in sorted(merged.items())
-    )
-    session.flush()
-    total = sum(merged.values())
-    bump_payment(session, payment.id, allocated=total)
-    for invoice_id, amount in sorted(merged.items()):
-        bump_invoice(session, settings, invoice_id, paid=amount)
-    return total
+    reason: str = "match",
+    memo: str | None = None,
+) -> dict[int, str]:
+    """Post the plans (one per payment) as one batch; returns the refused ones, {payment id:
+    why}. Flushed, not committed."""
+    if not plans:
+        return {}
+    batch = Batch(session, settings, on=on, reason=reason, memo=memo)
+    batch.lock_payments(p.payment_id for p in plans)
+    batch.lock_invoices(i for p in plans for i, _ in (*p.allocations, *(p.write_offs or ())))
+    refused: dict[int, str] = {}
+    for plan in plans:
+        why = batch.allocate(plan)
+        if why is not None:
+            refused.setdefault(plan.payment_id, why.reason)
+    batch.write()
+    log.info(
+        "matches posted",
+        extra={"event": "matches_posted", "posted": len(plans) - len(refused),
+               "refused": len(refused)},
+    )  # fmt: skip
+    return refused
+
+
+post_matches = post  # the name the reconciliation run and the webhook drain knew it by
 
 
 def allocate(
@@ -372,164 +1046,43 @@ def allocate(
     on: date | None = None,
     commit: bool = True,
 ) -> Payment:
-    """Allocate a payment to invoices ([(invoice id, amount)]). More than the payment's
-    unapplied amount or an invoice's amount due is refused (Unprocessable). When the payment
-    is then fully applied, an invoice remainder within tolerance is written off."""
-    payment = lock_payment(session, payment_id)
-    if payment.status == "reversed":
-        raise Conflict("a reversed payment cannot be allocated")
-    invoices = lock_invoices(session, [invoice_id for invoice_id, _ in requested])
-    for index, (invoice_id, _) in enumerate(requested):
-        invoice = invoices.get(invoice_id)
-        field = f"allocations.{index}.invoice_id"
-        if invoice is None:
-            raise Unprocessable("unknown invoice", field=field)
-        if invoice.status == "void":
-            raise Unprocessable("the invoice is void", field=field)
-        if invoice.currency != payment.currency:
-            raise Unprocessable(
-                f"the invoice is in {invoice.currency}, the payment in {payment.currency}",
-                field=field,
-            )
-    try:
-        merged = check_allocations(
-            requested,
-            payment.amount_unapplied,
-            {invoice_id: invoice.amount_due for invoice_id, invoice in invoices.items()},
-        )
-    except OverAllocation as error:
-        raise Unprocessable(error.message, field=error.field) from None
+    """Allocate a payment to invoices ([(invoice id, amount)]): a batch of one. A refusal is
+    raised: unknown payment 404, reversed 409, anything else 422 naming the field. When the
+    payment is then fully applied, an invoice remainder within tolerance is written off
+    (unless `auto_write_off` is false)."""
     today = on or business_date(settings.timezone)
-    apply(session, settings, payment, invoices, merged, reason=reason, on=today)
-    fields: dict[str, Any] = {"match_rule": rule or reason}
-    if evidence is not None:
-        fields["match_evidence"] = audit.jsonable(evidence)
-    after = bump_payment(session, payment.id, **fields)
-    if auto_write_off and after["amount_unapplied"] == 0:
-        from premium_billing.payments.writeoffs import write_off_locked
-
-        for invoice_id in sorted(merged):
-            fresh = session.scalar(
-                select(Invoice)
-                .where(Invoice.id == invoice_id)
-                .execution_options(populate_existing=True)
-            )
-            assert fresh is not None
-            if within_tolerance(
-                fresh.amount_due,
-                fresh.total,
-                settings.writeoff_tolerance_abs,
-                settings.writeoff_tolerance_pct,
-            ):
-                write_off_locked(
-                    session,
-                    settings,
-                    fresh,
-                    kind="tolerance",
-                    reason="underpaid remainder within tolerance",
-                    payment_id=payment.id,
-                    on=today,
-                )
-    _finish(session, commit)
+    batch = Batch(session, settings, on=today, reason=reason)
+    batch.lock_payments([payment_id])
+    batch.lock_invoices(invoice_id for invoice_id, _ in requested)
+    plan = Plan(payment_id, list(requested), rule=rule or reason, evidence=evidence,
+                write_off=auto_write_off)  # fmt: skip
+    why = batch.allocate(plan)
+    if why is not None:
+        raise_refusal(why)
+    batch.write()
+    finish(session, commit)
     log.info(
         "payment allocated",
         extra={
             "event": "payment_allocated",
-            "payment_id": payment.id,
-            "invoices": sorted(merged),
-            "amount": sum(merged.values()),
+            "payment_id": payment_id,
+            "invoices": sorted({invoice_id for invoice_id, _ in requested}),
+            "amount": sum(amount for _, amount in requested),
             "reason": reason,
         },
     )
-    return get_fresh(session, payment.id)
+    return get_fresh(session, payment_id)
 
 
-def get_fresh(session: Session, payment_id: int) -> Payment:
-    payment = session.scalar(
-        select(Payment).where(Payment.id == payment_id).execution_options(populate_existing=True)
-    )
-    if payment is None:
+def _taking_back(
+    session: Session, settings: Settings, payment_id: int, reason: str, on: date
+) -> tuple[Batch, PaymentState, dict[int, int]]:
+    """A batch with the payment locked, its net allocations read (most recent first)."""
+    batch = Batch(session, settings, on=on, reason=reason)
+    pay = batch.lock_payments([payment_id]).get(payment_id)
+    if pay is None:
         raise NotFound("payment not found")
-    return payment
-
-
-# ----------------------------------------------------------------------------- undo
-
-
-def net_allocations(session: Session, payment_id: int) -> dict[int, int]:
-    """{invoice id: net amount allocated} for the payment, most recently allocated first."""
-    rows = session.execute(
-        select(Allocation.invoice_id, func.sum(Allocation.amount), func.max(Allocation.id))
-        .where(Allocation.payment_id == payment_id)
-        .group_by(Allocation.invoice_id)
-        .having(func.sum(Allocation.amount) > 0)
-        .order_by(func.max(Allocation.id).desc())
-    ).all()
-    return {int(invoice_id): int(total) for invoice_id, total, _ in rows}
-
-
-def _unapply(
-    session: Session,
-    settings: Settings,
-    payment: Payment,
-    amounts: dict[int, int],
-    *,
-    reason: str,
-    on: date,
-) -> None:
-    """Take allocated money back from invoices ({invoice id: amount > 0}) to the payment;
-    the tolerance write-offs this payment caused on them are reversed too."""
-    if not amounts:
-        return
-    lock_invoices(session, list(amounts))
-    from premium_billing.payments.writeoffs import reverse_tolerance_write_offs
-
-    reverse_tolerance_write_offs(session, settings, payment.id, list(amounts), on=on)
-    entry = post(
-        session,
-        ledger.PAYMENT_UNALLOCATED,
-        on,
-        ledger.allocated(
-            {i: -a for i, a in amounts.items()},
-            payment.currency,
-            payment.id,
-            payment.policyholder_id,
-        ),
-    )
-    session.add_all(
-        Allocation(
-            payment_id=payment.id,
-            invoice_id=invoice_id,
-            amount=-amount,
-            reason=reason,
-            entry_id=entry.id,
-        )
-        for invoice_id, amount in sorted(amounts.items())
-    )
-    session.flush()
-    bump_payment(session, payment.id, allocated=-sum(amounts.values()))
-    for invoice_id, amount in sorted(amounts.items()):
-        bump_invoice(session, settings, invoice_id, paid=-amount)
-
-
-def _forget_matched_payer(session: Session, payment: Payment, on: date) -> None:
-    """An undone match also undoes the payer it identified: the money returns to suspense."""
-    session.refresh(payment)
-    if not payment.payer_from_match or payment.policyholder_id is None:
-        return
-    if payment.amount_unapplied > 0:
-        post(
-            session,
-            ledger.PAYER_UNIDENTIFIED,
-            on,
-            ledger.payer_unidentified(
-                payment.amount_unapplied, payment.currency, payment.id, payment.policyholder_id
-            ),
-            memo="match undone: payer unknown again",
-        )
-    payment.policyholder_id = None
-    payment.payer_from_match = False
-    session.flush()
+    return batch, pay, net_allocations(session, payment_id)
 
 
 def unallocate(
@@ -540,35 +1093,20 @@ def unallocate(
     on: date | None = None,
     commit: bool = True,
 ) -> Payment:
-    """Undo every allocation of the payment: the invoices re-open, the money is unapplied
-    again (suspense if the match had named the payer), the match is cleared."""
-    payment = lock_payment(session, payment_id)
+    """Undo every allocation of the payment: the invoices re-open (the tolerance write-offs
+    it caused reversed), the money is unapplied again (suspense if the match had named the
+    payer), the match is cleared."""
     today = on or business_date(settings.timezone)
-    _unapply(
-        session, settings, payment, net_allocations(session, payment.id), reason="undo", on=today
-    )
-    _forget_matched_payer(session, payment, today)
-    bump_payment(session, payment.id, match_rule=None, match_evidence=None)
-    _finish(session, commit)
+    batch, pay, allocations = _taking_back(session, settings, payment_id, "undo", today)
+    batch.lock_invoices(allocations)
+    batch.take_back(pay.id, allocations, reason="undo", forget_payer=True)
+    batch.clear_match(pay.id)
+    batch.write()
+    finish(session, commit)
     log.info(
         "payment unallocated", extra={"event": "payment_unallocated", "payment_id": payment_id}
     )
     return get_fresh(session, payment_id)
-
-
-# ----------------------------------------------------------------------------- refund, reverse
-
-
-def _take_back(session: Session, payment_id: int, needed: int) -> dict[int, int]:
-    """Which allocations a refund of `needed` undoes: the most recent first."""
-    out: dict[int, int] = {}
-    for invoice_id, net in net_allocations(session, payment_id).items():
-        if needed == 0:
-            break
-        take = min(net, needed)
-        out[invoice_id] = take
-        needed -= take
-    return out
 
 
 def refund(
@@ -580,48 +1118,47 @@ def refund(
     reason: str | None = None,
     on: date | None = None,
     commit: bool = True,
+    status: str = "pending",
 ) -> Payment:
     """Owe `amount` back to the payer (refunds payable): taken from the unapplied money
-    first, then from the most recent allocations (their invoices re-open)."""
-    payment = lock_payment(session, payment_id)
-    if payment.status == "reversed":
-        raise Conflict("a reversed payment cannot be refunded")
-    refundable = payment.amount - payment.amount_refunded - payment.amount_reversed
-    if amount <= 0:
-        raise Unprocessable("must be greater than 0", field="amount")
-    if amount > refundable:
-        raise Unprocessable(
-            f"{amount} is more than the {refundable} that can still be refunded", field="amount"
-        )
+    first, then from the most recent allocations (their invoices re-open). `status`: of the
+    refund row (`paid` when Stripe already paid it out)."""
     today = on or business_date(settings.timezone)
-    if amount > payment.amount_unapplied:
-        taken = _take_back(session, payment.id, amount - payment.amount_unapplied)
-        _unapply(session, settings, payment, taken, reason="refund", on=today)
-        session.refresh(payment)
-    entry = post(
-        session,
-        ledger.PAYMENT_REFUNDED,
-        today,
-        ledger.refunded(amount, payment.currency, payment.id, payment.policyholder_id),
-    )
-    session.add(
-        Refund(
-            payment_id=payment.id,
-            amount=amount,
-            currency=payment.currency,
-            status="pending",
-            reason=reason,
-            entry_id=entry.id,
-        )
-    )
-    session.flush()
-    bump_payment(session, payment.id, refunded=amount)
-    _finish(session, commit)
+    batch, pay, allocations = _taking_back(session, settings, payment_id, "refund", today)
+    why = rules.refund_refusal(pay.status, amount, pay.amount - pay.refunded - pay.reversed)
+    if why is not None:
+        raise_refusal(why)
+    needed = take_back_plan(allocations, amount - pay.unapplied)
+    batch.lock_invoices(needed)
+    batch.refund(pay.id, amount, allocations, reason=reason, status=status)
+    batch.write()
+    finish(session, commit)
     log.info(
         "payment refunded",
         extra={"event": "payment_refunded", "payment_id": payment_id, "amount": amount},
     )
     return get_fresh(session, payment_id)
+
+
+def refund_reversed(
+    session: Session,
+    settings: Settings,
+    payment_id: int,
+    amount: int,
+    *,
+    on: date,
+    reason: str,
+    status: str = "paid",
+) -> int:
+    """A refund learnt after a chargeback reversed the payment (see `Batch.refund_reversed`).
+    Returns the amount reclassified. Flushed, not committed."""
+    batch = Batch(session, settings, on=on, reason="refund", memo="reclassified as a refund")
+    if payment_id not in batch.lock_payments([payment_id]):
+        raise NotFound("payment not found")
+    done = batch.refund_reversed(payment_id, amount, reason=reason, status=status)
+    batch.write()
+    session.flush()
+    return done
 
 
 def reverse(
@@ -635,30 +1172,14 @@ def reverse(
 ) -> Payment:
     """A chargeback or a bank return: undo the allocations, then the money still held
     leaves the cash (or Stripe clearing) account again."""
-    payment = lock_payment(session, payment_id)
-    if payment.status == "reversed":
+    batch, pay, allocations = _taking_back(session, settings, payment_id, "reversal", on)
+    batch.memo = reason
+    if pay.status == "reversed":
         raise Conflict("the payment is already reversed")
-    _unapply(
-        session, settings, payment, net_allocations(session, payment.id), reason="reversal", on=on
-    )
-    session.refresh(payment)
-    held = payment.amount_unapplied
-    if held > 0:
-        post(
-            session,
-            ledger.PAYMENT_REVERSED,
-            on,
-            ledger.reversed_payment(
-                held,
-                payment.currency,
-                ledger.cash_account(payment.source, payment.method),
-                payment.id,
-                payment.policyholder_id,
-            ),
-            memo=reason,
-        )
-    bump_payment(session, payment.id, reversed_amount=held, reversed_on=on)
-    _finish(session, commit)
+    batch.lock_invoices(allocations)
+    batch.reverse(pay.id, allocations)
+    batch.write()
+    finish(session, commit)
     log.info("payment reversed", extra={"event": "payment_reversed", "payment_id": payment_id})
     return get_fresh(session, payment_id)
 
@@ -688,3 +1209,34 @@ def view(session: Session, payment: Payment) -> PaymentView:
         )
     )
     return PaymentView(payment, allocations, refunds, write_offs)
+
+
+__all__ = [
+    "AUDIT_LAYOUT",
+    "Batch",
+    "MatchPlan",
+    "PaymentView",
+    "Plan",
+    "Received",
+    "allocate",
+    "create_payment",
+    "expire",
+    "finish",
+    "get_fresh",
+    "get_payment",
+    "InvoiceState",
+    "lock_invoices",
+    "PaymentState",
+    "net_allocations",
+    "post",
+    "post_matches",
+    "raise_refusal",
+    "receive",
+    "receive_many",
+    "refund",
+    "refund_reversed",
+    "reverse",
+    "take_back_plan",
+    "unallocate",
+    "view",
+]

@@ -1,5 +1,7 @@
-"""Posting rules for payments: how money is spread over invoices, when a small remainder
-is written off, and which status an invoice or a payment has. Pure: standard library only.
+"""Posting rules for payments: how money is spread over invoices, whether a posting plan
+can post (and why not), when a small remainder is written off, the journal legs of money
+moving between a payment and invoices, and which status a payment has. Pure: standard
+library and the other pure rule modules only.
 
 All amounts are integers in the currency's minor unit.
 """
@@ -8,8 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
+from typing import Protocol
 
-from premium_billing.invoicing.rules import OverAllocation
+from premium_billing.invoicing.rules import OverAllocation, is_payable, within_tolerance
+from premium_billing.ledger.rules import (
+    PREMIUM_RECEIVABLE,
+    Posting,
+    check_entry,
+    holding_account,
+)
 
 
 @dataclass(frozen=True)
@@ -84,3 +94,201 @@ def payment_status(
     if unapplied == 0:
         return "applied"
     return "partially_applied"
+
+
+# ----------------------------------------------------------------------------- can it post
+
+
+class PaymentFacts(Protocol):
+    """What the rules read of a (locked) payment."""
+
+    @property
+    def currency(self) -> str: ...
+    @property
+    def unapplied(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+
+
+class InvoiceFacts(Protocol):
+    """What the rules read of a (locked) invoice."""
+
+    @property
+    def currency(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def total(self) -> int: ...
+    @property
+    def due(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a plan cannot post. `field`: the input at fault (the API's 422 field errors);
+    `kind`: unprocessable (422), conflict (409) or not_found (404)."""
+
+    reason: str
+    field: str | None = None
+    kind: str = "unprocessable"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """The write-off tolerance (settings WRITEOFF_TOLERANCE_ABS / _PCT)."""
+
+    absolute: int = 0
+    percent: Fraction = Fraction(0)
+
+
+def refusal(
+    requested: Sequence[tuple[int, int]],
+    payment: PaymentFacts | None,
+    invoices: Mapping[int, InvoiceFacts],
+    tolerance: Tolerance,
+    *,
+    write_off: bool = True,
+    expected_write_offs: Sequence[tuple[int, int]] | None = None,
+) -> Refusal | None:
+    """Why allocating `requested` [(invoice id, amount)] from `payment` to `invoices` (their
+    current, locked amounts) cannot post; None when it can. The one validation of every
+    road: the API answers a refusal with its status and field, a batch records its reason.
+
+    `expected_write_offs`: the write-offs the plan's author computed ([(invoice id, amount)]);
+    they must be exactly what the tolerance rule gives (`tolerance_write_offs`)."""
+    if payment is None:
+        return Refusal("unknown payment", kind="not_found")
+    if payment.status == "reversed":
+        return Refusal("the payment is reversed", kind="conflict")
+    for index, (invoice_id, _) in enumerate(requested):
+        invoice = invoices.get(invoice_id)
+        field = f"allocations.{index}.invoice_id"
+        if invoice is None:
+            return Refusal(f"unknown invoice inv_{invoice_id}", field)
+        if invoice.currency != payment.currency:
+            return Refusal(
+                f"invoice inv_{invoice_id} is in {invoice.currency}, "
+                f"the payment in {payment.currency}",
+                field,
+            )
+        if not is_payable(invoice.status):
+            return Refusal(f"invoice inv_{invoice_id} is {invoice.status}", field)
+    try:
+        merged = check_allocations(
+            requested, payment.unapplied, {i: invoices[i].due for i, _ in requested}
+        )
+    except OverAllocation as error:
+        return Refusal(error.message, error.field)
+    if expected_write_offs is not None:
+        derived = (
+            tolerance_write_offs(
+                payment.unapplied - sum(merged.values()),
+                {i: (invoices[i].due - amount, invoices[i].total) for i, amount in merged.items()},
+                tolerance,
+            )
+            if write_off
+            else []
+        )
+        expected = sorted((int(i), int(a)) for i, a in expected_write_offs)
+        if expected != derived:
+            for invoice_id, amount in expected:
+                if invoice_id not in merged:
+                    return Refusal(f"write-off of inv_{invoice_id}, which the plan does not pay")
+                left = invoices[invoice_id].due - merged[invoice_id]
+                if left != amount or (invoice_id, amount) not in derived:
+                    return Refusal(
+                        f"invoice inv_{invoice_id} changed: {left} left due, not written off"
+                    )
+            return Refusal(f"the tolerance rule writes off {derived}, the plan {expected}")
+    return None
+
+
+def write_off_refusal(status: str, due: int) -> Refusal | None:
+    """Why an invoice's remainder cannot be written off by hand (None: it can)."""
+    if status == "void":
+        return Refusal("a void invoice cannot be written off", kind="conflict")
+    if due <= 0:
+        return Refusal("the invoice has nothing due to write off", kind="conflict")
+    return None
+
+
+def refund_refusal(status: str, amount: int, refundable: int) -> Refusal | None:
+    """Why `amount` cannot be refunded from a payment (None: it can)."""
+    if status == "reversed":
+        return Refusal("a reversed payment cannot be refunded", kind="conflict")
+    if amount <= 0:
+        return Refusal("must be greater than 0", "amount")
+    if amount > refundable:
+        return Refusal(
+            f"{amount} is more than the {refundable} that can still be refunded", "amount"
+        )
+    return None
+
+
+def tolerance_write_offs(
+    unapplied_after: int, left: Mapping[int, tuple[int, int]], tolerance: Tolerance
+) -> list[tuple[int, int]]:
+    """When a posting leaves its payment fully applied (`unapplied_after` 0), each invoice it
+    paid that is left with a remainder within tolerance of its total is written off:
+    `left` {invoice id: (amount still due, total)} → [(invoice id, amount)], by id. DESIGN:
+    a small underpayment (≤ 1.00 or ≤ 1%) may be written off automatically."""
+    if unapplied_after != 0:
+        return []
+    return [
+        (invoice_id, due)
+        for invoice_id, (due, total) in sorted(left.items())
+        if within_tolerance(due, total, tolerance.absolute, tolerance.percent)
+    ]
+
+
+# ----------------------------------------------------------------------------- journal shape
+
+
+def moved(
+    amounts: Mapping[int, int],
+    currency: str,
+    payment_id: int,
+    *,
+    unapplied: int,
+    holder_before: int | None,
+    holder_after: int | None,
+) -> list[Posting]:
+    """The legs of one payment's money reaching invoices ({invoice id: amount}; negative
+    amounts take it back), whatever the road and whether the payer was known before:
+
+    - one holding leg for the payment: the money leaves where it was held (suspense when the
+      payer is unknown, else the payer's credit) — all of it (`unapplied`) when the posting
+      names or forgets the payer, which then holds the rest in its new place;
+    - one receivable leg per invoice, tagged with the invoice, the payment and the payer.
+    """
+    applied = sum(amounts.values())
+    holder = holder_after if holder_after is not None else holder_before
+    legs: list[Posting] = []
+    if holder_before == holder_after:
+        legs.append(
+            Posting(
+                holding_account(holder_before), currency, applied,
+                payment_id=payment_id, policyholder_id=holder_before,
+            )
+        )  # fmt: skip
+    else:
+        legs.append(
+            Posting(
+                holding_account(holder_before), currency, unapplied,
+                payment_id=payment_id, policyholder_id=holder_before,
+            )
+        )  # fmt: skip
+        legs.append(
+            Posting(
+                holding_account(holder_after), currency, applied - unapplied,
+                payment_id=payment_id, policyholder_id=holder_after,
+            )
+        )  # fmt: skip
+    for invoice_id, amount in sorted(amounts.items()):
+        legs.append(
+            Posting(
+                PREMIUM_RECEIVABLE, currency, -amount,
+                invoice_id=invoice_id, payment_id=payment_id, policyholder_id=holder,
+            )
+        )  # fmt: skip
+    return check_entry(legs)

@@ -1,4 +1,6 @@
-"""Reconciliation: runs, the suspense queue, and the daily deposit report."""
+"""Reconciliation: runs, the suspense queue, matching a payment by hand and undoing a match
+(POST/DELETE /payments/{id}/allocations, documented under the payments tag), and the daily
+deposit report."""
 
 from __future__ import annotations
 
@@ -8,20 +10,21 @@ from typing import Any
 from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from premium_billing.clock import business_date
 from premium_billing.errors import NotFound
 from premium_billing.http.auth import roles
-from premium_billing.http.ids import PublicId
+from premium_billing.http.ids import PublicId, path_id
 from premium_billing.http.pagination import paginate
 from premium_billing.http.schemas import ListArgs, ListMeta
 from premium_billing.http.session import db_session
-from premium_billing.payments.api import PaymentOut, payment_out
+from premium_billing.payments.api import PaymentOut, PositiveMoney, payment_out
 from premium_billing.payments.models import Payment
 from premium_billing.reconciliation import deposits
 from premium_billing.reconciliation import runs as service
+from premium_billing.reconciliation.manual import match_manually, undo_match
 from premium_billing.reconciliation.models import ReconciliationRun
 
 blp = Blueprint(
@@ -32,6 +35,24 @@ blp = Blueprint(
 )
 
 RUN_PREFIX = "recon_"
+
+
+class AllocationIn(Schema):
+    invoice_id = PublicId("invoice", required=True)
+    amount = PositiveMoney(required=True)
+
+
+class AllocationsIn(Schema):
+    allocations = fields.List(
+        fields.Nested(AllocationIn), required=True, validate=validate.Length(min=1, max=500)
+    )
+    auto_write_off = fields.Boolean(
+        load_default=True,
+        metadata={
+            "description": "When the payment ends fully applied, write off an invoice "
+            "remainder within tolerance (default true)."
+        },
+    )
 
 
 class RunIn(Schema):
@@ -136,6 +157,32 @@ def run_out(run: ReconciliationRun) -> dict[str, Any]:
         "started_at": run.started_at,
         "finished_at": run.finished_at,
     }
+
+
+@blp.route("/payments/<payment_id>/allocations", tags=["payments"])
+class PaymentAllocations(MethodView):
+    @roles("finance")
+    @blp.arguments(AllocationsIn)
+    @blp.response(201, PaymentOut)
+    def post(self, data: dict[str, Any], payment_id: str) -> dict[str, Any]:
+        """Match a payment to invoices by hand. More than the payment's unapplied amount, or
+        than an invoice's amount due, is a 422; nothing is posted then."""
+        payment = match_manually(
+            db_session(),
+            _settings(),
+            path_id("payment", payment_id),
+            [(a["invoice_id"], a["amount"]) for a in data["allocations"]],
+            auto_write_off=data["auto_write_off"],
+        )  # one transaction: the allocation and the payer link it teaches
+        return payment_out(payment)
+
+    @roles("finance")
+    @blp.response(200, PaymentOut)
+    def delete(self, payment_id: str) -> dict[str, Any]:
+        """Undo the payment's allocations: its invoices re-open and the money is unapplied
+        again (back to suspense when the match had identified the payer)."""
+        payment = undo_match(db_session(), _settings(), path_id("payment", payment_id))
+        return payment_out(payment)  # one transaction: the undo and the payment held
 
 
 @blp.route("/reconciliation/runs")

@@ -40,8 +40,8 @@ from premium_billing.audit import trail as audit
 from premium_billing.config import Settings
 from premium_billing.db.bulk import insert_rows
 from premium_billing.errors import Conflict, Unprocessable
-from premium_billing.payments.batch import Received, receive_many
 from premium_billing.payments.models import Payment
+from premium_billing.payments.posting import Received, receive, reverse
 from premium_billing.reconciliation.bank_files import StatementError, StatementLine, read_statement
 from premium_billing.reconciliation.matching import normalize_account, normalize_name
 from premium_billing.reconciliation.models import BankLine, BankStatement
@@ -361,10 +361,10 @@ def _seen(session: Session, account: str, refs: list[str]) -> set[str]:
 def _create_payments(
     session: Session, statement_id: int, credits: list[StatementLine]
 ) -> dict[str, int]:
-    """Payments for these credits (set-based, `batch_posting.receive_many`): one
+    """Payments for these credits (set-based, the posting engine's `receive`): one
     `payment_received` entry per booking date, its cash at bank debit one untagged line per
     currency and a suspense credit per payment."""
-    ids = receive_many(
+    ids = receive(
         session,
         [
             Received(
@@ -389,8 +389,6 @@ def _reverse_returns(
     session: Session, settings: Settings, returns: list[tuple[int, StatementLine]]
 ) -> int:
     """Each returned-item debit reverses the bank payment it returns, when one is found."""
-    from premium_billing.payments.posting import reverse
-
     done = 0
     for line_id, line in returns:
         original = find_returned_payment(session, line)

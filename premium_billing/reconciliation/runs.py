@@ -34,8 +34,8 @@ from premium_billing.db.bulk import any_of, cached_plans, custom_plans
 from premium_billing.db.types import utcnow
 from premium_billing.invoicing.models import Invoice
 from premium_billing.invoicing.rules import payment_reference
-from premium_billing.payments.batch import MatchPlan, post_matches
 from premium_billing.payments.models import Payment
+from premium_billing.payments.posting import Plan, post
 from premium_billing.policies.models import Policy, Policyholder
 from premium_billing.reconciliation import matching
 from premium_billing.reconciliation.matching import (
@@ -45,8 +45,6 @@ from premium_billing.reconciliation.matching import (
     OpenInvoice,
     PaymentFacts,
     match_payment,
-    normalize_account,
-    normalize_name,
 )
 from premium_billing.reconciliation.models import (
     BankLine,
@@ -466,7 +464,7 @@ def _post_batch(
         if decision.write_offs:
             evidence["write_offs"] = [[f"inv_{i}", a] for i, a in decision.write_offs]
         plans.append(
-            MatchPlan(
+            Plan(
                 payment_id=int(decision.payment_id),
                 allocations=[(int(i), a) for i, a in decision.allocations],
                 write_offs=[(int(i), a) for i, a in decision.write_offs],
@@ -474,7 +472,7 @@ def _post_batch(
                 evidence=evidence,
             )
         )
-    refused = post_matches(session, settings, plans, on=as_of, memo=f"reconciliation run {run_id}")
+    refused = post(session, settings, plans, on=as_of, memo=f"reconciliation run {run_id}")
     posted = [p.payment_id for p in plans if p.payment_id not in refused]
     if posted:
         done = any_of(session, SuspenseItem.payment_id, posted)
@@ -526,60 +524,22 @@ def _record_suspense(
 
 
 def learn_from_manual_match(session: Session, payment_id: int) -> int:
-    """A confirmed manual match teaches the payer link: the payment's bank account and
-    normalised payer name → its policyholder. Committed. Returns how many links are new."""
-    payment = session.get(Payment, payment_id)
-    if payment is None or payment.policyholder_id is None:
-        return 0
-    keys: list[tuple[str, str]] = []
-    account = session.scalar(
-        select(BankLine.payer_account).where(
-            BankLine.payment_id == payment_id, BankLine.kind == "payment"
-        )
-    )
-    if account and normalize_account(account):
-        keys.append((normalize_account(account), "payer_account"))
-    if payment.payer_name and normalize_name(payment.payer_name):
-        keys.append((normalize_name(payment.payer_name), "payer_name"))
-    added = 0
-    for key, kind in keys:
-        exists = session.scalar(
-            select(PayerLink.id).where(
-                PayerLink.key == key, PayerLink.policyholder_id == payment.policyholder_id
-            )
-        )
-        if exists is None:
-            session.add(
-                PayerLink(
-                    key=key[:255], kind=kind, policyholder_id=payment.policyholder_id,
-                    payment_id=payment_id,
-                )
-            )  # fmt: skip
-            added += 1
-    if payment.status != "unapplied":
-        session.execute(delete(SuspenseItem).where(SuspenseItem.payment_id == payment_id))
+    """A confirmed manual match teaches the payer link (`manual.learn_payer`). Committed.
+    Kept for callers of the two-step API; `manual.match_manually` does both in one
+    transaction."""
+    from premium_billing.reconciliation.manual import learn_payer
+
+    added = learn_payer(session, payment_id)
     session.commit()
     return added
 
 
 def requeue_after_undo(session: Session, payment_id: int, undone_rule: str | None) -> None:
-    """An undone match puts the payment back in the suspense queue, held for a person (runs
-    do not auto-post it again). Committed."""
-    payment = session.get(Payment, payment_id)
-    if payment is None or payment.status != "unapplied":
-        return
-    item = session.get(SuspenseItem, payment_id)
-    reason = f"match undone by hand (was {undone_rule or 'unknown'}): waits for a person"
-    if item is None:
-        session.add(
-            SuspenseItem(
-                payment_id=payment_id, outcome="suspense", reason=reason, score=0.0,
-                candidates=[], held=True,
-            )
-        )  # fmt: skip
-    else:
-        item.held = True
-        item.reason = reason
+    """An undone match puts the payment back in the queue, held (`manual.hold`). Committed.
+    Kept for callers of the two-step API; `manual.undo_match` does both in one transaction."""
+    from premium_billing.reconciliation.manual import hold
+
+    hold(session, payment_id, undone_rule)
     session.commit()
 
 

@@ -2,11 +2,12 @@
 
 Most events at volume are `payment_intent.succeeded` for an invoice named in the metadata,
 about a PaymentIntent we have never heard of. A batch of those is posted set-based, in one
-transaction with the inbox rows marked processed: the PaymentIntent states, the payments
-(`batch_posting.receive_many`), their allocations (`batch_posting.post_matches`), and each
-event's posting latency. The result is what `retry_one` would give for each event in turn
-(same mismatch rule, same fields), because anything that could make the order matter goes
-the one-by-one way instead: other event types, autopay charges, a PaymentIntent already
+transaction with the inbox rows marked processed: the PaymentIntent states, the payments and
+their allocations (`stripe_billing.payments.post_succeeded`, the very function the inline
+webhook posts a batch of one with, on the posting engine), and each event's posting latency.
+The result is what `retry_one` would give for each event in turn (same code, same rule,
+same fields), because anything that could make the order matter goes the one-by-one way
+instead: other event types, autopay charges, a PaymentIntent already
 known (an earlier event, a payment), two events for one PaymentIntent or one invoice in the
 batch. Should the batch fail (a racing process posted one of its PaymentIntents: a unique
 constraint), it is rolled back and every event takes the one-by-one way.
@@ -17,9 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from sqlalchemy import select, text
@@ -31,12 +30,11 @@ from premium_billing.config import Settings
 from premium_billing.db import Database
 from premium_billing.db.bulk import insert_rows, update_rows
 from premium_billing.db.types import utcnow
-from premium_billing.payments import posting as payments
-from premium_billing.payments.batch import MatchPlan, Received, post_matches, receive_many
 from premium_billing.payments.models import Payment
 from premium_billing.stripe_billing.events import _id, _latency_ms, _lock_timeout, retry_one
 from premium_billing.stripe_billing.models import StripeEvent, StripePaymentState
-from premium_billing.stripe_billing.payments import evidence_of, mismatch, parse_id, reference_of
+from premium_billing.stripe_billing.payments import Succeeded, post_succeeded
+from premium_billing.stripe_billing.rules import parse_id
 
 log = logging.getLogger(__name__)
 
@@ -158,47 +156,28 @@ def _post_batch(session: Session, settings: Settings, events: list[_Succeeded]) 
         chosen.append(e)
     if not chosen:
         return set()
-    invoices = payments.lock_invoices(session, [e.invoice_id for e in chosen])
     today = business_date(settings.timezone)
-    received: list[Received] = []
-    reasons: list[str | None] = []
     created_on = {
         e.pi_id: business_date_of(e.created, settings.timezone) if e.created else None
         for e in chosen
     }
-    for e in chosen:
-        invoice = invoices.get(e.invoice_id)
-        why = mismatch(e.metadata, e.amount, e.currency, invoice)
-        evidence = evidence_of(e.pi_id, e.charge_id, e.metadata)
-        reasons.append(why)
-        received.append(
-            Received(
+    posted = post_succeeded(
+        session,
+        settings,
+        [
+            Succeeded(
+                payment_intent_id=e.pi_id,
+                charge_id=e.charge_id,
                 amount=e.amount,
                 currency=e.currency,
-                method="card",
+                metadata=e.metadata,
                 received_on=created_on[e.pi_id] or today,
-                external_id=e.pi_id,
-                reference=reference_of(e.metadata),
-                policyholder_id=invoice.policyholder_id if why is None and invoice else None,
-                match_evidence=None if why is None else {**evidence, "unmatched": why},
             )
-        )
-    payment_ids = receive_many(session, received, source="stripe", memo="stripe webhooks")
-    plans: dict[date, list[MatchPlan]] = defaultdict(list)
-    for e, pid, why in zip(chosen, payment_ids, reasons, strict=True):
-        if why is None:
-            plans[created_on[e.pi_id] or today].append(
-                MatchPlan(
-                    pid,
-                    [(e.invoice_id, e.amount)],
-                    rule="stripe_metadata",
-                    evidence=evidence_of(e.pi_id, e.charge_id, e.metadata),
-                )
-            )
-    for on, day_plans in sorted(plans.items()):
-        refused = post_matches(session, settings, day_plans, on=on, memo="stripe webhooks")
-        if refused:  # cannot happen with the invoices locked: fall back rather than guess
-            raise RuntimeError(f"batch match refused: {sorted(refused.values())[:3]}")
+            for e in chosen
+        ],
+        memo="stripe webhooks",
+    )
+    payment_ids = [pid for pid, _ in posted]
     now = utcnow()
     insert_rows(
         session,
@@ -241,7 +220,7 @@ def _post_batch(session: Session, settings: Settings, events: list[_Succeeded]) 
     log.info(
         "stripe events posted",
         extra={"event": "webhooks_posted", "count": len(chosen),
-               "unmatched": sum(why is not None for why in reasons)},
+               "unmatched": sum(why is not None for _, why in posted)},
     )  # fmt: skip
     return {e.row_id for e in chosen}
 

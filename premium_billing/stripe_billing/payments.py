@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -26,10 +27,9 @@ from premium_billing.config import Settings
 from premium_billing.db.types import utcnow
 from premium_billing.errors import Conflict, NotFound
 from premium_billing.invoicing.models import Invoice
-from premium_billing.ledger import rules as ledger
-from premium_billing.ledger.journal import post
+from premium_billing.invoicing.rules import PAYABLE_STATUSES, is_payable
 from premium_billing.payments import posting as payments
-from premium_billing.payments.models import Allocation, Payment, Refund
+from premium_billing.payments.models import Allocation, Payment
 from premium_billing.policies.models import Policy, Policyholder
 from premium_billing.stripe_billing.gateway import (
     CheckoutSession,
@@ -37,26 +37,22 @@ from premium_billing.stripe_billing.gateway import (
     StripeGateway,
 )
 from premium_billing.stripe_billing.models import StripeCustomer, StripePaymentState, StripeRequest
+from premium_billing.stripe_billing.rules import (
+    InvoiceSeen,
+    evidence_of,
+    format_id,
+    invoice_named,
+    mismatch,
+    parse_id,
+    reference_of,
+)
 
 log = logging.getLogger(__name__)
 
-_PREFIX = {"invoice": "inv", "policy": "pol", "policyholder": "ph"}
+# Names other modules import from here (the rules live in `stripe_billing.rules` and, for
+# PAYABLE_STATUSES, `invoicing.rules`).
+__all__ = ["PAYABLE_STATUSES", "format_id", "parse_id", "reference_of", "evidence_of", "mismatch"]
 
-
-def format_id(kind: str, number: int | None) -> str | None:
-    """The public id ('inv_12') Stripe metadata carries (the API's format)."""
-    return None if number is None else f"{_PREFIX[kind]}_{number}"
-
-
-def parse_id(kind: str, text: object) -> int | None:
-    prefix = _PREFIX[kind] + "_"
-    if not isinstance(text, str) or not text.startswith(prefix):
-        return None
-    digits = text[len(prefix) :]
-    return int(digits) if digits.isdigit() and not digits.startswith("0") else None
-
-
-PAYABLE_STATUSES = ("open", "partially_paid")
 CLOSED_DISPUTE = ("won", "lost", "warning_closed")
 # A stored Checkout Session is offered again for this long (Stripe's expire after 24 h).
 SESSION_REUSE = timedelta(hours=23)
@@ -189,7 +185,7 @@ def start_checkout(session: Session, settings: Settings, invoice_id: int) -> Che
     invoice = session.get(Invoice, invoice_id)
     if invoice is None:
         raise NotFound("invoice not found")
-    if invoice.status not in PAYABLE_STATUSES or invoice.amount_due <= 0:
+    if not is_payable(invoice.status) or invoice.amount_due <= 0:
         raise Conflict(f"the invoice is {invoice.status}; there is nothing to pay")
     target = format_id("invoice", invoice.id) or ""
     reusable = session.scalar(
@@ -365,117 +361,101 @@ class Settled:
     posted: bool = False  # a payment was received by this call
 
 
-def _invoice_from(metadata: dict[str, Any] | None) -> int | None:
-    if not metadata:
-        return None
-    return parse_id("invoice", metadata.get("invoice_id"))
+@dataclass(frozen=True)
+class Succeeded:
+    """A succeeded PaymentIntent to post, as both roads know it (the inline webhook from its
+    merged state, the drain from the event)."""
+
+    payment_intent_id: str
+    charge_id: str | None
+    amount: int
+    currency: str
+    metadata: dict[str, Any]
+    received_on: date
+    payer_name: str | None = None
 
 
-def mismatch(metadata: dict[str, Any], amount: int, currency: str, invoice: Any) -> str | None:
-    """Why a succeeded PaymentIntent cannot be applied to the invoice its metadata names
-    (None: it can): `invoice` is the locked row (or None when not found)."""
-    if invoice is None:
-        return "unknown invoice" if metadata.get("invoice_id") else "no invoice in the metadata"
-    if invoice.currency != currency:
-        return f"currency {currency}, the invoice is in {invoice.currency}"
-    if invoice.status not in PAYABLE_STATUSES:
-        return f"the invoice is {invoice.status}"
-    if invoice.amount_due != amount:
-        return f"amount {amount}, the invoice has {invoice.amount_due} due"
-    return None
-
-
-def evidence_of(pi_id: str, charge_id: str | None, metadata: dict[str, Any]) -> dict[str, Any]:
-    return {"payment_intent": pi_id, "charge": charge_id, "metadata": metadata}
-
-
-def reference_of(metadata: dict[str, Any]) -> str | None:
-    reference = metadata.get("invoice_number") or metadata.get("invoice_id")
-    return str(reference)[:500] if reference else None
-
-
-def _receive(session: Session, settings: Settings, state: StripePaymentState, on: date) -> Payment:
-    """Record the payment; allocate it to its invoice when the metadata, currency and amount
-    all agree, else leave it unapplied in suspense for reconciliation."""
-    assert state.amount is not None and state.currency is not None
-    metadata = state.stripe_metadata or {}
-    invoice_id = _invoice_from(metadata)
-    invoice = payments.lock_invoices(session, [invoice_id]).get(invoice_id) if invoice_id else None
-    why = mismatch(metadata, state.amount, state.currency, invoice)
-    evidence = evidence_of(state.payment_intent_id, state.charge_id, metadata)
-    reference = reference_of(metadata)
-    payment = payments.create_payment(
-        session,
-        {
-            "amount": state.amount,
-            "currency": state.currency,
-            "method": "card",
-            "received_on": state.created_on or on,
-            "reference": reference,
-            "payer_name": state.payer_name,
-            "external_id": state.payment_intent_id,
-            "policyholder_id": invoice.policyholder_id if why is None and invoice else None,
-            "match_evidence": None if why is None else {**evidence, "unmatched": why},
-        },
-        source="stripe",
-        commit=False,
-    )
-    if why is None and invoice is not None:
-        payments.allocate(
-            session,
-            settings,
-            payment.id,
-            [(invoice.id, state.amount)],
-            reason="match",
+def post_succeeded(
+    session: Session, settings: Settings, items: Sequence[Succeeded], *, memo: str | None = None
+) -> list[tuple[int, str | None]]:
+    """Receive the payments of succeeded PaymentIntents and apply each to the invoice its
+    metadata names when `rules.mismatch` finds nothing wrong (else it waits unapplied in
+    suspense, the reason in its evidence), set-based through the posting engine: the named
+    invoices locked, one `receive`, one `post`. The inline webhook posts a batch of one, the
+    drain a batch of many: the same code. Returns [(payment id, mismatch or None)], in order.
+    Flushed, not committed."""
+    named = [invoice_named(item.metadata) for item in items]
+    seen = payments.lock_invoices(session, settings, [i for i in named if i is not None])
+    received: list[payments.Received] = []
+    reasons: list[str | None] = []
+    for item, invoice_id in zip(items, named, strict=True):
+        inv = seen.get(invoice_id) if invoice_id is not None else None
+        why = mismatch(
+            item.metadata,
+            item.amount,
+            item.currency,
+            None if inv is None else InvoiceSeen(inv.currency, inv.status, inv.due),
+        )
+        evidence = evidence_of(item.payment_intent_id, item.charge_id, item.metadata)
+        reasons.append(why)
+        received.append(
+            payments.Received(
+                amount=item.amount,
+                currency=item.currency,
+                method="card",
+                received_on=item.received_on,
+                external_id=item.payment_intent_id,
+                payer_name=item.payer_name,
+                reference=reference_of(item.metadata),
+                policyholder_id=inv.holder if why is None and inv is not None else None,
+                match_evidence=None if why is None else {**evidence, "unmatched": why},
+            )
+        )
+    ids = payments.receive(session, received, source="stripe", memo=memo)
+    plans = [
+        payments.Plan(
+            pid,
+            [(invoice_id, item.amount)],
             rule="stripe_metadata",
-            evidence=evidence,
-            on=state.created_on or on,
-            commit=False,
+            evidence=evidence_of(item.payment_intent_id, item.charge_id, item.metadata),
+            on=item.received_on,
         )
-    else:
-        log.info(
-            "stripe payment to suspense",
-            extra={"event": "stripe_unmatched", "payment_id": payment.id, "why": why},
-        )
-    return payment
+        for item, pid, invoice_id, why in zip(items, ids, named, reasons, strict=True)
+        if why is None and invoice_id is not None
+    ]
+    refused = payments.post(
+        session, settings, plans, on=business_date(settings.timezone), memo=memo
+    )
+    if refused:  # cannot happen with the invoices locked: fail rather than guess
+        raise RuntimeError(f"stripe match refused: {sorted(refused.values())[:3]}")
+    for pid, why in zip(ids, reasons, strict=True):
+        if why is not None:
+            log.info(
+                "stripe payment to suspense",
+                extra={"event": "stripe_unmatched", "payment_id": pid, "why": why},
+            )
+    return list(zip(ids, reasons, strict=True))
 
 
-def _refund_reversed(
-    session: Session, settings: Settings, payment: Payment, amount: int, on: date
-) -> None:
-    """A refund learnt after the dispute reversed the payment: that much of the reversal
-    was in fact a refund (the result is the same as refund-then-reverse)."""
-    amount = min(amount, payment.amount_reversed)
-    if amount <= 0:
-        return
-    holder = payment.policyholder_id
-    post(
+def _receive(session: Session, settings: Settings, state: StripePaymentState, on: date) -> int:
+    """Record the payment of a PaymentIntent (`post_succeeded`, a batch of one)."""
+    assert state.amount is not None and state.currency is not None
+    ((payment_id, _),) = post_succeeded(
         session,
-        ledger.PAYMENT_REVERSED,
-        on,
-        ledger.reversed_payment(
-            -amount, payment.currency, ledger.STRIPE_CLEARING, payment.id, holder
-        ),
-        memo="reclassified as a refund",
+        settings,
+        [
+            Succeeded(
+                payment_intent_id=state.payment_intent_id,
+                charge_id=state.charge_id,
+                amount=state.amount,
+                currency=state.currency,
+                metadata=dict(state.stripe_metadata or {}),
+                received_on=state.created_on or on,
+                payer_name=state.payer_name,
+            )
+        ],
     )
-    entry = post(
-        session,
-        ledger.PAYMENT_REFUNDED,
-        on,
-        ledger.refunded(amount, payment.currency, payment.id, holder),
-    )
-    session.add(
-        Refund(
-            payment_id=payment.id,
-            amount=amount,
-            currency=payment.currency,
-            status="paid",
-            reason="stripe charge.refunded",
-            entry_id=entry.id,
-        )
-    )
-    session.flush()
-    payments.bump_payment(session, payment.id, refunded=amount, reversed_amount=-amount)
+    return payment_id
 
 
 def _reinstate(
@@ -512,9 +492,9 @@ def _reinstate(
         )
     )
     if invoice_ids:
-        invoice = payments.lock_invoices(session, invoice_ids[:1])[invoice_ids[0]]
-        amount = min(invoice.amount_due, payment.amount)
-        if invoice.status in PAYABLE_STATUSES and amount > 0:
+        invoice = payments.lock_invoices(session, settings, invoice_ids[:1])[invoice_ids[0]]
+        amount = min(invoice.due, payment.amount)
+        if is_payable(invoice.status) and amount > 0:
             payments.allocate(
                 session,
                 settings,
@@ -541,8 +521,7 @@ def settle(session: Session, settings: Settings, state: StripePaymentState) -> S
                 Payment.source == "stripe", Payment.external_id == state.payment_intent_id
             )
         )
-        payment = existing or _receive(session, settings, state, on)
-        state.payment_id = payment.id
+        state.payment_id = existing.id if existing else _receive(session, settings, state, on)
         result.posted = existing is None
         session.flush()
     payment = payments.get_fresh(session, state.payment_id)
@@ -551,17 +530,14 @@ def settle(session: Session, settings: Settings, state: StripePaymentState) -> S
     delta = target_refunded - payment.amount_refunded
     if delta > 0:
         if payment.status == "reversed":
-            _refund_reversed(session, settings, payment, delta, on)
+            payments.refund_reversed(
+                session, settings, payment.id, delta, on=on, reason="stripe charge.refunded",
+                status="paid",
+            )  # fmt: skip
         else:
             payments.refund(
                 session, settings, payment.id, delta, reason="stripe charge.refunded",
-                on=on, commit=False,
-            )  # fmt: skip
-            session.execute(
-                update(Refund)
-                .where(Refund.payment_id == payment.id, Refund.status == "pending",
-                       Refund.reason == "stripe charge.refunded")
-                .values(status="paid")
+                on=on, commit=False, status="paid",
             )  # fmt: skip
         payment = payments.get_fresh(session, payment.id)
     held = payment.amount - payment.amount_refunded

@@ -53,13 +53,25 @@ def test_changes_are_recorded_with_actor_request_and_before_after(api, db):
     assert created and created[0].actor_kind == "api_key" and created[0].actor_name == "ops"
     assert created[0].after["policy_number"] == policy["policy_number"]
     match_rows = [r for r in rows if r.request_id == "req-match-1"]
-    entities = {r.entity for r in match_rows}
-    assert {"allocations", "invoices", "payments", "journal_entries", "journal_lines"} <= entities
-    invoice_change = next(
-        r for r in match_rows if r.entity == "invoices" and r.entity_id == inv.split("_")[1]
-    )
-    assert invoice_change.before["amount_paid"] == 0 and invoice_change.after["amount_paid"] == 4000
-    assert invoice_change.before["status"] == "open" and invoice_change.after["status"] == "paid"
+    # A money movement is one audit row per posting batch (the posting engine), naming each
+    # payment with its invoices, amounts and before/after; a manual match is a batch of one.
+    (posted,) = [r for r in match_rows if (r.action, r.entity) == ("posted", "postings")]
+    assert posted.after["reason"] == "manual"
+    assert [kind for kind, _, _ in posted.after["entries"]] == ["payment_allocated"]
+    (posting,) = [
+        dict(zip(posted.after["layout"], p, strict=True)) for p in posted.after["postings"]
+    ]
+    assert (posting["payment"], posting["rule"]) == (payment["id"], "manual")
+    assert (posting["status_before"], posting["status_after"]) == ("unapplied", "applied")
+    assert (posting["unapplied_before"], posting["unapplied_after"]) == (4000, 0)
+    assert posting["policyholder_before"] is None
+    assert posting["policyholder_after"] == int(policy["policyholder_id"].split("_")[1])
+    (invoice_change,) = [
+        dict(zip(posted.after["invoice_layout"], i, strict=True)) for i in posting["invoices"]
+    ]
+    assert (invoice_change["invoice"], invoice_change["paid"]) == (inv, 4000)
+    assert (invoice_change["status_before"], invoice_change["status_after"]) == ("open", "paid")
+    assert invoice_change["due_after"] == 0
     assert all(r.actor_id.startswith("key_") for r in match_rows)
 
 

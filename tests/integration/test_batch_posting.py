@@ -1,5 +1,6 @@
-"""Set-based posting (services.batch_posting): many receipts and matches in a few statements,
-each checked against the locked, current amounts, with the same ledger as one at a time."""
+"""Set-based posting (the posting engine, `payments.posting`): many receipts and matches in a
+few statements, each checked against the locked, current amounts, with the same ledger as one
+at a time."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from premium_billing.invoicing.models import Invoice
 from premium_billing.ledger import rules as ledger
 from premium_billing.ledger.models import JournalEntry, JournalLine
 from premium_billing.payments import posting as payments
-from premium_billing.payments.batch import MatchPlan, Received, post_matches, receive_many
 from premium_billing.payments.models import Allocation, Payment, WriteOff
+from premium_billing.payments.posting import MatchPlan, Received, post_matches, receive_many
 from tests.integration.ledger_helpers import (
     issue_invoices,
     ledger_problems,
@@ -63,7 +64,7 @@ def test_receipts_and_matches_post_like_one_at_a_time(api, db, settings, backend
             on=ON,
         )
         s.commit()
-    assert refused == {p4: "700 is more than the invoice's amount due of 0"}
+    assert refused == {p4: f"invoice inv_{a} is paid"}
     with db.session() as s:
         inv = {i.id: i for i in s.scalars(select(Invoice).where(Invoice.id.in_([a, b, c])))}
         assert [(inv[i].status, inv[i].amount_due) for i in (a, b, c)] == [
@@ -81,7 +82,7 @@ def test_receipts_and_matches_post_like_one_at_a_time(api, db, settings, backend
         assert s.scalar(select(WriteOff.amount).where(WriteOff.payment_id == p3)) == 50
         kinds = set(s.scalars(select(JournalEntry.kind).join(JournalLine).where(
             JournalLine.payment_id.in_([p1, p2, p3]))))  # fmt: skip
-        assert kinds == {ledger.PAYMENT_RECEIVED, ledger.PAYMENT_MATCHED}
+        assert kinds == {ledger.PAYMENT_RECEIVED, ledger.PAYMENT_ALLOCATED}
     assert ledger_problems(db) == []
     # The batch's matches undo like any other: the money goes back to suspense.
     with db.session() as s:

@@ -1,0 +1,71 @@
+"""Stripe posting rules: whether a succeeded PaymentIntent pays the invoice its metadata
+names. Pure: standard library and the invoicing rules only. The inline webhook and the
+batched drain both decide with `mismatch`, so a payment's outcome does not depend on the
+road its event took."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from premium_billing.invoicing.rules import is_payable
+
+_PREFIX = {"invoice": "inv", "policy": "pol", "policyholder": "ph"}
+
+
+def format_id(kind: str, number: int | None) -> str | None:
+    """The public id ('inv_12') Stripe metadata carries (the API's format)."""
+    return None if number is None else f"{_PREFIX[kind]}_{number}"
+
+
+def parse_id(kind: str, text: object) -> int | None:
+    prefix = _PREFIX[kind] + "_"
+    if not isinstance(text, str) or not text.startswith(prefix):
+        return None
+    digits = text[len(prefix) :]
+    return int(digits) if digits.isdigit() and not digits.startswith("0") else None
+
+
+def invoice_named(metadata: Mapping[str, Any] | None) -> int | None:
+    """The invoice id the metadata names (`invoice_id`: 'inv_12'), if any."""
+    if not metadata:
+        return None
+    return parse_id("invoice", metadata.get("invoice_id"))
+
+
+@dataclass(frozen=True)
+class InvoiceSeen:
+    """What the rule reads of the (locked) invoice the metadata names."""
+
+    currency: str
+    status: str
+    amount_due: int
+
+
+def mismatch(
+    metadata: Mapping[str, Any], amount: int, currency: str, invoice: InvoiceSeen | None
+) -> str | None:
+    """Why a succeeded PaymentIntent of `amount` `currency` cannot be applied to the invoice
+    its metadata names (None: it can): the invoice must exist, be in the same currency, be
+    payable and have exactly `amount` due. Anything else waits in suspense for a person."""
+    if invoice is None:
+        return "unknown invoice" if metadata.get("invoice_id") else "no invoice in the metadata"
+    if invoice.currency != currency:
+        return f"currency {currency}, the invoice is in {invoice.currency}"
+    if not is_payable(invoice.status):
+        return f"the invoice is {invoice.status}"
+    if invoice.amount_due != amount:
+        return f"amount {amount}, the invoice has {invoice.amount_due} due"
+    return None
+
+
+def evidence_of(pi_id: str, charge_id: str | None, metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The match evidence recorded on a Stripe payment."""
+    return {"payment_intent": pi_id, "charge": charge_id, "metadata": dict(metadata)}
+
+
+def reference_of(metadata: Mapping[str, Any]) -> str | None:
+    """The payment reference a Stripe payment carries: the invoice number (or id)."""
+    reference = metadata.get("invoice_number") or metadata.get("invoice_id")
+    return str(reference)[:500] if reference else None
