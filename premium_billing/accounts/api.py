@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from premium_billing.accounts.balances import account_balances
+from premium_billing.accounts.balances import account_balances, balances_of
 from premium_billing.accounts.schemas import StatementArgs, StatementOut
 from premium_billing.http.auth import roles
 from premium_billing.http.ids import path_id
@@ -47,7 +47,11 @@ class Policyholders(MethodView):
         rows, has_more = paginate(
             session, select(Policyholder), Policyholder.id, "policyholder", args
         )
-        return {"data": [_out(h) for h in rows], "has_more": has_more}
+        balances = balances_of(session, [h.id for h in rows])
+        return {
+            "data": [policyholder_out(h, *balances[h.id]) for h in rows],
+            "has_more": has_more,
+        }
 
     @roles("billing")
     @blp.arguments(PolicyholderCreate)
@@ -90,7 +94,7 @@ class PolicyholderStatement(MethodView):
         refunds and write-offs with a running balance, closing balance; per currency."""
         from flask import render_template
 
-        from premium_billing.accounts.statement import statement
+        from premium_billing.accounts.statement_of_account import statement
         from premium_billing.money import format_major
 
         number = path_id("policyholder", holder_id)
