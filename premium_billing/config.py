@@ -76,6 +76,16 @@ class Settings:
     # Idempotency-Key: a key whose first request neither committed its work nor stored a
     # response within this many seconds was abandoned (its process died): a retry runs anew.
     idempotency_abandoned_seconds: int = 300
+    # Request bodies, in bytes: a body larger than its limit is a 413, refused while it is
+    # read (chunked bodies too), never read whole. MAX_CONTENT_LENGTH is every endpoint's but
+    # these two: bank statement uploads (streamed to disk) and the Stripe webhook.
+    max_content_length: int = 2 * 1024 * 1024
+    bank_statement_max_length: int = 100 * 1024 * 1024
+    webhook_max_length: int = 1024 * 1024
+    # A JSON body nesting arrays/objects deeper than this is a 400 before it is parsed.
+    json_max_depth: int = 64
+    # Strict-Transport-Security max-age (seconds) on responses to HTTPS requests; 0: none.
+    hsts_max_age: int = 365 * 24 * 3600
     # Mail
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
@@ -140,6 +150,16 @@ class Settings:
             raise SettingsError("AUTOPAY_RETRY_DAYS: comma-separated whole days") from None
         if any(d <= 0 for d in offsets):
             raise SettingsError("AUTOPAY_RETRY_DAYS: days must be greater than 0")
+        for name in (
+            "max_content_length",
+            "bank_statement_max_length",
+            "webhook_max_length",
+            "json_max_depth",
+        ):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name.upper()}: must be at least 1")
+        if self.hsts_max_age < 0:
+            raise SettingsError("HSTS_MAX_AGE: must not be negative")
         if self.stripe_outbound_rate <= 0 or self.webhook_max_attempts < 1:
             raise SettingsError("STRIPE_OUTBOUND_RATE and WEBHOOK_MAX_ATTEMPTS must be positive")
         return self

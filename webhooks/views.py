@@ -4,7 +4,9 @@ A plain Flask blueprint outside /api/v1 (no bearer key: the signature is the cre
 The view only verifies and hands over; `services.webhook_events` stores and posts.
 Answers: 200 processed, ignored, duplicate or failed (stored: our retry job owns it), or
 queued when WEBHOOK_PROCESSING=deferred (a drain thread posts it);
-400 when the signature does not verify (nothing stored); 503 when no secret is set.
+400 when the signature does not verify or the JSON nests too deep (nothing stored); 413
+when the body passes WEBHOOK_MAX_LENGTH (refused as it is read, nothing stored); 503 when no
+secret is set.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from premium_billing.http.limits import body_limit
 from premium_billing.http.problems import problem
 from premium_billing.http.session import database
 from premium_billing.stripe_billing import events as webhook_events
@@ -24,17 +27,16 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("stripe_webhooks", __name__, url_prefix="/webhooks")
 
-MAX_BODY = 1024 * 1024  # Stripe events are far smaller
-
 
 @bp.post("/stripe")
+@body_limit("webhook_max_length")  # Stripe events are far smaller than 1 MB
 def stripe_webhook() -> Response | tuple[Response, int]:
     settings = current_app.config["SETTINGS"]
     secrets = settings.stripe_webhook_secrets
     if not secrets:
         return problem(503, "Stripe webhooks are not configured (STRIPE_WEBHOOK_SECRET).")
-    if (request.content_length or 0) > MAX_BODY:
-        return problem(413, "The event is too large.")
+    # At most WEBHOOK_MAX_LENGTH bytes, enforced while reading (chunked bodies too): more is
+    # a 413 before the signature is checked or anything stored (premium_billing.http.limits).
     payload = request.get_data(cache=False)
     try:
         event = verify_webhook(

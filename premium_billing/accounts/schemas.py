@@ -7,12 +7,13 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from premium_billing.http.ids import PublicId
+from premium_billing.http.schemas import String
 
 
 class StatementArgs(Schema):
     from_ = fields.Date(data_key="from", required=True)
     to = fields.Date(required=True)
-    format = fields.String(load_default="json", validate=validate.OneOf(["json", "html"]))
+    format = String(load_default="json", validate=validate.OneOf(["json", "html"]))
 
     @validates_schema
     def _order(self, data: dict[str, Any], **_: Any) -> None:

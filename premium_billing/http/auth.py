@@ -3,7 +3,6 @@ each view names the roles that may call it."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -44,10 +43,6 @@ def authenticate() -> Response | None:
     return None
 
 
-def _request_id() -> None:
-    g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-
-
 def _reset_actor(_exc: BaseException | None) -> None:
     token = g.pop("actor_token", None)
     if token is not None:
@@ -80,12 +75,5 @@ def roles(*allowed: str) -> Callable[[F], F]:
 
 
 def register_auth(app: Flask) -> None:
-    app.before_request(_request_id)
     app.before_request(authenticate)
     app.teardown_request(_reset_actor)
-
-    @app.after_request
-    def _echo_request_id(response: Response) -> Response:
-        if "request_id" in g:
-            response.headers["X-Request-Id"] = g.request_id
-        return response

@@ -95,9 +95,3 @@ def static_file(filename: str) -> Response:
     return send_from_directory(
         SWAGGER_UI_DIR, filename, mimetype=CONTENT_TYPES[Path(filename).suffix]
     )
-
-
-@bp.after_request
-def _no_sniffing(response: Response) -> Response:
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response

@@ -13,6 +13,7 @@ IDEMPOTENCY_ABANDONED_SECONDS was abandoned (its process died): a retry runs ane
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from premium_billing.db.types import utcnow
+from premium_billing.http.limits import FORM_TYPES
 from premium_billing.http.models import IdempotencyRecord
 from premium_billing.http.problems import problem
 from premium_billing.http.session import database, db_session
@@ -30,8 +32,28 @@ from premium_billing.http.session import database, db_session
 def _request_hash() -> str:
     digest = hashlib.sha256()
     digest.update(request.method.encode() + b" " + request.path.encode() + b"\n")
-    digest.update(request.get_data(cache=True))
+    if request.mimetype in FORM_TYPES:
+        _hash_form(digest)
+    else:
+        digest.update(request.get_data(cache=True))
     return digest.hexdigest()
+
+
+def _hash_form(digest: Any) -> None:
+    """A form's fields and files (a bank statement upload: spooled to disk by the parser),
+    the files read in chunks: the body is never held in memory whole."""
+    for name, value in request.form.items(multi=True):
+        digest.update(json.dumps(["field", name, value]).encode() + b"\n")
+    for name, upload in request.files.items(multi=True):
+        digest.update(json.dumps(["file", name, upload.filename]).encode() + b"\n")
+        stream = upload.stream
+        start = stream.tell()
+        size = 0
+        while chunk := stream.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+        stream.seek(start)
+        digest.update(f"\n{size}\n".encode())
 
 
 def _claim(conn: Connection, key: str, request_hash: str) -> int:
@@ -68,9 +90,11 @@ def before() -> Response | None:
     key = request.headers.get("Idempotency-Key")
     if request.method != "POST" or key is None or "api_key_id" not in g:
         return None
-    if not key.strip() or len(key) > 255:
+    if not key.strip() or len(key) > 255 or not key.isprintable():
         return problem(
-            400, "Idempotency-Key must be 1 to 255 characters.", {"Idempotency-Key": ["invalid"]}
+            400,
+            "Idempotency-Key must be 1 to 255 printable characters.",
+            {"Idempotency-Key": ["invalid"]},
         )
     request_hash = _request_hash()
     engine = database().engine

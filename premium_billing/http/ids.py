@@ -51,6 +51,7 @@ class PublicId(fields.Field):
         super().__init__(**kwargs)
         self.kind = kind
         self.metadata.setdefault("example", f"{PREFIXES[kind]}_1")
+        self.metadata.setdefault("pattern", f"^{PREFIXES[kind]}_[1-9][0-9]{{0,17}}$")
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         return format_id(self.kind, value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from premium_billing.http.ids import PublicId
-from premium_billing.http.schemas import ListArgs, ListMeta
+from premium_billing.http.schemas import ListArgs, ListMeta, String
 
 
 class InvoiceLineOut(Schema):
@@ -41,7 +41,7 @@ class InvoiceList(ListMeta):
 class InvoiceFilters(ListArgs):
     policy_id = PublicId("policy", load_default=None)
     policyholder_id = PublicId("policyholder", load_default=None)
-    status = fields.String(
+    status = String(
         load_default=None,
         validate=validate.OneOf(["open", "partially_paid", "paid", "void", "written_off"]),
     )

@@ -7,33 +7,35 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from premium_billing.http.ids import PublicId
-from premium_billing.http.schemas import Currency, ListArgs, ListMeta, Money
+from premium_billing.http.schemas import Currency, Email, ListArgs, ListMeta, Money, String
+from premium_billing.policies.models import Policy, Policyholder, PremiumLine
 from premium_billing.policies.rules.schedule import BILLING_PLANS, MONTHS_PER_INSTALLMENT, term_end
 
 
 class AddressSchema(Schema):
-    line1 = fields.String(load_default=None)
-    line2 = fields.String(load_default=None)
-    city = fields.String(load_default=None)
-    region = fields.String(load_default=None)
-    postal_code = fields.String(load_default=None)
-    country = fields.String(load_default=None, validate=validate.Length(equal=2))
+    # Stored as JSON: no column width, but no unbounded text either.
+    line1 = String(load_default=None, max_length=200)
+    line2 = String(load_default=None, max_length=200)
+    city = String(load_default=None, max_length=100)
+    region = String(load_default=None, max_length=100)
+    postal_code = String(load_default=None, max_length=20)
+    country = String(load_default=None, min_length=2, max_length=2)
 
 
 class PolicyholderCreate(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    email = fields.Email(required=True)
-    phone = fields.String(load_default=None, validate=validate.Length(max=50))
+    name = String(required=True, column=Policyholder.name, min_length=1)
+    email = Email(required=True, column=Policyholder.email)
+    phone = String(load_default=None, column=Policyholder.phone)
     address = fields.Nested(AddressSchema, load_default=None)
-    external_ref = fields.String(load_default=None, validate=validate.Length(max=100))
+    external_ref = String(load_default=None, column=Policyholder.external_ref)
 
 
 class PolicyholderPatch(Schema):
-    name = fields.String(validate=validate.Length(min=1, max=200))
-    email = fields.Email()
-    phone = fields.String(allow_none=True, validate=validate.Length(max=50))
+    name = String(column=Policyholder.name, min_length=1)
+    email = Email(column=Policyholder.email)
+    phone = String(allow_none=True, column=Policyholder.phone)
     address = fields.Nested(AddressSchema, allow_none=True)
-    external_ref = fields.String(allow_none=True, validate=validate.Length(max=100))
+    external_ref = String(allow_none=True, column=Policyholder.external_ref)
 
 
 class PolicyholderOut(Schema):
@@ -53,14 +55,14 @@ class PolicyholderList(ListMeta):
 
 
 class PetSchema(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    species = fields.String(required=True, validate=validate.Length(min=1, max=50))
-    breed = fields.String(load_default=None, validate=validate.Length(max=100))
+    name = String(required=True, column=PremiumLine.pet_name, min_length=1)
+    species = String(required=True, column=PremiumLine.pet_species, min_length=1)
+    breed = String(load_default=None, column=PremiumLine.pet_breed)
     date_of_birth = fields.Date(load_default=None)
 
 
 class PremiumLineIn(Schema):
-    description = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    description = String(required=True, column=PremiumLine.description, min_length=1)
     annual_premium = Money(required=True)
     pet = fields.Nested(PetSchema, load_default=None)
 
@@ -84,15 +86,15 @@ class LinesSchema(Schema):
 
 class PolicyCreate(LinesSchema):
     policyholder_id = PublicId("policyholder", required=True)
-    policy_number = fields.String(required=True, validate=validate.Length(min=1, max=50))
-    product = fields.String(load_default="pet", validate=validate.OneOf(["pet", "general"]))
+    policy_number = String(required=True, column=Policy.policy_number, min_length=1)
+    product = String(load_default="pet", validate=validate.OneOf(["pet", "general"]))
     currency = Currency(required=True)
     effective_date = fields.Date(required=True)
     term_months = fields.Integer(
         strict=True, load_default=None, validate=validate.Range(min=1, max=120)
     )
     expiration_date = fields.Date(load_default=None)
-    billing_plan = fields.String(required=True, validate=validate.OneOf(BILLING_PLANS))
+    billing_plan = String(required=True, validate=validate.OneOf(BILLING_PLANS))
     fees = fields.Nested(FeesSchema, load_default=lambda: {"policy_fee": 0, "installment_fee": 0})
     autopay = fields.Boolean(load_default=False)
     auto_renew = fields.Boolean(load_default=True)
@@ -171,18 +173,18 @@ class PolicyList(ListMeta):
 
 class PolicyFilters(ListArgs):
     policyholder_id = PublicId("policyholder", load_default=None)
-    status = fields.String(
+    status = String(
         load_default=None,
         validate=validate.OneOf(
             ["active", "past_due", "in_grace", "lapsed", "cancelled", "expired", "renewed"]
         ),
     )
-    policy_number = fields.String(load_default=None)
+    policy_number = String(load_default=None, column=Policy.policy_number)
 
 
 class EndorsementIn(LinesSchema):
     effective_date = fields.Date(required=True)
-    reason = fields.String(load_default=None, validate=validate.Length(max=2000))
+    reason = String(load_default=None, max_length=2000)
 
 
 class EndorsementOut(Schema):
@@ -196,10 +198,8 @@ class EndorsementOut(Schema):
 
 class CancellationIn(Schema):
     effective_date = fields.Date(required=True)
-    reason = fields.String(load_default=None, validate=validate.Length(max=2000))
-    method = fields.String(
-        load_default="pro_rata", validate=validate.OneOf(["pro_rata", "short_rate"])
-    )
+    reason = String(load_default=None, max_length=2000)
+    method = String(load_default="pro_rata", validate=validate.OneOf(["pro_rata", "short_rate"]))
 
 
 class CancellationOut(Schema):

@@ -1,4 +1,8 @@
-"""Bank statements: POST /api/v1/bank-statements (multipart `file`, optional `format`)."""
+"""Bank statements: POST /api/v1/bank-statements (multipart `file`, optional `format`).
+
+The upload may be up to BANK_STATEMENT_MAX_LENGTH bytes (the API's other bodies:
+MAX_CONTENT_LENGTH); Werkzeug's form parser spools the file to disk as it arrives and the
+importer reads it from there, so a large statement is never held in memory."""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from marshmallow import Schema, fields, validate
 
 from premium_billing.http.auth import roles
 from premium_billing.http.ids import PublicId
+from premium_billing.http.limits import body_limit
+from premium_billing.http.schemas import String
 from premium_billing.http.session import db_session
 from premium_billing.reconciliation.bank_files import FORMATS
 from premium_billing.reconciliation.imports import import_statement
@@ -29,7 +35,7 @@ class StatementFile(Schema):
 
 
 class StatementForm(Schema):
-    format = fields.String(
+    format = String(
         load_default=None,
         validate=validate.OneOf(FORMATS),
         metadata={"description": "csv, bai2 or camt053; detected from the file when absent."},
@@ -52,6 +58,7 @@ class StatementImportOut(Schema):
 @blp.route("")
 class BankStatements(MethodView):
     @roles("finance")
+    @body_limit("bank_statement_max_length")  # BANK_STATEMENT_MAX_LENGTH, not 2 MB
     @blp.arguments(StatementForm, location="form")
     @blp.arguments(StatementFile, location="files")
     @blp.response(201, StatementImportOut)
