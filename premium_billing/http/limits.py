@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Callable
 from itertools import accumulate
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from flask import Flask, Request, Response, current_app, request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
@@ -74,6 +74,30 @@ class CappedStream(io.RawIOBase):
         if self.consumed > self.limit:
             raise _too_large(self.limit)
         return size
+
+
+class BillingRequest(Request):
+    """Flask's request, closing at its end every file its form parser spooled: also those of
+    a parse that stopped half-way (a 413 in the middle of an upload), which Werkzeug's
+    `close` does not know about."""
+
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
+        stream = super()._get_file_stream(
+            total_content_length, content_type, filename, content_length
+        )
+        self.__dict__.setdefault("_spooled_files", []).append(stream)
+        return stream
+
+    def close(self) -> None:
+        super().close()
+        for stream in self.__dict__.pop("_spooled_files", []):
+            stream.close()
 
 
 def _view(req: Request) -> Any:
@@ -131,4 +155,5 @@ def check_json_depth() -> Response | None:
 
 def register_limits(app: Flask) -> None:
     """Registered before any hook that reads the body."""
+    app.request_class = BillingRequest
     app.before_request(cap_body)
