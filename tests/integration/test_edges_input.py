@@ -47,8 +47,8 @@ def _audited_request_ids(db: Any) -> set[str | None]:
 
 @pytest.mark.parametrize(
     "given",
-    ["r" * 101, "a" * 5000, "has space", "semi;colon", "x/y", "<script>", "é-accent"],
-    ids=["101 chars", "5000 chars", "space", "semicolon", "slash", "markup", "non-ascii"],
+    ["r" * 101, "a" * 5000, "has space", "semi;colon", "x/y", "<script>", "é-accent", "a\x00b"],
+    ids=["101 chars", "5000 chars", "space", "semicolon", "slash", "markup", "non-ascii", "NUL"],
 )
 def test_an_unsafe_request_id_is_replaced_by_ours_and_the_write_is_audited(api, db, given):
     headers = {"X-Request-Id": given.encode().decode("latin-1")}
@@ -72,6 +72,16 @@ def test_a_safe_request_id_is_kept_echoed_and_audited(api, db):
     assert refused.status_code == 422 and re.fullmatch(
         r"[0-9a-f]{32}", refused.headers["X-Request-Id"]
     )
+
+
+@pytest.mark.parametrize("key", ["a\x00b", "a\x7fb", "a\tb", "x" * 256])
+def test_an_unprintable_or_overlong_idempotency_key_is_400(api, db, key):
+    before = counts(db)
+    response = api.post(
+        "/policyholders", json={"name": "Ann", "email": "a@e.com"}, headers={"Idempotency-Key": key}
+    )
+    assert_problem(response, 400, "Idempotency-Key")
+    assert counts(db) == before
 
 
 # --- 9. strings: NUL, unpaired surrogates, lengths ----------------------------------------
@@ -325,6 +335,10 @@ def test_every_string_of_every_operation_refuses_nul_and_surrogates_and_is_bound
             expect(sent, field, NUL_MESSAGE, what)
         for field, _schema in query:
             expect(api.request(method, f"{path}?{field}=a%00b"), field, NUL_MESSAGE, what)
+        if "x_1" in path:  # a path parameter: a malformed id is not found, never a 500
+            response = api.request(method, path.replace("x_1", "x_1%00"), json={})
+            if response.status_code not in (404, 422):
+                failures.append(f"{what}: a NUL in the path is a {response.status_code}")
     assert failures == []
     assert seen > 60  # the walk found the API's strings
     assert counts(db) == before
