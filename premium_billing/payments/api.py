@@ -101,8 +101,14 @@ def _settings():  # type: ignore[no-untyped-def]
     return current_app.config["SETTINGS"]
 
 
-def payment_out(payment: Payment) -> dict[str, Any]:
-    seen = service.view(db_session(), payment)
+def payments_out(payments: list[Payment]) -> list[dict[str, Any]]:
+    """A page of payments as the API shows them (a bounded number of queries)."""
+    seen = service.views(db_session(), payments)
+    return [payment_out(p, seen[p.id]) for p in payments]
+
+
+def payment_out(payment: Payment, seen: service.PaymentView | None = None) -> dict[str, Any]:
+    seen = seen or service.view(db_session(), payment)
     match = None
     if payment.match_rule:
         match = {"rule": payment.match_rule, "evidence": payment.match_evidence}
@@ -151,7 +157,7 @@ class Payments(MethodView):
         if args.get("policyholder_id") is not None:
             stmt = stmt.where(Payment.policyholder_id == args["policyholder_id"])
         rows, has_more = paginate(db_session(), stmt, Payment.id, "payment", args)
-        return {"data": [payment_out(p) for p in rows], "has_more": has_more}
+        return {"data": payments_out(rows), "has_more": has_more}
 
     @roles("finance")
     @blp.arguments(PaymentCreate)

@@ -469,7 +469,10 @@ class Batch:
         on: date,
         reason: str,
         memo: str | None = None,
+        plans: bool = True,
     ) -> None:
+        """`plans`: plan the batch's statements for their parameters (PostgreSQL, see
+        `db.bulk.custom_plans`); False leaves the transaction's plan mode alone."""
         self.session = session
         self.settings = settings
         self.on = on
@@ -479,7 +482,8 @@ class Batch:
         self.payments: dict[int, PaymentState] = {}
         self.invoices: dict[int, InvoiceState] = {}
         self._locked_any = False
-        self._planned = False
+        self._plans = plans
+        self._planned = not plans
         self._legs: dict[tuple[str, date], list[Posting]] = {}
         self._allocations: list[tuple[tuple[str, date], int, int, int, str]] = []
         self._write_offs: list[tuple[tuple[str, date], int, int, str, str | None,
@@ -823,7 +827,8 @@ class Batch:
         if not self._elements:
             return
         session = self.session
-        cached_plans(session)  # the COPYs: their foreign-key checks keep one plan
+        if self._plans:
+            cached_plans(session)  # the COPYs: their foreign-key checks keep one plan
         checked = {key: ledger.check_entry(legs) for key, legs in self._legs.items()}
         keys = [key for key, legs in checked.items() if legs]
         entries: dict[tuple[str, date], int] = {}
@@ -865,7 +870,8 @@ class Batch:
                 for key, p, a, c, s, r in self._refunds
             ],
         )  # fmt: skip
-        custom_plans(session)
+        if self._plans:
+            custom_plans(session)
         self._update_payments()
         self._update_invoices()
         self._record_audit(entries)
@@ -982,7 +988,9 @@ def lock_invoices(
     """Lock invoices (id order) and read their amounts, for a road that decides what to post
     from them before the payments it posts exist (a Stripe payment: the invoice its metadata
     names). The posting that follows in the same transaction reads them again."""
-    return Batch(session, settings, on=date.min, reason="lock").lock_invoices(ids)
+    # Not custom plans: the COPYs of a `receive` that follows would re-plan every row's
+    # foreign-key checks (the locking probe is a primary-key probe whatever the plan).
+    return Batch(session, settings, on=date.min, reason="lock", plans=False).lock_invoices(ids)
 
 
 def take_back_plan(allocations: Mapping[int, int], needed: int) -> dict[int, int]:
@@ -1195,20 +1203,36 @@ class PaymentView:
     write_offs: list[WriteOff]
 
 
-def view(session: Session, payment: Payment) -> PaymentView:
-    allocations = [
-        {"invoice_id": invoice_id, "amount": amount}
-        for invoice_id, amount in sorted(net_allocations(session, payment.id).items())
-    ]
-    refunds = list(
-        session.scalars(select(Refund).where(Refund.payment_id == payment.id).order_by(Refund.id))
-    )
-    write_offs = list(
-        session.scalars(
-            select(WriteOff).where(WriteOff.payment_id == payment.id).order_by(WriteOff.id)
+def views(session: Session, payments: Sequence[Payment]) -> dict[int, PaymentView]:
+    """The views of the payments of a page, {payment id: view}, in three queries."""
+    ids = [p.id for p in payments]
+    if not ids:
+        return {}
+    nets = _net_allocations(session, ids)
+    refunds: dict[int, list[Refund]] = defaultdict(list)
+    for refund_row in session.scalars(
+        select(Refund).where(Refund.payment_id.in_(ids)).order_by(Refund.id)
+    ):
+        refunds[refund_row.payment_id].append(refund_row)
+    write_offs: dict[int, list[WriteOff]] = defaultdict(list)
+    for write_off_row in session.scalars(
+        select(WriteOff).where(WriteOff.payment_id.in_(ids)).order_by(WriteOff.id)
+    ):
+        assert write_off_row.payment_id is not None
+        write_offs[write_off_row.payment_id].append(write_off_row)
+    return {
+        p.id: PaymentView(
+            p,
+            [{"invoice_id": i, "amount": a} for i, a in sorted(nets.get(p.id, {}).items())],
+            refunds[p.id],
+            write_offs[p.id],
         )
-    )
-    return PaymentView(payment, allocations, refunds, write_offs)
+        for p in payments
+    }
+
+
+def view(session: Session, payment: Payment) -> PaymentView:
+    return views(session, [payment])[payment.id]
 
 
 __all__ = [
@@ -1239,4 +1263,5 @@ __all__ = [
     "take_back_plan",
     "unallocate",
     "view",
+    "views",
 ]

@@ -20,7 +20,7 @@ from premium_billing.http.ids import PublicId, path_id
 from premium_billing.http.pagination import paginate
 from premium_billing.http.schemas import ListArgs, ListMeta
 from premium_billing.http.session import db_session
-from premium_billing.payments.api import PaymentOut, PositiveMoney, payment_out
+from premium_billing.payments.api import PaymentOut, PositiveMoney, payment_out, payments_out
 from premium_billing.payments.models import Payment
 from premium_billing.reconciliation import deposits
 from premium_billing.reconciliation import runs as service
@@ -227,8 +227,8 @@ class Suspense(MethodView):
         )
         rows, has_more = paginate(session, stmt, Payment.id, "payment", args)
         data = service.suspense_view(session, rows)
-        for row in data:
-            row["payment"] = payment_out(row["payment"])
+        for row, shown in zip(data, payments_out([r["payment"] for r in data]), strict=True):
+            row["payment"] = shown
         return {"data": data, "has_more": has_more}
 
 
