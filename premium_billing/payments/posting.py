@@ -469,10 +469,12 @@ class Batch:
         on: date,
         reason: str,
         memo: str | None = None,
-        plans: bool = True,
+        plans: bool = False,
     ) -> None:
         """`plans`: plan the batch's statements for their parameters (PostgreSQL, see
-        `db.bulk.custom_plans`); False leaves the transaction's plan mode alone."""
+        `db.bulk.custom_plans`: what a batch of thousands needs, in a transaction that grows
+        its tables); False (a posting of a few rows) leaves the transaction's plan mode
+        alone. Either way the same statements post the same rows."""
         self.session = session
         self.settings = settings
         self.on = on
@@ -990,7 +992,7 @@ def lock_invoices(
     names). The posting that follows in the same transaction reads them again."""
     # Not custom plans: the COPYs of a `receive` that follows would re-plan every row's
     # foreign-key checks (the locking probe is a primary-key probe whatever the plan).
-    return Batch(session, settings, on=date.min, reason="lock", plans=False).lock_invoices(ids)
+    return Batch(session, settings, on=date.min, reason="lock").lock_invoices(ids)
 
 
 def take_back_plan(allocations: Mapping[int, int], needed: int) -> dict[int, int]:
@@ -1021,7 +1023,7 @@ def post(
     why}. Flushed, not committed."""
     if not plans:
         return {}
-    batch = Batch(session, settings, on=on, reason=reason, memo=memo)
+    batch = Batch(session, settings, on=on, reason=reason, memo=memo, plans=True)
     batch.lock_payments(p.payment_id for p in plans)
     batch.lock_invoices(i for p in plans for i, _ in (*p.allocations, *(p.write_offs or ())))
     refused: dict[int, str] = {}
