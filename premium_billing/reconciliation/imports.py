@@ -11,7 +11,7 @@ What each line becomes (`bank_lines.kind`):
   remittance text and the payer's name; its account is kept on the bank line;
 - a credit whose text names Stripe (STRIPE_DEPOSIT_DESCRIPTOR): a payout deposit, matched to
   a Stripe payout (services.deposits), never a payment (the money is already counted);
-- a returned item debit: the payment it returns is reversed (services.payments.reverse);
+- a returned item debit: the payment it returns is reversed (payments.posting.reverse);
 - any other debit, or a returned credit: kept, unexplained, for the daily report.
 The same file twice is recognised by its SHA-256; the same line in an overlapping file by
 (account, bank reference) — both create nothing new.

@@ -3,13 +3,15 @@
 A run loads the suspense payments (unapplied, payer unknown, not held for a person), the open
 invoices, their policyholders and the learned payer links; builds the pure CandidateIndex
 once; decides every payment with `domain.matching.match_payment`; and posts the matches
-set-based through `services.batch_posting` (rule, score and evidence recorded on the payment),
-writing off a short payment within tolerance and leaving an overpayment as the payer's
-credit. What is not posted stays in suspense with its ranked candidates (`suspense_items`).
+set-based through the posting engine (`payments.posting.post`; rule, score and evidence
+recorded on the payment), writing off a short payment within tolerance and leaving an
+overpayment as the payer's credit. What is not posted stays in suspense with its ranked
+candidates (`suspense_items`).
 
-A match undone by hand (DELETE /payments/{id}/allocations) puts the payment back in the
-queue, `held`: runs no longer auto-post it. A manual match (POST /payments/{id}/allocations)
-teaches the payer link (normalised bank account and name → policyholder).
+A match undone by hand (DELETE /payments/{id}/allocations, `reconciliation.manual`) puts the
+payment back in the queue, `held`: runs no longer auto-post it. A manual match (POST
+/payments/{id}/allocations) teaches the payer link (normalised bank account and name →
+policyholder).
 """
 
 from __future__ import annotations
@@ -365,8 +367,8 @@ def _apply_all(
     *,
     again: set[int] | None = None,
 ) -> None:
-    """Post the matches set-based, POST_BATCH per transaction (`batch_posting` checks each
-    against the locked, current amounts: the index is a snapshot); record the rest. With
+    """Post the matches set-based, POST_BATCH per transaction (`payments.posting.post` checks
+    each against the locked, current amounts: the index is a snapshot); record the rest. With
     `again`, a match refused because its invoice changed is not recorded but added there.
 
     Matching (CPU, this thread) and writing (mostly waiting on the database, which releases

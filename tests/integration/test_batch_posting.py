@@ -15,7 +15,7 @@ from premium_billing.ledger import rules as ledger
 from premium_billing.ledger.models import JournalEntry, JournalLine
 from premium_billing.payments import posting as payments
 from premium_billing.payments.models import Allocation, Payment, WriteOff
-from premium_billing.payments.posting import MatchPlan, Received, post_matches, receive_many
+from premium_billing.payments.posting import Plan, Received, post, receive
 from tests.integration.ledger_helpers import (
     issue_invoices,
     ledger_problems,
@@ -35,7 +35,7 @@ def _invoices(api, db, totals, currency="USD"):
 
 def _suspense(db, *amounts, currency="USD"):
     with db.session() as s:
-        ids = receive_many(
+        ids = receive(
             s,
             [
                 Received(amount=a, currency=currency, method="bank_transfer", received_on=ON,
@@ -52,14 +52,14 @@ def test_receipts_and_matches_post_like_one_at_a_time(api, db, settings, backend
     holder, (a, b, c) = _invoices(api, db, [10000, 5000, 20000])
     p1, p2, p3, p4 = _suspense(db, 10000, 6000, 19950, 700)
     with db.session() as s:
-        refused = post_matches(
+        refused = post(
             s,
             settings,
             [
-                MatchPlan(p1, [(a, 10000)], rule="reference", evidence={"score": 0.99}),
-                MatchPlan(p2, [(b, 5000)], rule="payer_name"),  # 1000 over: the payer's credit
-                MatchPlan(p3, [(c, 19950)], write_offs=[(c, 50)], rule="reference"),
-                MatchPlan(p4, [(a, 700)]),  # a is paid by p1 in this very batch
+                Plan(p1, [(a, 10000)], rule="reference", evidence={"score": 0.99}),
+                Plan(p2, [(b, 5000)], rule="payer_name"),  # 1000 over: the payer's credit
+                Plan(p3, [(c, 19950)], write_offs=[(c, 50)], rule="reference"),
+                Plan(p4, [(a, 700)]),  # a is paid by p1 in this very batch
             ],
             on=ON,
         )
@@ -97,13 +97,13 @@ def test_receipts_and_matches_post_like_one_at_a_time(api, db, settings, backend
 def test_a_payment_with_a_known_payer_is_allocated_from_credit(api, db, settings, backend):
     holder, (a,) = _invoices(api, db, [4000])
     with db.session() as s:
-        (pid,) = receive_many(
+        (pid,) = receive(
             s,
             [Received(amount=4000, currency="USD", method="card", received_on=ON,
                       external_id="pi_batch_1", policyholder_id=holder)],
             source="stripe",
         )  # fmt: skip
-        assert post_matches(s, settings, [MatchPlan(pid, [(a, 4000)], rule="stripe")], on=ON) == {}
+        assert post(s, settings, [Plan(pid, [(a, 4000)], rule="stripe")], on=ON) == {}
         s.commit()
     with db.session() as s:
         assert s.get(Invoice, a).status == "paid"
@@ -124,14 +124,14 @@ def test_refusals_name_the_reason_and_post_nothing_for_them(api, db, settings, b
     with db.session() as s:
         payments.reverse(s, settings, p3, on=ON)
     with db.session() as s:
-        refused = post_matches(
+        refused = post(
             s,
             settings,
             [
-                MatchPlan(p1, [(eur, 3000)]),
-                MatchPlan(p2, [(usd, 2000)], write_offs=[(usd, 1000)]),  # beyond tolerance
-                MatchPlan(p3, [(usd, 100)]),
-                MatchPlan(10**9, [(usd, 100)]),
+                Plan(p1, [(eur, 3000)]),
+                Plan(p2, [(usd, 2000)], write_offs=[(usd, 1000)]),  # beyond tolerance
+                Plan(p3, [(usd, 100)]),
+                Plan(10**9, [(usd, 100)]),
             ],
             on=ON,
         )
