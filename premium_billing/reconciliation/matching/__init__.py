@@ -7,7 +7,9 @@ the pure invoice rules). The index is built once per run (`CandidateIndex.build`
 Rules, in order of confidence (DESIGN.md, "Automated reconciliation"):
   1. exact Stripe metadata (`stripe_invoice_id` carries our invoice id or number);
   2. invoice number / RF reference / policy number found in the remittance text (normalised;
-     one typo or adjacent transposition tolerated);
+     one typo or adjacent transposition tolerated); a quoted invoice number whose invoice
+     disagrees on the amount, with no payer backing it, may be a typo naming another real
+     invoice: the one invoice one edit away open for the exact amount (`fuzzy_reference`);
   3. a payer already linked (bank account or normalised name) with an exact amount;
   4. fuzzy payer name (rapidfuzz) with an exact amount;
   5. one payment equal to the sum of several open invoices of one policyholder;

@@ -4,13 +4,20 @@ ambiguous; otherwise the payment stays in suspense with its ranked candidates.
 
 Corroboration: a reference match auto-posts only when the payer or the amount agrees; a fuzzy
 reference only when exactly one candidate is corroborated; a payer-only match only with an
-exact amount. Never across currencies. The common case (one exact reference, exact amount,
+exact amount. Never across currencies. A quoted invoice number whose amount disagrees and
+that the payer does not back may be a typo naming another real invoice: when an invoice one
+edit away fits (`rules.quoted_neighbour_options`), the quoted invoice never takes the money.
+With no payer known, exactly one fit is the match and several leave the payment in suspense
+(so does one fit when the amount reaches the quoted invoice too: a write-off, or with others
+of its policyholder's); a payer backing the fits leaves the choice to the one-edit rule, as
+for any corrected reference. The common case (one exact reference, exact amount,
 payer agrees) is decided without building any option (`rules.fast_exact`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from premium_billing.reconciliation.matching.index import CandidateIndex
 from premium_billing.reconciliation.matching.normalise import name_tokens
@@ -22,6 +29,7 @@ from premium_billing.reconciliation.matching.rules import (
     is_duplicate,
     linked_payer_option,
     payer_name_options,
+    quoted_neighbour_options,
     reference_options,
     stripe_option,
 )
@@ -121,6 +129,7 @@ def match_payment(
                 return decision
 
     # 2. References in the remittance text, exact first, then one edit away.
+    fits: list[Option] = []  # invoices one edit from a quoted number that fit the amount
     if payment.reference:
         exact = index.find_references(payment.reference, fuzzy=False)
         options: list[Option] = []
@@ -131,9 +140,30 @@ def match_payment(
             referenced.update(i.id for h in exact for i in h.invoices)
             options = reference_options(payment, exact, index, settings, payer_tokens, link)
             everything.extend(options)
-            decision = decide(payment, options, settings, everything)
-            if decision is not None:
-                return decision
+            found = quoted_neighbour_options(payment, exact, index, settings, payer_tokens, link)
+            fits = [o for o in found if o.plan is not None]
+            if not fits:  # none, or only by chance (they rank the candidates)
+                everything.extend(found)
+                decision = decide(payment, options, settings, everything)
+                if decision is not None:
+                    return decision
+            elif fits[0].evidence["payer_agrees"] == "true":
+                # The payer backs invoices one edit away, not the quoted one: the one-edit
+                # rule below decides, as for any corrected reference (an RF's check digits
+                # included); the quoted invoice takes no money.
+                options = []
+            else:
+                # Only the amount backs them: one fit posts, unless the amount reaches the
+                # quoted invoice too (a write-off, or with others of its policyholder's).
+                everything.extend(fits)
+                rival = any(o.plan is not None and o.score >= threshold for o in options)
+                if len(fits) == 1 and not rival:
+                    decision = decide(payment, fits, settings, everything)
+                    if decision is not None:
+                        return decision
+                reason = (f"the quoted invoice's amount disagrees; {len(fits)} invoice(s) one"
+                          " edit from its number fit the amount")  # fmt: skip
+                return suspense(payment, everything, settings, reason)
         if not any(o.plan is not None and o.score >= threshold for o in options):
             options = fuzzy_reference_options(payment, exact, index, settings, payer_tokens, link)
             everything.extend(options)
@@ -141,7 +171,7 @@ def match_payment(
             decision = decide(payment, corroborated_single(options, settings), settings,
                               everything)  # fmt: skip
             if decision is not None:
-                return decision
+                return quoting(decision, fits)
 
     # 3. A learned payer link, exact amount only.
     if link is not None:
@@ -159,11 +189,28 @@ def match_payment(
         if decision is not None:
             return decision
 
+    return suspense(payment, everything, settings, "no corroborated, unambiguous candidate")
+
+
+def quoting(decision: MatchDecision, fits: list[Option]) -> MatchDecision:
+    """The decision with the quoted and the matched number (`quoted`, `matched`, `edit`) when
+    it pays the one invoice one edit from a quoted number that `fits` names."""
+    for fit in fits:
+        if fit.plan is not None and decision.allocations == fit.plan.allocations:
+            found = {k: fit.evidence[k] for k in ("quoted", "matched", "edit")}
+            return replace(decision, evidence={**decision.evidence, **found})
+    return decision
+
+
+def suspense(
+    payment: PaymentFacts, everything: list[Option], settings: MatchSettings, reason: str
+) -> MatchDecision:
+    """The payment for a person, with its ranked candidates and the best score among them."""
     return MatchDecision(
         payment.id,
         "suspense",
         rule="none",
         score=round(max((o.score for o in everything), default=NO_EVIDENCE), SCORE_DIGITS),
-        evidence={"reason": "no corroborated, unambiguous candidate"},
+        evidence={"reason": reason},
         candidates=ranked(everything, settings.max_candidates),
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import NamedTuple
@@ -156,6 +156,18 @@ class KeyFamily:
         return out
 
 
+def edit_kind(typed: str, meant: str) -> str:
+    """What one edit turned `meant` into `typed` (two keys at edit distance 1, as
+    `KeyFamily.one_edit` finds them): "substitution", "transposition" (two adjacent
+    characters swapped), "insertion" (a character too many) or "deletion" (one missing)."""
+    if len(typed) > len(meant):
+        return "insertion"
+    if len(typed) < len(meant):
+        return "deletion"
+    diff = [i for i, (a, b) in enumerate(zip(typed, meant, strict=True)) if a != b]
+    return "transposition" if len(diff) == 2 else "substitution"
+
+
 class Hit(NamedTuple):
     invoices: tuple[OpenInvoice, ...]
     kind: str  # "invoice_number" | "rf_reference" | "policy_number"
@@ -182,6 +194,9 @@ class CandidateIndex:
         self.full_names: dict[str, list[str]] = {}
         self.links: dict[str, str | None] = {}
         self.currencies: set[str] = set()
+        # Open invoices per currency, and per (currency, amount due): how common an amount is.
+        self.currency_counts: dict[str, int] = {}
+        self.amount_counts: dict[tuple[str, int], int] = {}
         self.min_len = 0
         self.max_len = 0
         # Policyholders with open invoices in more than one currency.
@@ -209,7 +224,10 @@ class CandidateIndex:
 
     def _add_invoices(self, invs: list[OpenInvoice]) -> None:
         self.invoices = {inv.id: inv for inv in invs}
-        self.currencies = {inv.currency for inv in invs}
+        currencies = [i.currency for i in invs]
+        self.currencies = set(currencies)
+        self.currency_counts = Counter(currencies)
+        self.amount_counts = Counter(zip(currencies, [i.amount_due for i in invs], strict=True))
         # Later invoices win a shared key, as with one `add` per invoice.
         self.numbers.keys = dict(zip(compact_all([i.number for i in invs]), invs, strict=True))
         self.rfs.keys = dict(
@@ -370,6 +388,41 @@ class CandidateIndex:
                         seen.add((kind, key))
                         hits.append(Hit(_as_tuple(fam.keys[key]), kind, s, key, 1))
         return hits
+
+    def number_neighbours(self, key: str) -> list[tuple[str, OpenInvoice]]:
+        """(number, invoice) of the open invoices whose invoice number (compact) is one edit
+        from `key`, itself left out: tens of exact lookups (`KeyFamily.one_edit`), no scan."""
+        keys = self.numbers.keys
+        out: list[tuple[str, OpenInvoice]] = []
+        for k in self.numbers.one_edit(key):
+            value = keys[k]
+            if isinstance(value, OpenInvoice):
+                out.append((k, value))
+        return out
+
+    def amount_share(self, currency: str, amount: int) -> float:
+        """How common an amount is besides one invoice due it: the share of the other open
+        invoices in `currency` that are due exactly `amount` (0 when none is)."""
+        others = self.amount_counts.get((currency, amount), 0) - 1
+        return others / (self.currency_counts[currency] - 1) if others > 0 else 0.0
+
+    def typed_rf_hits(self, text: str, key: str) -> list[Hit] | None:
+        """When `key` (a number found in `text`) stands inside an RF reference as typed ("RF",
+        two digits, then the key): the RF references one edit from such an RF-shaped string
+        of the text (`find_references`, fuzzy). None when the key is not typed as an RF."""
+        compacted = compact(text)
+        at = compacted.find(key)
+        while at >= 0:
+            head = compacted[at - 4 : at] if at >= 4 else ""
+            if head[:2] == "RF" and head[2:].isdigit():
+                break
+            at = compacted.find(key, at + 1)
+        if at < 0:
+            return None
+        return [
+            h for h in self.find_references(text, fuzzy=True)
+            if h.kind == "rf_reference" and h.text.startswith("RF") and key in h.text
+        ]  # fmt: skip
 
     def link_for(self, payment: PaymentFacts) -> tuple[str, str] | None:
         """(policyholder id, evidence kind) of a learned payer link, account first."""

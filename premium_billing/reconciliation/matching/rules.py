@@ -4,8 +4,10 @@ confidence and decides. The scores are named in `scores`.
 
   duplicate guard: the same payment again within a few days;
   1. Stripe metadata (`stripe_option`);
-  2. references in the remittance text: exact (`fast_exact`, `reference_options`), then one
-     edit away (`fuzzy_reference_options`, `corroborated_single`);
+  2. references in the remittance text: exact (`fast_exact`, `reference_options`); a quoted
+     invoice number whose amount disagrees checked against its one-edit neighbours
+     (`quoted_neighbour_options`); then one edit away (`fuzzy_reference_options`,
+     `corroborated_single`);
   3. a learned payer link with an exact amount (`linked_payer_option`);
   4./5. a fuzzy payer name with an exact amount, one invoice or several
      (`payer_name_options`).
@@ -16,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from premium_billing.reconciliation.matching.index import CandidateIndex, Hit
+from premium_billing.reconciliation.matching.index import CandidateIndex, Hit, edit_kind
 from premium_billing.reconciliation.matching.normalise import (
     compact,
     compact_reference,
@@ -27,6 +29,7 @@ from premium_billing.reconciliation.matching.plans import (
     Plan,
     covering_prefix,
     exact_plan,
+    full_plan,
     spread_plan,
 )
 from premium_billing.reconciliation.matching.scores import (
@@ -38,6 +41,7 @@ from premium_billing.reconciliation.matching.scores import (
     FUZZY_RF_REFERENCE,
     LINKED_ACCOUNT,
     LINKED_NAME,
+    MAX_CHANCE_FITS,
     NAME_CANDIDATE_MIN,
     NAME_MATCH_MAX,
     NAME_NO_PLAN_FACTOR,
@@ -45,6 +49,7 @@ from premium_billing.reconciliation.matching.scores import (
     NO_PLAN_CAP,
     ONE_SIDED_PENALTY,
     PAYER_CONTRADICTS_BELOW,
+    QUOTED_NEIGHBOUR,
     THIRD_PARTY_PENALTY,
     UNCORROBORATED_EXACT,
     UNCORROBORATED_FUZZY,
@@ -371,6 +376,102 @@ def fuzzy_reference_options(
             if o.evidence.get("amount_agrees") == "true"
             and o.evidence.get("payer_agrees") == "true"
         ] + [o for o in options if o.score < threshold]
+    return options
+
+
+def quoted_neighbour_options(
+    payment: PaymentFacts,
+    exact: list[Hit],
+    index: CandidateIndex,
+    settings: MatchSettings,
+    payer_tokens: tuple[str, ...],
+    link: tuple[str, str] | None,
+) -> list[Option]:
+    """Rule 2, a typo that names another real invoice: the text quotes one invoice number
+    (`exact`: nothing else found), its invoice is open in the payment's currency for another
+    amount, and the payer does not back it. Then one option per invoice whose number is one
+    edit from the quoted one (a substituted, missing or extra character, two adjacent ones
+    transposed; `KeyFamily.one_edit`), open in the payment's currency for exactly the
+    amount, and whose policyholder the payer is, when a payer is known at all (premiums
+    repeat: a known payer who is someone else does not let the amount alone decide).
+
+    When the number stands inside an RF reference as typed (a broken one: a valid RF is
+    found as printed and names its invoice), the neighbours are that RF's: the RF references
+    one edit from it, whose check digits vouch for the fix (`CandidateIndex.typed_rf_hits`).
+
+    With no payer known, the amount alone backs a fit only when a chance fit is unlikely:
+    premiums repeat, and a number has tens of neighbours. The neighbours open in the currency
+    times the share of the other open invoices due exactly that amount
+    (`CandidateIndex.amount_share`) is how many fit by chance; above MAX_CHANCE_FITS a fit
+    only ranks the suspense candidates (no plan).
+
+    Empty when the rule does not apply or nothing fits. The evidence names both references as
+    quoted and as matched (`quoted`, `matched`) and the `edit`.
+    """
+    if len(exact) != 1:
+        return []
+    hit = exact[0]
+    if hit.kind != "invoice_number" or len(hit.invoices) != 1:
+        return []
+    quoted = hit.invoices[0]
+    amount, currency = payment.amount, payment.currency
+    if quoted.currency != currency or quoted.amount_due == amount:
+        return []
+    threshold = settings.auto_threshold
+    if payer_score(payment, quoted.policyholder_id, index, payer_tokens, link) >= threshold:
+        return []  # the payer backs the quoted invoice: the reference rule decides
+    has_payer = bool(payer_tokens) or link is not None
+    rf_hits = index.typed_rf_hits(payment.reference, hit.key)
+    # (typed, its neighbour's key, the invoice, the quoted and the matched reference)
+    neighbours: list[tuple[str, str, OpenInvoice, str, str]]
+    if rf_hits is None:  # a plain number: its neighbours
+        kind, base, amount_only = hit.kind, FUZZY_NUMBER, QUOTED_NEIGHBOUR
+        neighbours = [(hit.text, key, inv, quoted.number, inv.number)
+                      for key, inv in index.number_neighbours(hit.key)]  # fmt: skip
+    else:  # typed as an RF: the RF references one edit from it
+        if any(inv.id == quoted.id for h in rf_hits for inv in h.invoices):
+            return []  # the check digits were mistyped: the number is the quoted invoice's
+        kind, base = "rf_reference", FUZZY_RF_REFERENCE
+        amount_only = FUZZY_RF_REFERENCE - ONE_SIDED_PENALTY
+        neighbours = [(h.text, h.key, inv, h.text, inv.payment_reference)
+                      for h in rf_hits for inv in h.invoices]  # fmt: skip
+    chance = NO_EVIDENCE
+    if not has_payer:
+        near = {inv.id for _, _, inv, _, _ in neighbours if inv.currency == currency}
+        chance = len(near) * index.amount_share(currency, amount)
+    options: list[Option] = []
+    for typed, key, inv, quoted_as, matched_as in neighbours:
+        if inv.currency != currency or inv.amount_due != amount:
+            continue
+        if chance > MAX_CHANCE_FITS:  # a common amount: ranks the candidates only
+            options.append(Option(UNCORROBORATED_FUZZY, None, "fuzzy_reference", {}, (inv.id,)))
+            continue
+        holder = inv.policyholder_id
+        payer = NO_EVIDENCE
+        if has_payer:
+            if link is not None and link[0] != holder:
+                continue  # a learned link names someone else
+            payer = payer_score(payment, holder, index, payer_tokens, link)
+            if payer < threshold:
+                continue
+        evidence = {
+            "reference": key,
+            "reference_kind": kind,
+            "found_in": "remittance text",
+            "text": typed,
+            "edit_distance": "1",
+            "amount_agrees": "true",
+            "payer_agrees": "true" if has_payer else "false",
+            "payer_score": f"{payer:.2f}",
+            "quoted": quoted_as,
+            "matched": matched_as,
+            "edit": edit_kind(typed, key),
+        }
+        if not has_payer:
+            evidence["chance_fits"] = f"{chance:.3f}"
+        score = base if has_payer else amount_only
+        plan = full_plan(holder, (inv,), "exact")
+        options.append(Option(score, plan, "fuzzy_reference", evidence, (inv.id,)))
     return options
 
 

@@ -40,6 +40,7 @@ EXACT_INVOICE_REFERENCE = 0.99  # an invoice number or RF reference found as pri
 EXACT_POLICY_NUMBER = 0.97  # only a policy number found as printed (names a policy, not an invoice)
 FUZZY_RF_REFERENCE = 0.95  # an RF reference one edit away: its check digits vouch for the fix
 FUZZY_NUMBER = 0.93  # an invoice or policy number one edit away (a neighbour is one edit too)
+QUOTED_NEIGHBOUR = 0.91  # the one invoice one edit from a quoted number, exact amount, no payer
 ONE_SIDED_PENALTY = 0.02  # taken off when only the payer, or only the amount, backs the reference
 THIRD_PARTY_PENALTY = 0.04  # taken off an exact RF with the right amount from another payer
 UNCORROBORATED_EXACT = 0.5  # a reference found as printed that neither payer nor amount backs
@@ -65,4 +66,5 @@ CONTRADICTED_CAP = 0.6  # a payer match the remittance text points away from sco
 # ----------------------------------------------------------------------------------- search bounds
 
 MAX_JOINED_RUNS = 8  # a reference is looked for in at most this many neighbouring text runs
+MAX_CHANCE_FITS = 0.05  # invoices one edit away expected open for the amount by chance, at most
 MAX_COMBINATION_POOL = 12  # two or three of a holder's invoices are combined only up to this many
