@@ -1,6 +1,7 @@
 """Quality and speed of the pure matching engine on generated, noisy bank lines.
 
     .venv/bin/python -m bench.bench_matching --lines 100000 --invoices 100000
+    .venv/bin/python -m bench.bench_matching --no-payer 0.3  # and bank lines without a payer
 
 Prints, per noise kind and overall: auto-match rate (of the matchable payments), precision
 (correct / auto-matched), false matches, cross-currency matches, suspense rate, payments/s,
@@ -17,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bench.reconcile_data import Line, generate
+from bench.reconcile_data import NO_PAYER_KINDS, Line, generate
 from premium_billing.reconciliation.matching import (
     CandidateIndex,
     MatchDecision,
@@ -144,6 +145,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--lines", type=int, default=100_000)
     ap.add_argument("--invoices", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--no-payer",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="this share of typo, partial, over- and short-payment lines carry no payer name or"
+        " account (kinds '<kind>_no_payer'); 0, the default, leaves the seeded lines as they are",
+    )
     ap.add_argument("--examples", action="store_true", help="print a few false matches")
     ap.add_argument(
         "--dump",
@@ -154,7 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
-    holders, invoices, links, lines = generate(args.lines, args.invoices, args.seed)
+    holders, invoices, links, lines = generate(
+        args.lines, args.invoices, args.seed, no_payer=args.no_payer
+    )
     t1 = time.perf_counter()
     index = CandidateIndex.build(invoices, holders, links)
     t2 = time.perf_counter()
@@ -169,6 +180,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{args.lines:,} lines x {args.invoices:,} invoices, {len(holders):,} policyholders, "
         f"{len(links):,} payer links, seed {args.seed}"
+        + (
+            f", no payer on {args.no_payer:.0%} of {'/'.join(NO_PAYER_KINDS)}"
+            if args.no_payer
+            else ""
+        )
     )
     print(f"generate {t1 - t0:.1f}s, index build {t2 - t1:.1f}s, matching {seconds:.1f}s")
     head = (

@@ -3,6 +3,10 @@
 `generate(n_lines, n_invoices, seed)` returns (policyholders, invoices, payer_links, lines),
 each line a `Line(payment, kind, truth)`. The open invoices are one snapshot: every line is
 matched against it independently (the benchmark does not post, so nothing closes).
+
+`no_payer` (default 0: none) is the share of the lines of the `NO_PAYER_KINDS` that carry no
+payer at all (no name, no account, none in the text), counted as kind "<kind>_no_payer". It
+draws from its own random stream: every other line, and every line at 0, is the same.
 """
 
 from __future__ import annotations
@@ -486,6 +490,11 @@ KIND_WEIGHTS: tuple[tuple[str, int], ...] = (
 )
 
 
+# A bank line without the payer's name or account: a typo naming another real invoice is then
+# backed by nothing but the amount; a partial, over- or short payment by nothing but the text.
+NO_PAYER_KINDS = ("typo_reference", "partial", "overpayment", "short_pay")
+
+
 @dataclass(frozen=True, slots=True)
 class Truth:
     outcome: str  # matched | partial | suspense | duplicate | return
@@ -583,8 +592,10 @@ def generate(
     n_invoices: int,
     seed: int = 1,
     kind_weights: Sequence[tuple[str, int]] = KIND_WEIGHTS,
+    no_payer: float = 0.0,
 ) -> tuple[list[Policyholder], list[OpenInvoice], list[PayerLink], list[Line]]:
     rng = random.Random(seed)
+    unnamed = random.Random(f"{seed}:no payer")  # its own stream: the others stay the same
     # Policyholders with one to three policies of one to four open invoices each.
     holders: list[Policyholder] = []
     kinds: dict[str, bool] = {}
@@ -664,6 +675,15 @@ def generate(
         received = day0 + timedelta(days=n * 300 // max(n_lines, 1))
         if kind == "duplicate":
             src = rng.choice(recent)
+            if src.kind.endswith("_no_payer"):
+                # A line without a payer cannot be told from new money (DESIGN: same payer,
+                # amount and reference): the next named line is repeated instead, found
+                # without a draw so that the other lines stay the same.
+                at = recent.index(src)
+                src = next(
+                    (x for x in recent[at:] + recent[:at] if not x.kind.endswith("_no_payer")),
+                    src,
+                )
             p = src.payment
             pay = PaymentFacts(pid, p.amount, p.currency, p.received_on + timedelta(days=1),
                                p.payer_name, p.payer_account, p.reference, p.stripe_invoice_id,
@@ -772,6 +792,10 @@ def generate(
         elif kind == "return":
             is_return = True
             truth = Truth("return")
+        if no_payer and kind in NO_PAYER_KINDS and unnamed.random() < no_payer:
+            if payer and text.endswith(f" {payer}"):
+                text = text[: -len(payer) - 1]
+            kind, payer, account = f"{kind}_no_payer", None, None
         pay = PaymentFacts(pid, amount, currency, received, payer, account, text, stripe_id,
                            is_return)  # fmt: skip
         claimed.update(invoice_id for invoice_id, _ in truth.allocations)
