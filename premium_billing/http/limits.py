@@ -34,7 +34,8 @@ FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 def body_limit(setting: str) -> Callable[[F], F]:
     """Let the view take a body of up to `Settings.<setting>` bytes instead of
-    MAX_CONTENT_LENGTH (the decorator may sit anywhere among the view's decorators)."""
+    MAX_CONTENT_LENGTH. It may sit anywhere among the view's decorators: those made with
+    functools.wraps (flask-smorest's, `roles`) carry the mark up to the registered view."""
 
     def decorator(view: F) -> F:
         view.body_limit_setting = setting  # type: ignore[attr-defined]
@@ -65,10 +66,10 @@ class CappedStream(io.RawIOBase):
         if wanted <= 0:
             raise _too_large(self.limit)
         try:
-            data = self._stream.read(wanted)
+            data = self._stream.read(wanted) or b""
         except (OSError, ValueError):  # a malformed chunked body, a dropped connection
             raise ClientDisconnected() from None
-        size = len(data or b"")
+        size = len(data)
         buffer[:size] = data
         self.consumed += size
         if self.consumed > self.limit:
