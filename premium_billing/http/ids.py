@@ -48,10 +48,14 @@ class PublicId(fields.Field):
     """Serialises a row number as 'pol_42'; loads 'pol_42' back into 42."""
 
     def __init__(self, kind: str, **kwargs: Any) -> None:
+        prefix = PREFIXES[kind]
+        kwargs["metadata"] = {
+            "example": f"{prefix}_1",
+            "pattern": f"^{prefix}_[1-9][0-9]{{0,17}}$",
+            **(kwargs.get("metadata") or {}),
+        }
         super().__init__(**kwargs)
         self.kind = kind
-        self.metadata.setdefault("example", f"{PREFIXES[kind]}_1")
-        self.metadata.setdefault("pattern", f"^{PREFIXES[kind]}_[1-9][0-9]{{0,17}}$")
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         return format_id(self.kind, value)
