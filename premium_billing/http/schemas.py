@@ -1,39 +1,21 @@
 """Marshmallow schemas and fields shared by the API blueprints.
 
-Every string the API takes follows one rule, `text_problem`: text the database can store.
-PostgreSQL refuses a NUL character in text (a DataError), and no encoding can write an
-unpaired UTF-16 surrogate (`"\\ud800"` in JSON; a UnicodeEncodeError on either database).
-The request guard (`http.text_guard`) applies it to every string of every request to the
-API, whatever its schema; `String` applies it too, and bounds the length: at most the
-width of the column the value is stored in (`String(column=Policyholder.name)`), so that a
-longer value is a 422 naming the field, never a database error.
+Every string the API takes follows one rule, `premium_billing.text.text_problem`: text the
+database can store. The request guard (`http.text_guard`) applies it to every string of
+every request to the API, whatever its schema; `String` applies it too, and bounds the
+length: at most the width of the column the value is stored in
+(`String(column=Policyholder.name)`), so that a longer value is a 422 naming the field,
+never a database error.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
 from premium_billing.money import is_currency
-
-NUL_MESSAGE = "Must not contain a NUL character (\\u0000)."
-SURROGATE_MESSAGE = (
-    "Must be valid Unicode text: an unpaired surrogate (\\ud800 to \\udfff) cannot be stored."
-)
-# In a Python string every surrogate is unpaired: JSON's escaped pairs are decoded into one
-# character beyond the Basic Multilingual Plane.
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def text_problem(value: str) -> str | None:
-    """Why the database cannot store `value` as text (a message for the field), or None."""
-    if "\x00" in value:
-        return NUL_MESSAGE
-    if _SURROGATE.search(value):
-        return SURROGATE_MESSAGE
-    return None
+from premium_billing.text import text_problem
 
 
 def column_width(column: Any) -> int:

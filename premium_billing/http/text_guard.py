@@ -15,7 +15,7 @@ from werkzeug.datastructures import MultiDict
 
 from premium_billing.http.limits import FORM_TYPES
 from premium_billing.http.problems import problem
-from premium_billing.http.schemas import text_problem
+from premium_billing.text import text_problem
 
 API_PREFIX = "/api/v1/"
 

@@ -12,10 +12,11 @@ from marshmallow import fields, validate
 from sqlalchemy import func, select
 
 from premium_billing.audit.models import AuditLog
-from premium_billing.http.schemas import NUL_MESSAGE, SURROGATE_MESSAGE, String
+from premium_billing.http.schemas import String
 from premium_billing.payments.models import Payment
 from premium_billing.policies.models import Policy, Policyholder, PremiumLine
 from premium_billing.reconciliation.models import BankStatement
+from premium_billing.text import NUL_MESSAGE, SURROGATE_MESSAGE
 from tests.factories import create_policy, create_policyholder, pet_line, policy_body
 
 MODELS = (Policyholder, Policy, PremiumLine, Payment, BankStatement, AuditLog)

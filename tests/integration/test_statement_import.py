@@ -88,6 +88,22 @@ def test_a_malformed_file_is_refused_whole_naming_the_line(api, db):
     assert wrong_format.status_code == 422 and "format" in wrong_format.json()["errors"]
 
 
+def test_text_the_database_cannot_store_refuses_the_file_naming_the_line(api, db):
+    # A NUL in a payer name; a UTF-8-encoded lone surrogate (bytes no valid text has).
+    for text in (b"Ann\x00Lee", b"Ann \xed\xb2\x80Lee"):
+        body = (
+            csv_file("2026-02-03,480.00,USD,Bob Roe,INV-1,B-1")
+            + b"2026-02-03,12.50,USD,"
+            + text
+            + b",x,B-2\n"
+        )
+        response = upload(api, body)
+        assert response.status_code == 422, response.text
+        assert "line 3" in response.json()["detail"], response.text
+    assert _count(db, Payment) == 0
+    assert _count(db, BankLine) == 0
+
+
 def test_malformed_line_after_written_batches_leaves_nothing(db, settings):
     import io
 

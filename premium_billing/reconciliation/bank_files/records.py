@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
+from premium_billing.text import text_problem
+
 
 @dataclass(frozen=True)
 class StatementLine:
@@ -25,6 +27,25 @@ class StatementLine:
     is_return: bool  # a reversal / returned item: never new money
     return_reason: str | None
     bank_transaction_code: str | None
+
+    def __post_init__(self) -> None:
+        # Text the database cannot store refuses the file, naming the line (never a 500).
+        for name in TEXT_FIELDS:
+            value = getattr(self, name)
+            problem = text_problem(value) if isinstance(value, str) else None
+            if problem is not None:
+                raise StatementError(f"{name}: {problem}", line=self.line_no)
+
+
+TEXT_FIELDS = (
+    "currency",
+    "payer_name",
+    "payer_account",
+    "reference",
+    "bank_reference",
+    "return_reason",
+    "bank_transaction_code",
+)
 
 
 @dataclass
