@@ -20,8 +20,9 @@ through the same code, so a payment's outcome does not depend on the road it cam
   tagged with its payment and invoice so that `ledger check` sees each;
 - the amounts change by SQL increments (the CHECK constraints catch a lost update) and the
   statuses are computed from the locked rows;
-- one audit row per batch (`record_audit`: action "posted", entity "postings"), naming for
-  each payment the invoices, amounts, write-offs and its before/after (see `AUDIT_LAYOUT`).
+- one audit row per batch (action "posted", entity "postings"), naming every payment,
+  invoice and amount it moved (see `AUDIT_LAYOUT`); a row's before and after are the rows
+  it names as the posting found and left them: before + these amounts = after.
 
 Batches flush, never commit: the road functions commit unless `commit=False` (a caller
 composing a bigger transaction, e.g. a manual match with its reconciliation bookkeeping).
@@ -32,7 +33,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -63,16 +64,17 @@ PAYMENTS = Payment.__table__
 LINES = JournalLine.__table__
 TOLERANCE_REASON = "underpaid remainder within tolerance"
 
-# The audit row of a batch: `postings`, one per payment (or per invoice written off by hand)
-# in the order posted, each a list of these fields; `invoices` a list of the invoice fields.
+# The audit row of a batch lists, in the order posted, one `posting` per payment and invoice
+# it moved (a payment with no invoice moved: invoice None; an invoice written off by hand:
+# payment None): the amount allocated (negative: taken back) and written off (negative: a
+# write-off reversed), and the payment's payer after the posting. Refunds and reversals are
+# listed per payment. A receipt lists each payment received.
 AUDIT_LAYOUT = {
-    "posting": [
-        "payment", "rule", "invoices", "unapplied_before", "unapplied_after", "status_before",
-        "status_after", "policyholder_before", "policyholder_after", "refunded", "reversed",
-    ],
-    "invoice": ["invoice", "paid", "written_off", "status_before", "status_after", "due_after"],
+    "posting": ["payment", "invoice", "allocated", "written_off", "policyholder"],
+    "refund": ["payment", "amount"],
+    "reversal": ["payment", "amount"],
     "received": ["payment", "amount", "currency", "policyholder", "external_id"],
-}  # fmt: skip
+}
 
 
 # ----------------------------------------------------------------------------- plans
@@ -442,16 +444,12 @@ class InvoiceState:
     start: tuple[int, int, int, str] = (0, 0, 0, "")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Element:
-    """What one payment's postings in the batch did (its audit element)."""
+    """What one payment's postings in the batch moved (its audit lines)."""
 
     payment: PaymentState | None
-    unapplied: int | None
-    status: str | None
-    holder: int | None
-    rule: Any = _KEEP
-    invoices: dict[int, list[Any]] = field(default_factory=dict)  # id → [paid, written, status]
+    invoices: dict[int, list[int]]  # invoice id → [allocated, written off]
     refunded: int = 0
     reversed: int = 0
 
@@ -583,19 +581,17 @@ class Batch:
     def _element(self, pay: PaymentState | None) -> _Element:
         if pay is not None and pay.id in self._element_of:
             return self._element_of[pay.id]
-        element = _Element(
-            pay,
-            None if pay is None else pay.unapplied,
-            None if pay is None else pay.status,
-            None if pay is None else pay.holder,
-        )
+        element = _Element(pay, {})
         self._elements.append(element)
         if pay is not None:
             self._element_of[pay.id] = element
         return element
 
-    def _touch(self, element: _Element, inv: InvoiceState) -> None:
-        element.invoices.setdefault(inv.id, [0, 0, inv.status])
+    def _moved(self, element: _Element, invoice_id: int) -> list[int]:
+        found = element.invoices.get(invoice_id)
+        if found is None:
+            found = element.invoices[invoice_id] = [0, 0]
+        return found
 
     def _legs_of(self, kind: str, on: date | None) -> list[Posting]:
         return self._legs.setdefault((kind, on or self.on), [])
@@ -637,12 +633,12 @@ class Batch:
         if why is not None or pay is None:
             return why or Refusal("unknown payment", kind="not_found")
         self._allocated_in_batch.add(pay.id)
-        merged: dict[int, int] = defaultdict(int)
+        merged: dict[int, int] = {}
         for invoice_id, amount in plan.allocations:
-            merged[invoice_id] += amount
+            merged[invoice_id] = merged.get(invoice_id, 0) + amount
         element = self._element(pay)
         if plan.rule is not None:
-            pay.rule = element.rule = plan.rule
+            pay.rule = plan.rule
             if plan.evidence is not None:
                 pay.evidence = plan.evidence
         reason = self.reason
@@ -651,7 +647,8 @@ class Batch:
             pay.holder = self.invoices[min(merged)].holder
             pay.from_match = True
         kind = ledger.CREDIT_APPLIED if reason == "credit" else ledger.PAYMENT_ALLOCATED
-        self._legs_of(kind, plan.on).extend(
+        key = (kind, plan.on or self.on)
+        self._legs_of(*key).extend(
             rules.moved(
                 merged, pay.currency, pay.id, unapplied=pay.unapplied,
                 holder_before=holder_before, holder_after=pay.holder,
@@ -662,13 +659,11 @@ class Batch:
         pay.unapplied -= total
         for invoice_id, amount in sorted(merged.items()):
             inv = self.invoices[invoice_id]
-            self._touch(element, inv)
-            self._allocations.append(((kind, plan.on or self.on), pay.id, invoice_id, amount,
-                                      reason))  # fmt: skip
-            self._set_invoice(inv, paid=amount)
-            element.invoices[invoice_id][0] += amount
+            self._moved(element, invoice_id)[0] += amount
+            self._allocations.append((key, pay.id, invoice_id, amount, reason))
+            self._set_invoice(inv, amount, 0)
         self._set_payment(pay)
-        if plan.write_off:
+        if plan.write_off and pay.unapplied == 0:
             left = {i: (self.invoices[i].due, self.invoices[i].total) for i in merged}
             for invoice_id, _ in rules.tolerance_write_offs(pay.unapplied, left, self.tolerance):
                 self._write_off(
@@ -690,9 +685,7 @@ class Batch:
         self._write_offs.append(
             (key, inv.id, amount, kind, reason, None if pay is None else pay.id, None)
         )
-        element = self._element(pay)
-        self._touch(element, inv)
-        element.invoices[inv.id][1] += amount
+        self._moved(self._element(pay), inv.id)[1] += amount
         self._set_invoice(inv, written=amount)
         return amount
 
@@ -728,8 +721,7 @@ class Batch:
                 self._write_offs.append(
                     (key, inv.id, -amount, "reversal", "allocation undone", pay.id, write_off_id)
                 )
-                self._touch(element, inv)
-                element.invoices[inv.id][1] -= amount
+                self._moved(element, inv.id)[1] -= amount
                 self._set_invoice(inv, written=-amount)
             self._standing[pay.id] = [w for w in self._standing[pay.id] if w[1] not in amounts]
         holder_after = pay.holder
@@ -745,9 +737,8 @@ class Batch:
         )  # fmt: skip
         for invoice_id, amount in sorted(amounts.items()):
             inv = self.invoices[invoice_id]
-            self._touch(element, inv)
             self._allocations.append((key, pay.id, invoice_id, -amount, reason))
-            element.invoices[invoice_id][0] -= amount
+            self._moved(element, invoice_id)[0] -= amount
             self._set_invoice(inv, paid=-amount)
         total = sum(amounts.values())
         pay.allocated -= total
@@ -760,7 +751,7 @@ class Batch:
     def clear_match(self, payment_id: int) -> None:
         pay = self.payments[payment_id]
         pay.rule = pay.evidence = None
-        self._element(pay).rule = None
+        self._element(pay)
 
     def refund(
         self, payment_id: int, amount: int, allocations: Mapping[int, int], *,
@@ -879,52 +870,43 @@ class Batch:
         self._record_audit(entries)
 
     def _update_payments(self) -> None:
-        groups: dict[tuple[bool, bool], list[tuple[PaymentState, dict[str, Any]]]] = defaultdict(
-            list
-        )
+        groups: dict[tuple[bool, bool], list[PaymentState]] = defaultdict(list)
         for pay in self.payments.values():
-            if pay.snapshot() == pay.start and pay.rule is _KEEP and pay.evidence is _KEEP:
-                continue
-            allocated, refunded, reversed_amount, unapplied = pay.start[:4]
-            row: dict[str, Any] = {
-                "id": pay.id,
-                "amount_allocated": pay.allocated - allocated,
-                "amount_refunded": pay.refunded - refunded,
-                "amount_reversed": pay.reversed - reversed_amount,
-                "amount_unapplied": pay.unapplied - unapplied,
-                "status": pay.status,
-                "policyholder_id": pay.holder,
-                "payer_from_match": pay.from_match,
-                "reversed_on": pay.reversed_on,
-            }
-            if pay.rule is not _KEEP:
-                row["match_rule"] = pay.rule
-            if pay.evidence is not _KEEP:
-                row["match_evidence"] = (
-                    None if pay.evidence is None else audit.jsonable(pay.evidence)
-                )
-            groups[(pay.rule is not _KEEP, pay.evidence is not _KEEP)].append((pay, row))
-        for (rule, evidence), members in groups.items():
-            rows = [row for _, row in members]
-            adds = [
-                c
-                for c in ("amount_allocated", "amount_refunded", "amount_reversed",
-                          "amount_unapplied")
-                if any(row[c] for row in rows)
-            ]  # fmt: skip
+            if pay.rule is not _KEEP or pay.evidence is not _KEEP or pay.snapshot() != pay.start:
+                groups[(pay.rule is not _KEEP, pay.evidence is not _KEEP)].append(pay)
+        for (rule, evidence), pays in groups.items():
+            adds = ["amount_allocated", "amount_unapplied"]
+            adds += ["amount_refunded"] * any(p.refunded != p.start[1] for p in pays)
+            adds += ["amount_reversed"] * any(p.reversed != p.start[2] for p in pays)
             assign = ["status", "policyholder_id", "payer_from_match"]
-            if any(pay.reversed_on != pay.start[7] for pay, _ in members):
-                assign.append("reversed_on")
+            assign += ["reversed_on"] * any(p.reversed_on != p.start[7] for p in pays)
             assign += ["match_rule"] * rule + ["match_evidence"] * evidence
-            update_rows(
-                self.session,
-                PAYMENTS,
-                [{k: row[k] for k in ("id", *adds, *assign)} for row in rows],
-                add=adds,
-                assign=assign,
-            )
-            for row in rows:
-                expire(self.session, Payment, row["id"])
+            rows = []
+            for pay in pays:
+                row: dict[str, Any] = {
+                    "id": pay.id,
+                    "amount_allocated": pay.allocated - pay.start[0],
+                    "amount_unapplied": pay.unapplied - pay.start[3],
+                    "status": pay.status,
+                    "policyholder_id": pay.holder,
+                    "payer_from_match": pay.from_match,
+                }
+                if "amount_refunded" in adds:
+                    row["amount_refunded"] = pay.refunded - pay.start[1]
+                if "amount_reversed" in adds:
+                    row["amount_reversed"] = pay.reversed - pay.start[2]
+                if "reversed_on" in assign:
+                    row["reversed_on"] = pay.reversed_on
+                if rule:
+                    row["match_rule"] = pay.rule
+                if evidence:
+                    row["match_evidence"] = (
+                        None if pay.evidence is None else audit.jsonable(pay.evidence)
+                    )
+                rows.append(row)
+            update_rows(self.session, PAYMENTS, rows, add=adds, assign=assign)
+            for pay in pays:
+                expire(self.session, Payment, pay.id)
 
     def _update_invoices(self) -> None:
         rows = []
@@ -952,36 +934,33 @@ class Batch:
             expire(self.session, Invoice, row["id"])
 
     def _record_audit(self, entries: Mapping[tuple[str, date], int]) -> None:
-        postings = []
+        postings: list[list[Any]] = []
+        refunds: list[list[Any]] = []
+        reversals: list[list[Any]] = []
         for element in self._elements:
             pay = element.payment
-            invoices = [
-                [f"inv_{i}", paid, written, status, self.invoices[i].status, self.invoices[i].due]
-                for i, (paid, written, status) in element.invoices.items()
-            ]
-            rule = None if element.rule is _KEEP else element.rule
-            if pay is None:
-                postings.append([None, None, invoices, None, None, None, None, None, None, 0, 0])
-                continue
-            postings.append(
-                [f"pay_{pay.id}", rule, invoices, element.unapplied, pay.unapplied,
-                 element.status, pay.status, element.holder, pay.holder, element.refunded,
-                 element.reversed]
-            )  # fmt: skip
-        audit.record(
-            self.session,
-            "posted",
-            "postings",
-            None,
-            after={
-                "reason": self.reason,
-                "memo": self.memo,
-                "entries": [[kind, on, entry_id] for (kind, on), entry_id in entries.items()],
-                "layout": AUDIT_LAYOUT["posting"],
-                "invoice_layout": AUDIT_LAYOUT["invoice"],
-                "postings": postings,
-            },
-        )
+            payment = None if pay is None else f"pay_{pay.id}"
+            holder = None if pay is None else pay.holder
+            for invoice_id, (allocated, written) in element.invoices.items():
+                postings.append([payment, f"inv_{invoice_id}", allocated, written, holder])
+            if not element.invoices:
+                postings.append([payment, None, 0, 0, holder])
+            if element.refunded:
+                refunds.append([payment, element.refunded])
+            if element.reversed:
+                reversals.append([payment, element.reversed])
+        after: dict[str, Any] = {
+            "reason": self.reason,
+            "memo": self.memo,
+            "entries": [[kind, on, entry_id] for (kind, on), entry_id in entries.items()],
+            "layout": AUDIT_LAYOUT["posting"],
+            "postings": postings,
+        }
+        if refunds:
+            after["refunds"] = refunds
+        if reversals:
+            after["reversals"] = reversals
+        audit.record(self.session, "posted", "postings", None, after=after)
 
 
 def lock_invoices(

@@ -17,7 +17,6 @@ from premium_billing.invoicing.rules import OverAllocation, is_payable, within_t
 from premium_billing.ledger.rules import (
     PREMIUM_RECEIVABLE,
     Posting,
-    check_entry,
     holding_account,
 )
 
@@ -180,13 +179,14 @@ def refusal(
     except OverAllocation as error:
         return Refusal(error.message, error.field)
     if expected_write_offs is not None:
+        unapplied_after = payment.unapplied - sum(merged.values())
         derived = (
             tolerance_write_offs(
-                payment.unapplied - sum(merged.values()),
+                unapplied_after,
                 {i: (invoices[i].due - amount, invoices[i].total) for i, amount in merged.items()},
                 tolerance,
             )
-            if write_off
+            if write_off and unapplied_after == 0
             else []
         )
         expected = sorted((int(i), int(a)) for i, a in expected_write_offs)
@@ -237,7 +237,7 @@ def tolerance_write_offs(
     return [
         (invoice_id, due)
         for invoice_id, (due, total) in sorted(left.items())
-        if within_tolerance(due, total, tolerance.absolute, tolerance.percent)
+        if due > 0 and within_tolerance(due, total, tolerance.absolute, tolerance.percent)
     ]
 
 
@@ -260,7 +260,10 @@ def moved(
       payer is unknown, else the payer's credit) — all of it (`unapplied`) when the posting
       names or forgets the payer, which then holds the rest in its new place;
     - one receivable leg per invoice, tagged with the invoice, the payment and the payer.
-    """
+
+    The legs balance by construction (the holding legs give `applied`, the receivable legs
+    take it); zero legs are left out. An entry of many payments is checked whole when it is
+    written (`ledger.rules.check_entry`)."""
     applied = sum(amounts.values())
     holder = holder_after if holder_after is not None else holder_before
     legs: list[Posting] = []
@@ -291,4 +294,4 @@ def moved(
                 invoice_id=invoice_id, payment_id=payment_id, policyholder_id=holder,
             )
         )  # fmt: skip
-    return check_entry(legs)
+    return [leg for leg in legs if leg.amount != 0]

@@ -113,16 +113,12 @@ def _outcome(db: Any, made: dict[str, Any]) -> dict[str, Any]:
             if row.after.get("reason") != "received"
         ]
     elements = [
-        dict(zip(body["layout"], p, strict=True))
+        [name("pay", pid), name("inv", number(row[1])) if row[1] else None, row[2], row[3],
+         name("ph", row[4])]
         for body in audit
-        for p in body["postings"]
-        if p[0] == f"pay_{pid}"
-    ]
-    for element in elements:
-        element["payment"] = "P"
-        for key in ("policyholder_before", "policyholder_after"):
-            element[key] = name("ph", element[key])
-        element["invoices"] = [[name("inv", number(i[0])), *i[1:]] for i in element["invoices"]]
+        for row in body["postings"]
+        if row[0] == f"pay_{pid}"
+    ]  # fmt: skip
     return {
         "payment": (pay.status, pay.amount_allocated, pay.amount_unapplied,
                     name("ph", pay.policyholder_id), pay.payer_from_match, pay.match_rule),
