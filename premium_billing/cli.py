@@ -163,7 +163,7 @@ def drain_webhooks_command() -> None:
     import signal
     import threading
 
-    from premium_billing.stripe_billing.drain import drain_forever
+    from webhooks.drain import drain_forever
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -1,7 +1,7 @@
 """POST /webhooks/stripe: verify the signature on the raw body, then store and process.
 
 A plain Flask blueprint outside /api/v1 (no bearer key: the signature is the credential).
-The view only verifies and hands over; `services.webhook_events` stores and posts.
+The view only verifies and hands over: the inbox stores and dispatches (`webhooks.inbox`).
 Answers: 200 processed, ignored, duplicate or failed (stored: our retry job owns it), or
 queued when WEBHOOK_PROCESSING=deferred (a drain thread posts it);
 400 when the signature does not verify or the JSON nests too deep (nothing stored); 413
@@ -18,10 +18,10 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from premium_billing.http.limits import body_limit
 from premium_billing.http.problems import problem
 from premium_billing.http.session import database
-from premium_billing.stripe_billing import events as webhook_events
 from premium_billing.stripe_billing.gateway import WebhookSignatureError, verify_webhook
 
 from .drain import notify
+from .inbox import enqueue, receive
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,9 @@ def stripe_webhook() -> Response | tuple[Response, int]:
     if not isinstance(event.get("id"), str) or not event["id"]:
         return problem(400, "The event has no id.")
     if settings.webhook_processing == "deferred":
-        outcome = webhook_events.enqueue(database(), settings, event, payload)
+        outcome = enqueue(database(), settings, event, payload)
         if settings.webhook_drain_in_api:
             notify(database(), settings)
     else:
-        outcome = webhook_events.receive(database(), settings, event, payload)
+        outcome = receive(database(), settings, event, payload)
     return jsonify({"received": True, "status": outcome.status})

@@ -79,7 +79,7 @@ def _autopay(
 def _retry_webhooks(
     db: Database, settings: Settings, as_of: date, run_id: int, progress: Progress | None
 ) -> dict[str, Any]:
-    from premium_billing.stripe_billing.events import retry_failed
+    from webhooks.inbox import retry_failed
 
     return retry_failed(db, settings)
 

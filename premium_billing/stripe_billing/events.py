@@ -1,38 +1,33 @@
-"""Stripe events: the inbox (one row per event id), the handlers, and the retry of failures.
+"""What each Stripe event means for billing: one handler per event type (`handle`), and
+the set-based posting of many plain `payment_intent.succeeded` events (`post_many`).
 
-An event is stored and processed in one transaction: the inbox row, the payment, its
-allocation, journal and audit rows commit together, so an event is posted once or not at
-all. A redelivery finds the row and does nothing. When processing fails, the transaction
-rolls back and the event is stored `failed`; `retry_failed` (the `retry_webhooks` job)
-tries it again with exponential backoff, and after WEBHOOK_MAX_ATTEMPTS it is `dead`.
+The inbound edge (`webhooks/`: verify, inbox, dispatch, drain) stores each event once and
+calls these in the transaction that marks it processed; nothing here commits.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from premium_billing.actor import Actor, acting_as
+from premium_billing.clock import business_date, business_date_of
 from premium_billing.config import Settings
-from premium_billing.db import Database
+from premium_billing.db.bulk import insert_rows
 from premium_billing.db.types import utcnow
+from premium_billing.payments.models import Payment
 from premium_billing.stripe_billing import payments as stripe_payments
 from premium_billing.stripe_billing import payouts
-from premium_billing.stripe_billing.models import AutopayAttempt, StripeEvent
+from premium_billing.stripe_billing.models import AutopayAttempt, StripePaymentState
 from premium_billing.stripe_billing.payments import Facts
+from premium_billing.stripe_billing.rules import parse_id
 
 log = logging.getLogger(__name__)
-
-MAX_BACKOFF = timedelta(hours=24)
 
 
 class EventError(Exception):
@@ -46,13 +41,6 @@ class Handled:
     posted: bool = False
 
 
-@dataclass(frozen=True)
-class Outcome:
-    status: str  # processed, ignored, duplicate, failed
-    payment_id: int | None = None
-    posting_latency_ms: int | None = None
-
-
 Handler = Callable[[Session, Settings, dict[str, Any]], Handled]
 
 
@@ -63,7 +51,8 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _id(value: Any) -> str | None:
+def object_id(value: Any) -> str | None:
+    """The id of an expandable field (a string, or the expanded object's `id`)."""
     if isinstance(value, dict):
         value = value.get("id")
     return None if value is None else str(value)
@@ -98,12 +87,12 @@ def payment_intent_succeeded(session: Session, settings: Settings, pi: dict[str,
         settings,
         Facts(
             payment_intent_id=str(pi["id"]),
-            charge_id=_id(pi.get("latest_charge")),
+            charge_id=object_id(pi.get("latest_charge")),
             succeeded=True,
             amount=_int(pi.get("amount_received") or pi["amount"]),
             currency=str(pi["currency"]),
             metadata=pi.get("metadata") or {},
-            customer_id=_id(pi.get("customer")),
+            customer_id=object_id(pi.get("customer")),
             created=_int(pi.get("created")),
         ),
     )
@@ -127,13 +116,13 @@ def checkout_paid(session: Session, settings: Settings, cs: dict[str, Any]) -> H
         session,
         settings,
         Facts(
-            payment_intent_id=str(_id(cs.get("payment_intent")) or cs["id"]),
+            payment_intent_id=str(object_id(cs.get("payment_intent")) or cs["id"]),
             succeeded=True,
             amount=_int(cs.get("amount_total")),
             currency=str(cs["currency"]),
             metadata=metadata,
             payer_name=details.get("name"),
-            customer_id=_id(cs.get("customer")),
+            customer_id=object_id(cs.get("customer")),
             created=_int(cs.get("created")),
         ),
     )
@@ -150,14 +139,14 @@ def charge_refunded(session: Session, settings: Settings, charge: dict[str, Any]
         session,
         settings,
         Facts(
-            payment_intent_id=str(_id(charge.get("payment_intent")) or charge["id"]),
+            payment_intent_id=str(object_id(charge.get("payment_intent")) or charge["id"]),
             charge_id=str(charge["id"]),
             succeeded=bool(charge.get("paid", True)),
             amount=_int(charge.get("amount_captured") or charge["amount"]),
             currency=str(charge["currency"]),
             metadata=charge.get("metadata") or {},
             payer_name=billing.get("name"),
-            customer_id=_id(charge.get("customer")),
+            customer_id=object_id(charge.get("customer")),
             created=_int(charge.get("created")),
             amount_refunded=_int(charge.get("amount_refunded")) or 0,
         ),
@@ -165,8 +154,8 @@ def charge_refunded(session: Session, settings: Settings, charge: dict[str, Any]
 
 
 def charge_dispute(session: Session, settings: Settings, dispute: dict[str, Any]) -> Handled:
-    pi_id = _id(dispute.get("payment_intent"))
-    charge_id = _id(dispute.get("charge"))
+    pi_id = object_id(dispute.get("payment_intent"))
+    charge_id = object_id(dispute.get("charge"))
     if pi_id is None and charge_id is not None:
         pi_id = stripe_payments.state_by_charge(session, charge_id)
     if pi_id is None:
@@ -230,231 +219,131 @@ def handle(session: Session, settings: Settings, event: dict[str, Any]) -> Handl
     return handler(session, settings, obj)
 
 
-# ----------------------------------------------------------------------------- inbox
+# ----------------------------------------------------------------------------- many at once
 
 
-def _created(event: dict[str, Any]) -> datetime:
+@dataclass(frozen=True)
+class PlainSucceeded:
+    """A `payment_intent.succeeded` for an invoice named in its metadata, not an autopay
+    charge: the event most frequent at volume, which `post_many` posts set-based."""
+
+    key: int  # the caller's handle on the event (its inbox row)
+    pi_id: str
+    charge_id: str | None
+    amount: int
+    currency: str
+    metadata: dict[str, Any]
+    customer_id: str | None
+    created: int | None  # Stripe's Unix timestamp; received on its business date
+
+
+def plain_succeeded(key: int, event: dict[str, Any]) -> PlainSucceeded | None:
+    """The event as a PlainSucceeded, or None (then it is handled one by one)."""
     try:
-        return datetime.fromtimestamp(int(event.get("created") or 0), UTC)
-    except (TypeError, ValueError, OverflowError):
-        return datetime.fromtimestamp(0, UTC)
-
-
-def _insert(session: Session, values: dict[str, Any]) -> int | None:
-    """Insert the inbox row; None when the event id is already there (a redelivery)."""
-    make = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = (
-        make(StripeEvent)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(StripeEvent.id)
-    )
-    return session.execute(stmt).scalar()
-
-
-def _row_values(event: dict[str, Any], payload: bytes | str) -> dict[str, Any]:
-    obj = (event.get("data") or {}).get("object")
-    raw = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
-    return {
-        "event_id": str(event["id"])[:255],
-        "type": str(event.get("type") or "")[:100],
-        "object_id": _id(obj.get("id"))[:255] if isinstance(obj, dict) and obj.get("id") else None,
-        "livemode": bool(event.get("livemode", False)),
-        "payload": raw,
-        "stripe_created_at": _created(event),
-        "received_at": utcnow(),
-    }
-
-
-def _lock_timeout(session: Session, settings: Settings) -> None:
-    # A webhook answers fast: waiting long on a locked invoice is a failure to retry later.
-    if session.get_bind().dialect.name == "postgresql" and settings.webhook_lock_timeout_ms:
-        session.execute(text(f"SET LOCAL lock_timeout = {int(settings.webhook_lock_timeout_ms)}"))
-
-
-def _latency_ms(event: dict[str, Any], now: datetime) -> int:
-    return max(0, int((now - _created(event)).total_seconds() * 1000))
-
-
-def _backoff(settings: Settings, attempts: int) -> timedelta:
-    seconds = settings.webhook_retry_base_seconds * 2 ** max(0, attempts - 1)
-    return min(timedelta(seconds=seconds), MAX_BACKOFF)
-
-
-def receive(
-    db: Database, settings: Settings, event: dict[str, Any], payload: bytes | str
-) -> Outcome:
-    """Store a verified event and process it in the same transaction (see the module doc)."""
-    if not isinstance(event.get("id"), str) or not event["id"]:
-        raise EventError("event has no id")
-    values = _row_values(event, payload)
-    with acting_as(Actor(kind="webhook", id=values["event_id"], name=values["type"])):
-        with db.session() as session:
-            try:
-                _lock_timeout(session, settings)
-                row_id = _insert(session, {**values, "status": "processed", "attempts": 1})
-                if row_id is None:
-                    session.rollback()
-                    return Outcome("duplicate")
-                handled = handle(session, settings, event)
-                now = utcnow()
-                latency = _latency_ms(event, now) if handled.posted else None
-                session.execute(
-                    update(StripeEvent)
-                    .where(StripeEvent.id == row_id)
-                    .values(
-                        status=handled.status,
-                        processed_at=now,
-                        posting_latency_ms=latency,
-                        payment_id=handled.payment_id,
-                    )
-                )
-                session.commit()
-                return Outcome(handled.status, handled.payment_id, latency)
-            except Exception as error:
-                session.rollback()
-                failure = error
-        log.warning(
-            "stripe event failed",
-            extra={"event": "webhook_failed", "event_id": values["event_id"],
-                   "type": values["type"], "error": type(failure).__name__},
-        )  # fmt: skip
-        with db.session() as session:
-            _insert(
-                session,
-                {
-                    **values,
-                    "status": "dead" if settings.webhook_max_attempts <= 1 else "failed",
-                    "attempts": 1,
-                    "last_error": _describe(failure),
-                    "next_attempt_at": utcnow() + _backoff(settings, 1),
-                },
-            )
-            session.commit()
-    return Outcome("failed")
-
-
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"[:2000]
-
-
-# ----------------------------------------------------------------------------- retries
-
-
-def enqueue(
-    db: Database, settings: Settings, event: dict[str, Any], payload: bytes | str
-) -> Outcome:
-    """Deferred processing: store a verified event as `queued` (one insert on a plain
-    connection, the statement built once) and return; the drain (`services.webhook_drain`)
-    or the retry job, for what a dead process left, posts it."""
-    if not isinstance(event.get("id"), str) or not event["id"]:
-        raise EventError("event has no id")
-    values = _row_values(event, payload)
-    values.update(status="queued", attempts=0, next_attempt_at=values["received_at"])
-    with db.engine.begin() as conn:
-        row_id = conn.execute(_enqueue_statement(db.dialect), values).scalar()
-    return Outcome("queued" if row_id is not None else "duplicate")
-
-
-_ENQUEUE: dict[str, Any] = {}
-
-
-def _enqueue_statement(dialect: str) -> Any:
-    stmt = _ENQUEUE.get(dialect)
-    if stmt is None:
-        table = StripeEvent.__table__
-        make = pg_insert if dialect == "postgresql" else sqlite_insert
-        stmt = _ENQUEUE[dialect] = (
-            make(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.id)
+        if event.get("type") != "payment_intent.succeeded":
+            return None
+        pi = event["data"]["object"]
+        metadata = pi.get("metadata") or {}
+        amount = pi.get("amount_received") or pi["amount"]
+        if parse_id("invoice", metadata.get("invoice_id")) is None:
+            return None
+        if metadata.get("autopay_attempt") or not isinstance(amount, int):
+            return None
+        created = pi.get("created")
+        return PlainSucceeded(
+            key=key,
+            pi_id=str(pi["id"]),
+            charge_id=object_id(pi.get("latest_charge")),
+            amount=amount,
+            currency=str(pi["currency"]).upper(),
+            metadata=dict(metadata),
+            customer_id=object_id(pi.get("customer")),
+            created=int(created) if created else None,
         )
-    return stmt
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+        return None  # the one-by-one way records why it fails
 
 
-def _due(session: Session, now: datetime, limit: int) -> list[int]:
-    return list(
+def post_many(
+    session: Session, settings: Settings, events: Sequence[PlainSucceeded]
+) -> dict[int, int]:
+    """Post set-based the events whose order cannot matter, {key: payment id}: each the
+    first of its PaymentIntent and of its invoice, about a PaymentIntent never seen before.
+    The result is what handling each in turn would give (the same `post_succeeded` the
+    one-by-one way calls with a batch of one). The others are left to the caller to handle
+    one by one. Flushed, not committed."""
+    pi_ids = [e.pi_id for e in events]
+    known = set(
         session.scalars(
-            select(StripeEvent.id)
-            .where(StripeEvent.status.in_(("failed", "queued")), StripeEvent.next_attempt_at <= now)
-            .order_by(StripeEvent.next_attempt_at, StripeEvent.id)
-            .limit(limit)
-        )
-    )
-
-
-def retry_one(db: Database, settings: Settings, row_id: int, status: str | None = None) -> str:
-    """Process one stored event (failed, or queued when deferred): processed/ignored,
-    failed (later) or dead. `status` limits it to rows in that status."""
-    wanted = (status,) if status else ("failed", "queued")
-    with db.session() as session:
-        _lock_timeout(session, settings)
-        stmt = select(StripeEvent).where(StripeEvent.id == row_id, StripeEvent.status.in_(wanted))
-        if session.get_bind().dialect.name == "postgresql":
-            stmt = stmt.with_for_update(skip_locked=True)  # another retrier has it
-        row = session.scalar(stmt)
-        if row is None:
-            return "skipped"
-        event_id, event_type, attempts = row.event_id, row.type, row.attempts + 1
-        with acting_as(Actor(kind="webhook", id=event_id, name=event_type)):
-            try:
-                event = json.loads(row.payload)
-                handled = handle(session, settings, event)
-                now = utcnow()
-                session.execute(
-                    update(StripeEvent)
-                    .where(StripeEvent.id == row_id)
-                    .values(
-                        status=handled.status,
-                        attempts=attempts,
-                        processed_at=now,
-                        next_attempt_at=None,
-                        posting_latency_ms=_latency_ms(event, now) if handled.posted else None,
-                        payment_id=handled.payment_id,
-                    )
-                )
-                session.commit()
-                return handled.status
-            except Exception as error:
-                session.rollback()
-                failure = error
-    dead = attempts >= settings.webhook_max_attempts
-    with db.session() as session:
-        session.execute(
-            update(StripeEvent)
-            .where(StripeEvent.id == row_id, StripeEvent.status.in_(wanted))
-            .values(
-                status="dead" if dead else "failed",
-                attempts=attempts,
-                last_error=_describe(failure),
-                next_attempt_at=None if dead else utcnow() + _backoff(settings, attempts),
+            select(StripePaymentState.payment_intent_id).where(
+                StripePaymentState.payment_intent_id.in_(pi_ids)
             )
         )
-        session.commit()
-    return "dead" if dead else "failed"
-
-
-def retry_failed(
-    db: Database, settings: Settings, *, now: datetime | None = None, limit: int = 1000
-) -> dict[str, int]:
-    """Retry every failed event whose time has come (the `retry_webhooks` job)."""
-    stats = {"retried": 0, "processed": 0, "ignored": 0, "failed": 0, "dead": 0}
-    with db.session() as session:
-        due = _due(session, now or utcnow(), limit)
-    for row_id in due:
-        outcome = retry_one(db, settings, row_id)
-        if outcome == "skipped":
+    )
+    known.update(
+        session.scalars(
+            select(Payment.external_id).where(
+                Payment.source == "stripe", Payment.external_id.in_(pi_ids)
+            )
+        )
+    )
+    chosen: list[PlainSucceeded] = []
+    seen_pi: set[str] = set()
+    seen_invoice: set[int | None] = set()
+    for e in events:
+        invoice = parse_id("invoice", e.metadata.get("invoice_id"))
+        if e.pi_id in known or e.pi_id in seen_pi or invoice in seen_invoice:
             continue
-        stats["retried"] += 1
-        stats[outcome] += 1
-    return stats
-
-
-def requeue(db: Database, event_id: str) -> bool:
-    """Give a dead event another round of retries (after the cause was fixed)."""
-    with db.session() as session:
-        done = session.execute(
-            update(StripeEvent)
-            .where(StripeEvent.event_id == event_id, StripeEvent.status == "dead")
-            .values(status="failed", attempts=0, next_attempt_at=utcnow())
-        ).rowcount
-        session.commit()
-    return bool(done)
+        seen_pi.add(e.pi_id)
+        seen_invoice.add(invoice)
+        chosen.append(e)
+    if not chosen:
+        return {}
+    today = business_date(settings.timezone)
+    created_on = {
+        e.pi_id: business_date_of(e.created, settings.timezone) if e.created else None
+        for e in chosen
+    }
+    posted = stripe_payments.post_succeeded(
+        session,
+        settings,
+        [
+            stripe_payments.Succeeded(
+                payment_intent_id=e.pi_id,
+                charge_id=e.charge_id,
+                amount=e.amount,
+                currency=e.currency,
+                metadata=e.metadata,
+                received_on=created_on[e.pi_id] or today,
+            )
+            for e in chosen
+        ],
+        memo="stripe webhooks",
+    )
+    payment_ids = [pid for pid, _ in posted]
+    insert_rows(
+        session,
+        StripePaymentState.__table__,
+        [
+            {
+                "payment_intent_id": e.pi_id,
+                "charge_id": e.charge_id,
+                "succeeded": True,
+                "amount": e.amount,
+                "currency": e.currency,
+                "stripe_metadata": e.metadata,
+                "payer_name": None,
+                "customer_id": e.customer_id,
+                "created_on": created_on[e.pi_id],
+                "amount_refunded": 0,
+                "payment_id": pid,
+            }
+            for e, pid in zip(chosen, payment_ids, strict=True)
+        ],
+    )
+    log.info(
+        "stripe events posted",
+        extra={"event": "webhooks_posted", "count": len(chosen),
+               "unmatched": sum(why is not None for _, why in posted)},
+    )  # fmt: skip
+    return {e.key: pid for e, pid in zip(chosen, payment_ids, strict=True)}

@@ -19,9 +19,9 @@ from devtools.fake_stripe import FakeStripe
 from premium_billing.config import Settings
 from premium_billing.ledger.models import JournalEntry, JournalLine
 from premium_billing.payments.models import Allocation, Payment
-from premium_billing.stripe_billing import drain as webhook_drain
-from premium_billing.stripe_billing import events as webhook_events
 from premium_billing.stripe_billing.models import StripeEvent, StripePaymentState
+from webhooks import drain as webhook_drain
+from webhooks import inbox as webhook_events
 
 from .stripe_helpers import fake, ledger_problems, open_invoices, stripe_settings  # noqa: F401
 

@@ -13,8 +13,8 @@ import requests
 from devtools.fake_stripe import FakeStripe
 from premium_billing.config import Settings
 from premium_billing.jobs.runner import run_job
-from premium_billing.stripe_billing import events as webhook_events
 from premium_billing.stripe_billing.gateway import sign_webhook
+from webhooks import inbox as webhook_events
 
 from .stripe_helpers import (
     WEBHOOK_SECRET,
