@@ -68,12 +68,13 @@ TOLERANCE_REASON = "underpaid remainder within tolerance"
 # it moved (a payment with no invoice moved: invoice None; an invoice written off by hand:
 # payment None): the amount allocated (negative: taken back) and written off (negative: a
 # write-off reversed), and the payment's payer after the posting. Refunds and reversals are
-# listed per payment. A receipt lists each payment received.
+# listed per payment. A receipt lists each payment received and its amount (and the total
+# received per currency).
 AUDIT_LAYOUT = {
     "posting": ["payment", "invoice", "allocated", "written_off", "policyholder"],
     "refund": ["payment", "amount"],
     "reversal": ["payment", "amount"],
-    "received": ["payment", "amount", "currency", "policyholder", "external_id"],
+    "received": ["payment", "amount"],
 }
 
 
@@ -283,6 +284,9 @@ def receive(
             )
         ]
     insert_rows(session, LINES, legs)
+    received: dict[str, int] = defaultdict(int)
+    for item in items:
+        received[item.currency] += item.amount
     audit.record(
         session,
         "posted",
@@ -293,11 +297,9 @@ def receive(
             "source": source,
             "memo": memo,
             "entries": [[ledger.PAYMENT_RECEIVED, day, entry_of[day]] for day in days],
+            "received": dict(sorted(received.items())),
             "layout": AUDIT_LAYOUT["received"],
-            "postings": [
-                [f"pay_{pid}", item.amount, item.currency, item.policyholder_id, item.external_id]
-                for pid, item in zip(ids, items, strict=True)
-            ],
+            "postings": [[f"pay_{pid}", item.amount] for pid, item in zip(ids, items, strict=True)],
         },
     )
     return list(ids)
