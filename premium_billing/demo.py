@@ -66,6 +66,7 @@ def load_demo(app: Flask) -> Iterator[str]:
 def _pay_now(app: Flask) -> Iterator[str]:
     """A Stripe Checkout link for the oldest open invoice (the fake Stripe under make run)."""
     from premium_billing.invoicing.models import Invoice
+    from premium_billing.invoicing.rules import PAYABLE_STATUSES
     from premium_billing.money import format_major
     from premium_billing.stripe_billing.gateway import GatewayError
     from premium_billing.stripe_billing.payments import start_checkout
@@ -78,7 +79,7 @@ def _pay_now(app: Flask) -> Iterator[str]:
     with db.session() as session:
         invoice = session.scalar(
             select(Invoice)
-            .where(Invoice.status.in_(("open", "partially_paid")), Invoice.currency == "USD")
+            .where(Invoice.status.in_(PAYABLE_STATUSES), Invoice.currency == "USD")
             .order_by(Invoice.due_date, Invoice.id)
             .limit(1)
         )

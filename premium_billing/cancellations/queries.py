@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from premium_billing.invoicing.models import Invoice
+from premium_billing.invoicing.rules import PAYABLE_STATUSES
 from premium_billing.policies.models import Installment
 
 PREMIUM_KINDS = ("premium", "adjustment")
@@ -38,7 +39,7 @@ def arrears_on(session: Session, policy_id: int, on: date) -> int:
         select(func.coalesce(func.sum(Invoice.amount_due), 0)).where(
             Invoice.policy_id == policy_id,
             Invoice.due_date < on,
-            Invoice.status.in_(("open", "partially_paid")),
+            Invoice.status.in_(PAYABLE_STATUSES),
         )
     )
     return int(total or 0)

@@ -100,9 +100,6 @@ class Plan:
     on: date | None = None
 
 
-MatchPlan = Plan  # the name the reconciliation run and the webhook drain knew it by
-
-
 @dataclass(frozen=True)
 class Received:
     """A payment to record: see `receive`."""
@@ -303,9 +300,6 @@ def receive(
         },
     )
     return list(ids)
-
-
-receive_many = receive  # the name the statement import and the webhook drain knew it by
 
 
 def _received_per_entry(
@@ -1021,9 +1015,6 @@ def post(
     return refused
 
 
-post_matches = post  # the name the reconciliation run and the webhook drain knew it by
-
-
 def allocate(
     session: Session,
     settings: Settings,
@@ -1221,7 +1212,6 @@ def view(session: Session, payment: Payment) -> PaymentView:
 __all__ = [
     "AUDIT_LAYOUT",
     "Batch",
-    "MatchPlan",
     "PaymentView",
     "Plan",
     "Received",
@@ -1236,10 +1226,8 @@ __all__ = [
     "PaymentState",
     "net_allocations",
     "post",
-    "post_matches",
     "raise_refusal",
     "receive",
-    "receive_many",
     "refund",
     "refund_reversed",
     "reverse",

@@ -35,7 +35,7 @@ from premium_billing.config import Settings
 from premium_billing.db.bulk import any_of, cached_plans, custom_plans
 from premium_billing.db.types import utcnow
 from premium_billing.invoicing.models import Invoice
-from premium_billing.invoicing.rules import payment_reference
+from premium_billing.invoicing.rules import PAYABLE_STATUSES, payment_reference
 from premium_billing.payments.models import Payment
 from premium_billing.payments.posting import Plan, post
 from premium_billing.policies.models import Policy, Policyholder
@@ -55,12 +55,11 @@ from premium_billing.reconciliation.models import (
     SuspenseItem,
 )
 from premium_billing.stripe_billing.models import StripePaymentState
-from premium_billing.stripe_billing.payments import reference_of
+from premium_billing.stripe_billing.rules import reference_of
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
-OPEN_STATUSES = ("open", "partially_paid")
 SUSPENSE_BATCH = 1000
 POST_BATCH = 1000  # matches posted per transaction, set-based
 # Matches that name their invoice post first; a match by payer or policy (which picks one of
@@ -179,7 +178,7 @@ def _open_invoices(session: Session, shared: _Shared) -> list[OpenInvoice]:
             Invoice.total,
         )
         .join(Policy, Policy.id == Invoice.policy_id)
-        .where(Invoice.status.in_(OPEN_STATUSES), Invoice.amount_due > 0)
+        .where(Invoice.status.in_(PAYABLE_STATUSES), Invoice.amount_due > 0)
     )
     return [
         OpenInvoice(
@@ -192,7 +191,7 @@ def _open_invoices(session: Session, shared: _Shared) -> list[OpenInvoice]:
 
 def _policyholders(session: Session, shared: _Shared) -> list[matching.Policyholder]:
     holders = select(Invoice.policyholder_id).where(
-        Invoice.status.in_(OPEN_STATUSES), Invoice.amount_due > 0
+        Invoice.status.in_(PAYABLE_STATUSES), Invoice.amount_due > 0
     )
     stmt = select(Policyholder.id, Policyholder.name).where(Policyholder.id.in_(holders))
     return [matching.Policyholder(shared(str(i)), name) for i, name in _streamed(session, stmt)]
@@ -519,29 +518,6 @@ def _record_suspense(
             }
         )
     session.execute(insert(SuspenseItem), rows)
-    session.commit()
-
-
-# ----------------------------------------------------------------------------- manual hooks
-
-
-def learn_from_manual_match(session: Session, payment_id: int) -> int:
-    """A confirmed manual match teaches the payer link (`manual.learn_payer`). Committed.
-    Kept for callers of the two-step API; `manual.match_manually` does both in one
-    transaction."""
-    from premium_billing.reconciliation.manual import learn_payer
-
-    added = learn_payer(session, payment_id)
-    session.commit()
-    return added
-
-
-def requeue_after_undo(session: Session, payment_id: int, undone_rule: str | None) -> None:
-    """An undone match puts the payment back in the queue, held (`manual.hold`). Committed.
-    Kept for callers of the two-step API; `manual.undo_match` does both in one transaction."""
-    from premium_billing.reconciliation.manual import hold
-
-    hold(session, payment_id, undone_rule)
     session.commit()
 
 

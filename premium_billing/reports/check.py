@@ -180,7 +180,7 @@ def check(session: Session) -> list[str]:
         ).order_by(Payment.id)
     )
     # A payment without a cash debit of its own was received in an entry whose debit is one
-    # untagged line per currency for all of its payments (`receive_many(cash_per_entry=
+    # untagged line per currency for all of its payments (`posting.receive(cash_per_entry=
     # True)`): that line must equal the amounts of the payments pointing at the entry.
     by_entry: dict[tuple[int, str], int] = defaultdict(int)
     for pay in payment_rows:

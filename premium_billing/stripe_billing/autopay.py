@@ -24,11 +24,12 @@ from sqlalchemy.exc import IntegrityError
 from premium_billing.config import Settings
 from premium_billing.db import Database
 from premium_billing.invoicing.models import Invoice
+from premium_billing.invoicing.rules import PAYABLE_STATUSES
 from premium_billing.policies.models import Policy
 from premium_billing.stripe_billing import payments as stripe_payments
 from premium_billing.stripe_billing.gateway import GatewayError, GatewayUnavailable
 from premium_billing.stripe_billing.models import AutopayAttempt, StripeCustomer
-from premium_billing.stripe_billing.payments import PAYABLE_STATUSES, Facts
+from premium_billing.stripe_billing.payments import Facts
 
 log = logging.getLogger(__name__)
 

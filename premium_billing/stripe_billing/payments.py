@@ -27,7 +27,7 @@ from premium_billing.config import Settings
 from premium_billing.db.types import utcnow
 from premium_billing.errors import Conflict, NotFound
 from premium_billing.invoicing.models import Invoice
-from premium_billing.invoicing.rules import PAYABLE_STATUSES, is_payable
+from premium_billing.invoicing.rules import is_payable
 from premium_billing.payments import posting as payments
 from premium_billing.payments.models import Allocation, Payment
 from premium_billing.policies.models import Policy, Policyholder
@@ -43,15 +43,10 @@ from premium_billing.stripe_billing.rules import (
     format_id,
     invoice_named,
     mismatch,
-    parse_id,
     reference_of,
 )
 
 log = logging.getLogger(__name__)
-
-# Names other modules import from here (the rules live in `stripe_billing.rules` and, for
-# PAYABLE_STATUSES, `invoicing.rules`).
-__all__ = ["PAYABLE_STATUSES", "format_id", "parse_id", "reference_of", "evidence_of", "mismatch"]
 
 CLOSED_DISPUTE = ("won", "lost", "warning_closed")
 # A stored Checkout Session is offered again for this long (Stripe's expire after 24 h).

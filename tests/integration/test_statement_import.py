@@ -129,11 +129,11 @@ def test_a_reference_a_bank_payment_already_has_is_skipped_in_every_batch(db, se
     batches of the same file included."""
     import io
 
-    from premium_billing.payments.batch import Received, receive_many
+    from premium_billing.payments.posting import Received, receive
     from premium_billing.reconciliation.imports import import_statement
 
     with db.session() as session:
-        receive_many(
+        receive(
             session,
             [Received(100, "USD", "bank_transfer", date(2026, 2, 1), external_id="B-7")],
             source="bank_statement",

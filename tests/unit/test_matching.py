@@ -364,7 +364,7 @@ def test_money_is_conserved_and_never_crosses_currencies(
         assert settled <= invoice.amount_due
         assert invoice.policyholder_id == d.policyholder_id
     allocated = dict(d.allocations)
-    for inv_id, w in d.write_offs:  # only what posting accepts (payments.batch._refusal)
+    for inv_id, w in d.write_offs:  # only what posting accepts (payments.rules.refusal)
         invoice = index.invoices[inv_id]
         assert inv_id in allocated and w == invoice.amount_due - allocated[inv_id]
         assert invoice.total is not None
@@ -374,7 +374,7 @@ def test_money_is_conserved_and_never_crosses_currencies(
 
 # ----------------------------------------------------------------------------- write-off tolerance
 # One rule: premium_billing.invoicing.rules.within_tolerance, per invoice, against its total,
-# as posting checks it (payments.batch._refusal).
+# as posting checks it (payments.rules.refusal).
 
 
 def _one_invoice(due: int, total: int | None) -> CandidateIndex:

@@ -2,9 +2,9 @@
 
 Every plan keeps the money invariant: sum(allocations) + credit == the payment's amount, and
 for each invoice allocation + write-off <= amount_due (== for a settled invoice). A
-write-off is not money received: it closes a short payment, and only the way posting accepts
-it (premium_billing.payments.batch): on an invoice the plan pays, exactly what that invoice
-has left due after the allocation, and within tolerance of that invoice's total
+write-off is not money received: it closes a short payment, and only the way posting
+accepts it (`premium_billing.payments.rules.refusal`): on an invoice the plan pays, exactly
+what that invoice has left due after the allocation, and within tolerance of its total
 (`premium_billing.invoicing.rules.within_tolerance`).
 """
 
