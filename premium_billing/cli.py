@@ -96,18 +96,25 @@ def demo() -> None:
 
 
 def _as_of(value: str | None) -> Any:
+    """--as-of as a business date (default: today there); a date that is not one, or lies
+    outside the business date's window (unless ALLOW_TIME_TRAVEL), is one line and exit 1."""
+    import re
     from datetime import date
 
-    from premium_billing.clock import business_date
+    from premium_billing.clock import business_date, window_problem
 
     if value is None:
         return business_date(_settings().timezone)
     try:
-        return date.fromisoformat(value)
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError(value)
+        day = date.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a date (YYYY-MM-DD)", param_hint="--as-of"
-        ) from None
+        raise click.ClickException(f"--as-of: {value!r} is not a date (YYYY-MM-DD)") from None
+    problem = window_problem(_settings(), day, ahead=False)
+    if problem is not None:
+        raise click.ClickException(f"--as-of {value}: {problem}")
+    return day
 
 
 @click.command("run-job", help="Run one job for a business date (default: today there).")
@@ -121,6 +128,7 @@ def run_job_command(name: str, as_of_text: str | None, quiet: bool) -> None:
     from tqdm import tqdm
 
     from premium_billing.actor import Actor, acting_as
+    from premium_billing.errors import ServiceError
     from premium_billing.jobs.runner import JOBS, run_job
 
     if name not in JOBS:
@@ -129,9 +137,14 @@ def run_job_command(name: str, as_of_text: str | None, quiet: bool) -> None:
         )
     as_of = _as_of(as_of_text)
     bar = tqdm(desc=name, unit=" invoices", disable=quiet or None, leave=False)
-    with acting_as(Actor(kind="cli", name="run-job")):
-        run = run_job(_db(), _settings(), name, as_of, trigger="cli", progress=bar.update)
-    bar.close()
+    try:
+        with acting_as(Actor(kind="cli", name="run-job")):
+            run = run_job(_db(), _settings(), name, as_of, trigger="cli", progress=bar.update)
+    except ServiceError as error:
+        where = f"--as-of {as_of.isoformat()}" if error.field == "as_of" else name
+        raise click.ClickException(f"{where}: {error.message}") from None
+    finally:
+        bar.close()
     click.echo(
         json.dumps(
             {"run_id": f"run_{run.id}", "job": name, "status": run.status, **(run.stats or {})}

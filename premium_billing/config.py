@@ -16,6 +16,16 @@ class SettingsError(ValueError):
     """A setting has a value the service cannot run with; the message names it."""
 
 
+def _boolean(raw: str) -> bool:
+    """A switch: 1/true/yes/on or 0/false/no/off; anything else is refused, not taken as off."""
+    word = raw.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
 def _default_database_url() -> str:
     return f"sqlite:///{PROJECT_ROOT / 'var' / 'premium_billing.db'}"
 
@@ -34,6 +44,12 @@ class Settings:
     short_rate_penalty: Fraction = Fraction(1, 10)
     writeoff_tolerance_abs: int = 100
     writeoff_tolerance_pct: Fraction = Fraction(1, 100)
+    # Business dates: a job's as_of, a payment's received_on and an effective date must lie
+    # within this many days of the business date (as_of and received_on never after it),
+    # unless ALLOW_TIME_TRAVEL is on (the demo and the tests: any date, as Stripe's test
+    # clocks allow).
+    business_date_window_days: int = 90
+    allow_time_travel: bool = False
     # Jobs
     job_batch_size: int = 5000
     scheduler_times: str = "issue_invoices=02:00,renewals=02:30"
@@ -141,7 +157,13 @@ class Settings:
             raise SettingsError("LOG_LEVEL: debug, info, warning or error")
         if self.webhook_processing not in ("inline", "deferred"):
             raise SettingsError("WEBHOOK_PROCESSING: must be inline or deferred")
-        for name in ("invoice_lead_days", "renewal_lead_days", "grace_days", "job_batch_size"):
+        for name in (
+            "invoice_lead_days",
+            "renewal_lead_days",
+            "grace_days",
+            "job_batch_size",
+            "business_date_window_days",
+        ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name.upper()}: must not be negative")
         try:
@@ -177,7 +199,7 @@ class Settings:
                 if f.name in ("short_rate_penalty", "writeoff_tolerance_pct"):
                     values[f.name] = Fraction(raw)
                 elif isinstance(default, bool):
-                    values[f.name] = raw.lower() in ("1", "true", "yes", "on")
+                    values[f.name] = _boolean(raw)
                 elif isinstance(default, float):
                     values[f.name] = float(raw)
                 elif isinstance(default, int):

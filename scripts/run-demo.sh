@@ -10,6 +10,9 @@
 set -euo pipefail
 : "${PORT:=8000}" "${BIN:=.venv/bin}" "${STRIPE_FAKE_PORT:=12111}"
 export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:$PORT}"
+# The demo may be driven to any business date (run-job --as-of, a payment received_on, an
+# effective date), as Stripe's test clocks allow; a real deployment leaves this off.
+export ALLOW_TIME_TRAVEL="${ALLOW_TIME_TRAVEL:-true}"
 
 services=() # pids of the processes that run until stopped
 step=""     # pid of the setup command running now, if any

@@ -114,7 +114,9 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url)
+    # The tests use fixed business dates, past and future: time travel on, as in the demo
+    # (tests/integration/test_business_dates.py turns it off to test the guard).
+    return Settings(database_url=database_url, allow_time_travel=True)
 
 
 @pytest.fixture

@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import select
 
 from premium_billing.actor import Actor, acting_as
+from premium_billing.clock import window_problem
 from premium_billing.config import Settings
 from premium_billing.db import Database
 from premium_billing.db.types import utcnow
-from premium_billing.errors import NotFound
+from premium_billing.errors import NotFound, Unprocessable
 from premium_billing.jobs.models import JobRun
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,13 @@ def run_job(
     trigger: str = "cli",
     progress: Progress | None = None,
 ) -> JobRun:
+    """Run the job `name` for the business date `as_of`, recorded as a JobRun. A date outside
+    the business date's window is refused (Unprocessable naming `as_of`) before anything
+    runs, unless ALLOW_TIME_TRAVEL is on."""
     spec = job_spec(name)
+    problem = window_problem(settings, as_of, ahead=False)
+    if problem is not None:
+        raise Unprocessable(problem, field="as_of")
     with db.session() as session:
         run = JobRun(job=name, as_of=as_of, trigger=trigger, status="running")
         session.add(run)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from premium_billing.http.dates import BusinessDate
 from premium_billing.http.ids import PublicId
 
 
 class JobRunIn(Schema):
-    as_of = fields.Date(load_default=None)
+    as_of = BusinessDate(ahead=False, load_default=None)
 
 
 class JobRunOut(Schema):

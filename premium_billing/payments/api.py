@@ -12,6 +12,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from premium_billing.http.auth import roles
+from premium_billing.http.dates import BusinessDate
 from premium_billing.http.ids import PublicId, path_id
 from premium_billing.http.pagination import paginate
 from premium_billing.http.schemas import Currency, ListArgs, ListMeta, Money
@@ -32,7 +33,7 @@ class PaymentCreate(Schema):
     amount = PositiveMoney(required=True)
     currency = Currency(required=True)
     method = fields.String(required=True, validate=validate.OneOf(PAYMENT_METHODS))
-    received_on = fields.Date(required=True)
+    received_on = BusinessDate(ahead=False, required=True)
     reference = fields.String(load_default=None, validate=validate.Length(max=500))
     payer_name = fields.String(load_default=None, validate=validate.Length(max=200))
     external_id = fields.String(load_default=None, validate=validate.Length(min=1, max=255))

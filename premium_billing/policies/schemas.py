@@ -6,6 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from premium_billing.http.dates import BusinessDate
 from premium_billing.http.ids import PublicId
 from premium_billing.http.schemas import Currency, Email, ListArgs, ListMeta, Money, String
 from premium_billing.policies.models import Policy, Policyholder, PremiumLine
@@ -89,7 +90,7 @@ class PolicyCreate(LinesSchema):
     policy_number = String(required=True, column=Policy.policy_number, min_length=1)
     product = String(load_default="pet", validate=validate.OneOf(["pet", "general"]))
     currency = Currency(required=True)
-    effective_date = fields.Date(required=True)
+    effective_date = BusinessDate(ahead=True, required=True)
     term_months = fields.Integer(
         strict=True, load_default=None, validate=validate.Range(min=1, max=120)
     )
@@ -183,7 +184,7 @@ class PolicyFilters(ListArgs):
 
 
 class EndorsementIn(LinesSchema):
-    effective_date = fields.Date(required=True)
+    effective_date = BusinessDate(ahead=True, required=True)
     reason = String(load_default=None, max_length=2000)
 
 
@@ -197,7 +198,7 @@ class EndorsementOut(Schema):
 
 
 class CancellationIn(Schema):
-    effective_date = fields.Date(required=True)
+    effective_date = BusinessDate(ahead=True, required=True)
     reason = String(load_default=None, max_length=2000)
     method = String(load_default="pro_rata", validate=validate.OneOf(["pro_rata", "short_rate"]))
 
@@ -213,7 +214,7 @@ class CancellationOut(Schema):
 
 
 class ReinstatementIn(Schema):
-    effective_date = fields.Date(required=True)
+    effective_date = BusinessDate(ahead=True, required=True)
 
 
 class RenewalOut(Schema):

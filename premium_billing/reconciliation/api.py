@@ -16,6 +16,7 @@ from sqlalchemy import select
 from premium_billing.clock import business_date
 from premium_billing.errors import NotFound
 from premium_billing.http.auth import roles
+from premium_billing.http.dates import BusinessDate
 from premium_billing.http.ids import PublicId, path_id
 from premium_billing.http.pagination import paginate
 from premium_billing.http.schemas import ListArgs, ListMeta
@@ -56,7 +57,9 @@ class AllocationsIn(Schema):
 
 
 class RunIn(Schema):
-    as_of = fields.Date(load_default=None, metadata={"description": "Business date (today)."})
+    as_of = BusinessDate(
+        ahead=False, load_default=None, metadata={"description": "Business date (today)."}
+    )
 
 
 class RunOut(Schema):

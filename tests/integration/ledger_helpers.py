@@ -104,7 +104,8 @@ def invoice(api: Any, invoice_id: str) -> dict[str, Any]:
 
 
 def cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": database_url}
+    # Fixed business dates, as the `settings` fixture: time travel on.
+    env = {**os.environ, "DATABASE_URL": database_url, "ALLOW_TIME_TRAVEL": "true"}
     return subprocess.run(
         [sys.executable, "-m", "premium_billing", *args],
         env=env,

@@ -41,6 +41,7 @@ def fake() -> Iterator[FakeStripe]:
 def stripe_settings(database_url: str, fake: FakeStripe, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
+        "allow_time_travel": True,
         "stripe_secret_key": fake.secret_key,
         "stripe_api_base": fake.base_url,
         "stripe_webhook_secret": f"{OLD_SECRET},{WEBHOOK_SECRET}",

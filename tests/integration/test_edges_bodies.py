@@ -28,7 +28,11 @@ MODELS = (Policyholder, Payment, BankStatement, BankLine, IdempotencyRecord)
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, bank_statement_max_length=UPLOAD_LIMIT)
+    return Settings(
+        database_url=database_url,
+        bank_statement_max_length=UPLOAD_LIMIT,
+        allow_time_travel=True,
+    )
 
 
 def counts(db: Any) -> tuple[int, ...]:

@@ -24,7 +24,7 @@ MB = 1024 * 1024
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, stripe_webhook_secret=SECRET)
+    return Settings(database_url=database_url, stripe_webhook_secret=SECRET, allow_time_travel=True)
 
 
 @pytest.fixture
