@@ -50,16 +50,122 @@ def keys_group() -> None:
 @click.option("--name", required=True)
 @with_appcontext
 def keys_create(role: str, name: str) -> None:
+    from premium_billing.actor import Actor, acting_as
     from premium_billing.errors import ServiceError
     from premium_billing.http.keys import create_key
 
-    with _db().session() as session:
+    with _db().session() as session, acting_as(Actor(kind="cli", name="keys create")):
         try:
             created = create_key(session, role, name)
         except ServiceError as error:
             raise click.ClickException(error.message) from None
     click.echo(f"created {role} key {created.name!r} (id key_{created.id}); store it now:")
     click.echo(created.raw)
+
+
+def _when(instant: Any) -> str:
+    return instant.strftime("%Y-%m-%dT%H:%M:%SZ") if instant is not None else "-"
+
+
+@keys_group.command("list", help="List the API keys (never the keys themselves).")
+@click.option("--active", "active_only", is_flag=True, help="Leave out revoked keys.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@with_appcontext
+def keys_list(active_only: bool, as_json: bool) -> None:
+    import json
+
+    from premium_billing.http.keys import list_keys
+
+    with _db().session() as session:
+        listing = list_keys(session, include_revoked=not active_only)
+    if as_json:
+        for key in listing:
+            row = {**key.__dict__, "created_at": _when(key.created_at)}
+            row["revoked_at"] = _when(key.revoked_at) if key.revoked_at else None
+            click.echo(json.dumps(row))
+        return
+    header = ("id", "role", "status", "created", "revoked / expires", "prefix", "rotated", "name")
+    rows = [
+        (
+            key.id,
+            key.role,
+            key.status,
+            _when(key.created_at),
+            _when(key.revoked_at),
+            key.prefix + "…",
+            (f"from {key.rotated_from}" if key.rotated_from else "")
+            + (" " if key.rotated_from and key.rotated_to else "")
+            + (f"to {key.rotated_to}" if key.rotated_to else "")
+            or "-",
+            key.name,
+        )
+        for key in listing
+    ]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, str(row[-1])]))
+
+
+@keys_group.command("revoke", help="Revoke an API key now (KEY_ID as in `keys list`: key_3).")
+@click.argument("key_id")
+@with_appcontext
+def keys_revoke(key_id: str) -> None:
+    from premium_billing.actor import Actor, acting_as
+    from premium_billing.errors import ServiceError
+    from premium_billing.http.keys import revoke_key
+
+    try:
+        with _db().session() as session, acting_as(Actor(kind="cli", name="keys revoke")):
+            key = revoke_key(session, key_id)
+    except ServiceError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"revoked {key.role} key {key.name!r} (id key_{key.id}) at {_when(key.revoked_at)}")
+
+
+def _grace(text: str) -> Any:
+    import re
+    from datetime import timedelta
+
+    found = re.fullmatch(r"(\d{1,6})([smhd]?)", text.strip())
+    if found is None:
+        raise click.ClickException(f"--grace: {text!r} is not a duration (0, 90s, 30m, 24h, 7d)")
+    unit = {"s": "seconds", "": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    return timedelta(**{unit[found.group(2)]: int(found.group(1))})
+
+
+@keys_group.command(
+    "rotate",
+    help="Replace an API key by a new one with its name and role, printed once, last line; "
+    "the old key stops working at once, or after --grace.",
+)
+@click.argument("key_id")
+@click.option(
+    "--grace",
+    default="0",
+    show_default=True,
+    help="How long the old key keeps working, so its users can switch (90s, 30m, 24h, 7d; "
+    "at most 30 days).",
+)
+@with_appcontext
+def keys_rotate(key_id: str, grace: str) -> None:
+    from premium_billing.actor import Actor, acting_as
+    from premium_billing.errors import ServiceError
+    from premium_billing.http.keys import rotate_key
+
+    try:
+        with _db().session() as session, acting_as(Actor(kind="cli", name="keys rotate")):
+            rotated = rotate_key(session, key_id, _grace(grace))
+    except ServiceError as error:
+        where = "--grace: " if error.field == "grace" else ""
+        raise click.ClickException(f"{where}{error.message}") from None
+    new = rotated.new
+    ends = _when(rotated.old_revoked_at)
+    click.echo(
+        f"rotated {new.role} key {new.name!r}: key_{rotated.old_id} stops working at {ends}; "
+        f"the new key (id key_{new.id}); store it now:"
+    )
+    click.echo(new.raw)
 
 
 @click.command("serve", help="Serve the API with gunicorn.")

@@ -30,7 +30,13 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The key stops working at this instant: now (revoked) or later (a rotated key's grace).
     revoked_at: Mapped[datetime | None] = mapped_column()
+    # The key this one replaced (`keys rotate`): unique, so a key is rotated once, whatever
+    # runs at the same time.
+    rotated_from_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("api_keys.id"), unique=True, default=None
+    )
 
 
 class IdempotencyRecord(Base):
