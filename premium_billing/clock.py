@@ -22,12 +22,19 @@ def business_date_of(timestamp: float, tz: tzinfo) -> date:
     return datetime.fromtimestamp(timestamp, UTC).astimezone(tz).date()
 
 
+# The calendar the service bills in: every date it acts on lies here, time travel or not,
+# so that a term, a lead time or a look-back computed from it is still a date.
+CALENDAR_START = date(1900, 1, 1)
+CALENDAR_END = date(2999, 12, 31)
+
+
 def _shift(day: date, days: int) -> date:
-    """`day` moved by `days`, stopping at the calendar's ends (a huge window is no error)."""
+    """`day` moved by `days`, kept within the calendar (a huge window is no error)."""
     try:
-        return day + timedelta(days=days)
+        moved = day + timedelta(days=days)
     except OverflowError:
-        return date.max if days > 0 else date.min
+        moved = date.max if days > 0 else date.min
+    return min(max(moved, CALENDAR_START), CALENDAR_END)
 
 
 def date_window(today: date, window_days: int, *, ahead: bool) -> tuple[date, date]:
@@ -37,6 +44,17 @@ def date_window(today: date, window_days: int, *, ahead: bool) -> tuple[date, da
     if window_days < 0:
         raise ValueError("window_days must not be negative")
     return _shift(today, -window_days), _shift(today, window_days if ahead else 0)
+
+
+def outside_calendar(day: date) -> str | None:
+    """None when the service can bill on `day` (`CALENDAR_START`..`CALENDAR_END`), else why
+    not: the one bound that time travel leaves."""
+    if CALENDAR_START <= day <= CALENDAR_END:
+        return None
+    return (
+        f"Must be between {CALENDAR_START.isoformat()} and {CALENDAR_END.isoformat()}: "
+        "the dates the service bills in."
+    )
 
 
 def outside_window(day: date, today: date, window_days: int, *, ahead: bool) -> str | None:
@@ -70,8 +88,8 @@ def window_problem(
     settings: WindowSettings, day: date, *, ahead: bool, now: datetime | None = None
 ) -> str | None:
     """Why `day` may not be used at the instant `now` (default: now), or None: it lies in
-    the business date's window, or ALLOW_TIME_TRAVEL is on."""
+    the business date's window, or ALLOW_TIME_TRAVEL is on and it lies in the calendar."""
     if settings.allow_time_travel:
-        return None
+        return outside_calendar(day)
     today = business_date(settings.timezone, now)
     return outside_window(day, today, settings.business_date_window_days, ahead=ahead)

@@ -1,6 +1,6 @@
 """Business dates in requests: a date field that refuses a date outside the business
-date's window (`premium_billing.clock.window_problem`) with a 422 naming the field, unless
-ALLOW_TIME_TRAVEL is on."""
+date's window (`premium_billing.clock.window_problem`) with a 422 naming the field; with
+ALLOW_TIME_TRAVEL on, only a date outside the calendar the service bills in."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from flask import current_app
 from marshmallow import ValidationError, fields
 
-from premium_billing.clock import window_problem
+from premium_billing.clock import CALENDAR_END, CALENDAR_START, window_problem
 
 
 class BusinessDate(fields.Date):
@@ -24,7 +24,10 @@ class BusinessDate(fields.Date):
             "Within BUSINESS_DATE_WINDOW_DAYS of the business date"
             if ahead
             else "Not after the business date, nor more than BUSINESS_DATE_WINDOW_DAYS before it"
-        ) + " (any date when the service runs with ALLOW_TIME_TRAVEL)."
+        ) + (
+            f" (with ALLOW_TIME_TRAVEL, any date from {CALENDAR_START.isoformat()} to "
+            f"{CALENDAR_END.isoformat()})."
+        )
         described = metadata.get("description")
         metadata["description"] = f"{described} {window}" if described else window
         super().__init__(metadata=metadata, **kwargs)

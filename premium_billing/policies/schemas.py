@@ -12,6 +12,8 @@ from premium_billing.http.schemas import Currency, Email, ListArgs, ListMeta, Mo
 from premium_billing.policies.models import Policy, Policyholder, PremiumLine
 from premium_billing.policies.rules.schedule import BILLING_PLANS, MONTHS_PER_INSTALLMENT, term_end
 
+MAX_TERM_MONTHS = 120
+
 
 class AddressSchema(Schema):
     # Stored as JSON: no column width, but no unbounded text either.
@@ -92,7 +94,7 @@ class PolicyCreate(LinesSchema):
     currency = Currency(required=True)
     effective_date = BusinessDate(ahead=True, required=True)
     term_months = fields.Integer(
-        strict=True, load_default=None, validate=validate.Range(min=1, max=120)
+        strict=True, load_default=None, validate=validate.Range(min=1, max=MAX_TERM_MONTHS)
     )
     expiration_date = fields.Date(load_default=None)
     billing_plan = String(required=True, validate=validate.OneOf(BILLING_PLANS))
@@ -117,6 +119,11 @@ class PolicyCreate(LinesSchema):
             if whole < 1 or term_end(effective, whole) != expiration:
                 raise ValidationError(
                     "Must be a whole number of months after effective_date.", "expiration_date"
+                )
+            if whole > MAX_TERM_MONTHS:  # as term_months: not a schedule of 95,000 installments
+                raise ValidationError(
+                    f"Must be at most {MAX_TERM_MONTHS} months after effective_date.",
+                    "expiration_date",
                 )
             if months is not None and months != whole:
                 raise ValidationError("Does not match term_months.", "expiration_date")
