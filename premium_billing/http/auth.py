@@ -3,6 +3,7 @@ each view names the roles that may call it."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 from flask import Flask, Response, g, request
 
 from premium_billing.actor import Actor, reset_actor, set_actor
-from premium_billing.http.keys import find_key
+from premium_billing.http.keys import ROLES, find_key
 from premium_billing.http.problems import problem
 from premium_billing.http.session import db_session
 
@@ -56,9 +57,19 @@ def _unauthorized(detail: str) -> Response:
 
 
 def roles(*allowed: str) -> Callable[[F], F]:
-    """Allow these roles (admin always; auditor for reads) to call the view."""
+    """Allow these roles (admin always; auditor for reads) to call the view. The roles are
+    kept on the view (`allowed_roles`, for the tests) and shown in the OpenAPI document: a
+    line of the operation's description and `x-roles`."""
+    unknown = set(allowed) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {sorted(unknown)}")
 
     def decorator(view: F) -> F:
+        reads = view.__name__.upper() in ("GET", "HEAD")
+        documented = [
+            r for r in ROLES if r in allowed or r == "admin" or (reads and r == "auditor")
+        ]
+
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             role = g.get("api_key_role")
@@ -69,6 +80,15 @@ def roles(*allowed: str) -> Callable[[F], F]:
                 return problem(403, f"The {role!r} role may not do this.")
             return view(*args, **kwargs)
 
+        described = inspect.cleandoc(view.__doc__ or "")
+        line = f"Roles: {', '.join(documented)}."
+        wrapper.__doc__ = f"{described}\n\n{line}" if described else line
+        apidoc = dict(getattr(wrapper, "_apidoc", {}))
+        manual = dict(apidoc.get("manual_doc", {}))
+        manual["x-roles"] = documented
+        apidoc["manual_doc"] = manual
+        wrapper._apidoc = apidoc  # type: ignore[attr-defined]
+        wrapper.allowed_roles = frozenset(documented)  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorator
