@@ -54,7 +54,7 @@ def _prepare(admin_url: str, n: int) -> tuple[str, list[tuple[int, int, str]]]:
     upgrade(url)
     db = database(url)
     seed_monthly_policies(db.engine, n, EFFECTIVE, prefix="WH")
-    run_job(db, Settings(database_url=url), "issue_invoices", EFFECTIVE)
+    run_job(db, Settings(database_url=url, allow_time_travel=True), "issue_invoices", EFFECTIVE)
     with db.engine.begin() as conn:
         conn.execute(
             text(
