@@ -369,6 +369,18 @@ def test_money_is_conserved_and_never_crosses_currencies(
         assert inv_id in allocated and w == invoice.amount_due - allocated[inv_id]
         assert invoice.total is not None
         assert within_tolerance(w, invoice.total, S.tolerance_abs, S.tolerance_pct)
+    # And exactly what posting writes off: a fully applied payment settles the remainder of
+    # every invoice it pays that is within tolerance (payments.rules.tolerance_write_offs).
+    if d.credit == 0:
+        expected = {
+            inv_id: left
+            for inv_id, amount in allocated.items()
+            if (left := index.invoices[inv_id].amount_due - amount) > 0
+            and within_tolerance(
+                left, index.invoices[inv_id].total or 0, S.tolerance_abs, S.tolerance_pct
+            )
+        }
+        assert dict(d.write_offs) == expected
     assert d.rule and d.score >= S.auto_threshold and d.evidence
 
 
@@ -500,3 +512,16 @@ def test_seeded_generator_run_is_precise_and_never_crosses_currencies() -> None:
     assert cross == 0
     assert correct * 1000 >= 999 * auto
     assert auto_matchable * 100 >= 90 * matchable
+
+
+def test_a_short_payment_that_does_not_reach_every_invoice_writes_off_as_posting_does() -> None:
+    # Three of 100.00 named, 199.50 paid: the first paid, the second 99.50 (0.50 left, within
+    # tolerance, the payment fully applied: posting writes it off), the third not reached.
+    idx = CandidateIndex.build(
+        [inv(n, "h2", 10000, total=10000, month=n) for n in (1, 2, 3)], HOLDERS
+    )
+    refs = "INV-2026-000001 INV-2026-000002 INV-2026-000003"
+    d = match_payment(pay(19950, refs, "Mary Jones"), idx, S)
+    assert d.outcome == "partial"
+    assert d.allocations == (("inv1", 10000), ("inv2", 9950))
+    assert d.write_offs == (("inv2", 50),)

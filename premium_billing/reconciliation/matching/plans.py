@@ -114,9 +114,10 @@ def writeoff_allowed(remainder: int, invoice: OpenInvoice, settings: MatchSettin
 def spread_plan(
     amount: int, holder: str, invoices: Sequence[OpenInvoice], settings: MatchSettings
 ) -> Plan:
-    """Oldest first; an overpayment leaves credit; a short payment that reaches every invoice
-    and leaves the last one a remainder posting would write off (`writeoff_allowed`) settles
-    them all with that write-off; any other shortfall leaves the payment partial."""
+    """Oldest first; an overpayment leaves credit; a short payment writes off the remainder
+    of the last invoice it pays when posting would (`writeoff_allowed`): it settles them all
+    when it reaches every invoice, else it is partial (the invoices it does not reach stay
+    open)."""
     ordered = sorted(invoices, key=AGE_KEY)
     due = sum(i.amount_due for i in ordered)
     if amount >= due:
@@ -131,11 +132,14 @@ def spread_plan(
         part = min(left, inv.amount_due)
         allocations.append((inv.id, part))
         left -= part
-    # Oldest first, so only the last invoice paid can be short; an invoice the payment does
-    # not reach cannot be written off (posting writes off only what a match pays).
-    if len(allocations) == len(ordered):
-        last = ordered[-1]
-        gap = last.amount_due - allocations[-1][1]
-        if writeoff_allowed(gap, last, settings):
-            return Plan(holder, tuple(allocations), ((last.id, gap),), 0, "matched", "tolerance")
-    return Plan(holder, tuple(allocations), (), 0, "partial", "partial")
+    # The payment is fully applied: as posting does (`payments.rules.tolerance_write_offs`),
+    # the invoice it paid short (oldest first: only the last) is written off when what it
+    # has left is within tolerance. An invoice the payment does not reach is not written off.
+    if not allocations:
+        return Plan(holder, (), (), 0, "partial", "partial")
+    last = ordered[len(allocations) - 1]
+    gap = last.amount_due - allocations[-1][1]
+    write_offs = ((last.id, gap),) if gap > 0 and writeoff_allowed(gap, last, settings) else ()
+    if write_offs and len(allocations) == len(ordered):
+        return Plan(holder, tuple(allocations), write_offs, 0, "matched", "tolerance")
+    return Plan(holder, tuple(allocations), write_offs, 0, "partial", "partial")
