@@ -7,17 +7,22 @@ and mount the features' HTTP resources here.
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Flask
 from sqlalchemy.orm import Session, configure_mappers
 
 from premium_billing import models  # noqa: F401  (every table registered)
 from premium_billing.audit import trail
+from premium_billing.cancellations import settlement
+from premium_billing.clock import business_date
 from premium_billing.config import Settings
 from premium_billing.db import Database, hooks
 from premium_billing.db.hooks import Handler
 from premium_billing.http import BillingApi, register_http
 from premium_billing.payments import credits
 from premium_billing.reconciliation import deposits
+from premium_billing.stripe_billing import refunds as stripe_refunds
 from premium_billing.stripe_billing.models import StripePayout
 
 
@@ -28,6 +33,10 @@ def handlers() -> dict[str, list[Handler]]:
         hooks.INVOICES_ISSUED: [_apply_credits],
         # A recorded Stripe payout is paired with its bank deposit.
         hooks.PAYOUT_RECORDED: [_match_payout],
+        # Refunds owed on Stripe payments go to Stripe (after the commit that owed them).
+        hooks.REFUNDS_OWED: [_send_refunds],
+        # An endorsement's premium cut with nothing left to bill is credited off the bills.
+        hooks.PREMIUM_CUT: [_credit_premium_cut],
     }
 
 
@@ -37,6 +46,29 @@ def _apply_credits(session: Session, *, invoice_ids: list[int], settings: Settin
 
 def _match_payout(session: Session, *, payout: StripePayout, settings: Settings) -> bool:
     return deposits.match_payout(session, payout, settings)
+
+
+def _send_refunds(session: Session, *, refund_ids: list[int], settings: Settings) -> dict[str, int]:
+    return stripe_refunds.send_refunds(session, settings, refund_ids)
+
+
+def _credit_premium_cut(
+    session: Session,
+    *,
+    installment_id: int,
+    endorsement_id: int,
+    on: date,
+    settings: Settings | None,
+) -> int:
+    settings = settings or Settings()
+    return settlement.credit_premium_cut(
+        session,
+        settings,
+        installment_id=installment_id,
+        endorsement_id=endorsement_id,
+        effective=on,
+        on=business_date(settings.timezone),
+    )
 
 
 def database(url: str) -> Database:
@@ -57,6 +89,7 @@ def mount(app: Flask) -> BillingApi:
     from premium_billing.jobs.api import blp as jobs_blp
     from premium_billing.logging_setup import register_request_logging
     from premium_billing.payments.api import blp as payments_blp
+    from premium_billing.payments.refunds_api import blp as refunds_blp
     from premium_billing.payments.writeoffs_api import blp as writeoffs_blp
     from premium_billing.policies.api import blp as policies_blp
     from premium_billing.reconciliation.api import blp as reconciliation_blp
@@ -74,6 +107,7 @@ def mount(app: Flask) -> BillingApi:
         invoices_blp,
         jobs_blp,
         payments_blp,
+        refunds_blp,
         writeoffs_blp,
         reports_blp,
         bank_statements_blp,

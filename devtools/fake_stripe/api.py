@@ -213,6 +213,8 @@ class StripeApi:
                 return 200, account.balance.list_transactions(params)
             if rest == "events":
                 return 200, account.events.list(params)
+            if rest == "refunds":
+                return 200, account.refunds.list(params)
             match = re.fullmatch(r"customers/([^/]+)/payment_methods", rest)
             if match:
                 return 200, account.payment_methods.list_for_customer(match.group(1), params)

@@ -230,6 +230,7 @@ def refund(
     charge: dict[str, Any],
     metadata: dict[str, str],
     reason: str | None,
+    status: str = "succeeded",
 ) -> dict[str, Any]:
     return {
         "id": refund_id,
@@ -239,10 +240,12 @@ def refund(
         "charge": charge["id"],
         "created": now(),
         "currency": charge["currency"],
+        "failure_balance_transaction": None,
+        "failure_reason": None,
         "metadata": metadata,
         "payment_intent": charge.get("payment_intent"),
         "reason": reason,
-        "status": "succeeded",
+        "status": status,
     }
 
 

@@ -404,10 +404,63 @@ class PaymentIntents:
 
 
 class Refunds:
+    """Refunds of charges: `succeeded` at once (cards), or `pending` while `pending` is set
+    (as for bank debits) until `settle`; `fail` makes one fail (the money comes back)."""
+
     def __init__(self, store: ObjectStore, balance: Balance, events: EventLog) -> None:
         self._store = store
         self._balance = balance
         self._events = events
+        self.pending = False  # new refunds start `pending` (see `settle`)
+
+    def list(self, params: dict[str, Any]) -> dict[str, Any]:
+        """`GET /v1/refunds` (`charge=`, `payment_intent=`), newest first."""
+        check_unknown(
+            params,
+            {"charge", "payment_intent", "limit", "starting_after", "ending_before", "expand",
+             "created"},
+        )  # fmt: skip
+        charge, pi = params.get("charge"), params.get("payment_intent")
+        if charge:
+            self._store.fetch(charge, "charge", "charge")
+        if pi:
+            self._store.fetch(pi, "payment_intent", "payment_intent")
+
+        def keep(refund: dict[str, Any]) -> bool:
+            return charge in (None, refund["charge"]) and pi in (None, refund["payment_intent"])
+
+        return self._store.page("refund", params, "/v1/refunds", keep)
+
+    def settle(self, refund: dict[str, Any], events: Emitted) -> None:
+        """A pending refund (live) succeeds: refund.updated."""
+        if refund["status"] != "pending":
+            raise ValueError(f"refund {refund['id']} is {refund['status']}, not pending")
+        previous = {"status": refund["status"]}
+        refund["status"] = "succeeded"
+        events.append(self._events.emit("refund.updated", refund, previous=previous))
+
+    def fail(self, refund: dict[str, Any], reason: str, events: Emitted) -> None:
+        """A refund (live) fails, as a closed card's does: the money comes back to the
+        balance and off the charge's amount refunded; refund.updated and refund.failed."""
+        if refund["status"] not in ("pending", "succeeded"):
+            raise ValueError(f"refund {refund['id']} is {refund['status']}")
+        charge = self._store.get(refund["charge"])
+        txn = self._balance.record(
+            amount=refund["amount"],
+            fee=0,
+            currency=refund["currency"],
+            source=refund["id"],
+            type="refund_failure",
+            category="refund_failure",
+        )
+        previous = {"status": refund["status"]}
+        refund["status"] = "failed"
+        refund["failure_reason"] = reason
+        refund["failure_balance_transaction"] = txn["id"]
+        charge["amount_refunded"] -= refund["amount"]
+        charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
+        events.append(self._events.emit("refund.updated", refund, previous=previous))
+        events.append(self._events.emit("refund.failed", refund))
 
     def create(
         self, params: dict[str, Any], events: Emitted, request: RequestRef
@@ -498,6 +551,7 @@ class Refunds:
                 charge=charge,
                 metadata=metadata,
                 reason=reason,
+                status="pending" if self.pending else "succeeded",
             )
         )
         previous = {"amount_refunded": charge["amount_refunded"], "refunded": charge["refunded"]}
@@ -506,6 +560,7 @@ class Refunds:
         events.append(
             self._events.emit("charge.refunded", charge, previous=previous, request=request)
         )
+        events.append(self._events.emit("refund.created", refund, request=request))
         return refund
 
 

@@ -259,6 +259,37 @@ class FakeStripe:
         self._webhooks.dispatch(events, wait=True)
         return result
 
+    @property
+    def refunds_pending(self) -> bool:
+        """True: new refunds start `pending` (until `settle_refund`), as bank debits' do."""
+        return self._account.refunds.pending
+
+    @refunds_pending.setter
+    def refunds_pending(self, on: bool) -> None:
+        self._account.refunds.pending = on
+
+    def settle_refund(self, refund_id: str) -> dict[str, Any]:
+        """A pending refund succeeds: refund.updated."""
+        events: Emitted = []
+        with self._account.store.lock:
+            refund = self._account.store.fetch(refund_id, "refund", "refund")
+            self._account.refunds.settle(refund, events)
+            result = snapshot(refund)
+        self._webhooks.dispatch(events, wait=True)
+        return result
+
+    def fail_refund(
+        self, refund_id: str, reason: str = "expired_or_canceled_card"
+    ) -> dict[str, Any]:
+        """The refund fails (the card was closed): refund.updated and refund.failed."""
+        events: Emitted = []
+        with self._account.store.lock:
+            refund = self._account.store.fetch(refund_id, "refund", "refund")
+            self._account.refunds.fail(refund, reason, events)
+            result = snapshot(refund)
+        self._webhooks.dispatch(events, wait=True)
+        return result
+
     def dispute(
         self,
         charge: str,

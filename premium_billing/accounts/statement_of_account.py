@@ -1,6 +1,11 @@
 """Statement of account: per currency, the opening balance, every charge and payment of the
 period with the running balance, and the closing balance. Balance > 0: owed by the
-policyholder; < 0: in their credit."""
+policyholder; < 0: in their credit.
+
+An invoice shows what it billed when issued; a credit note (a cancellation's unearned
+premium, a premium cut, or their reversal) takes premium off it on its own date; a refund
+owed to the policyholder shows when it was owed, with how and whether it was paid (a
+refund a reinstatement took back shows again, reversed, on that date)."""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from premium_billing.invoicing.models import Invoice
-from premium_billing.payments.models import Payment, Refund, WriteOff
+from premium_billing.payments.models import InvoiceCredit, Payment, Refund, WriteOff
 from premium_billing.policies.models import Policy
 from premium_billing.policies.policyholders import get_policyholder
 
@@ -21,7 +26,7 @@ from premium_billing.policies.policyholders import get_policyholder
 @dataclass(frozen=True)
 class Movement:
     date: date
-    kind: str  # invoice | payment | refund | reversal | write_off
+    kind: str  # invoice | credit | payment | refund | reversal | write_off
     reference: str
     description: str
     amount: int
@@ -43,7 +48,7 @@ def _movements(session: Session, policyholder_id: int) -> list[tuple[str, Moveme
             Invoice.currency,
             Invoice.issue_date,
             Invoice.number,
-            Invoice.total,
+            Invoice.total + Invoice.amount_credited,
             Invoice.id,
             Policy.policy_number,
         )
@@ -109,20 +114,56 @@ def _movements(session: Session, policyholder_id: int) -> list[tuple[str, Moveme
                     ),
                 )
             )
-    refunds = session.execute(
-        select(Refund.id, Refund.currency, Refund.created_at, Refund.amount, Refund.payment_id)
-        .join(Payment, Payment.id == Refund.payment_id)
-        .where(Payment.policyholder_id == policyholder_id, Refund.status != "failed")
-    ).all()
-    for _rid, currency, created, amount, payment_id in refunds:
-        out.append(
-            (
-                currency,
-                Movement(
-                    created.date(), "refund", f"pay_{payment_id}", "Refund paid to you", amount, 2
-                ),
-            )
+    credits = session.execute(
+        select(
+            Invoice.currency,
+            InvoiceCredit.credited_on,
+            Invoice.number,
+            InvoiceCredit.amount,
+            InvoiceCredit.kind,
         )
+        .join(Invoice, Invoice.id == InvoiceCredit.invoice_id)
+        .where(Invoice.policyholder_id == policyholder_id, Invoice.status != "void")
+    ).all()
+    for currency, credited_on, number, amount, kind in credits:
+        what = {
+            "cancellation": "unearned premium (cancellation)",
+            "lapse": "unearned premium (lapse)",
+            "endorsement": "premium cut (endorsement)",
+        }.get(kind)
+        description = (
+            f"Credit on {number}: {what}" if amount > 0 else f"Credit on {number} reversed"
+        )
+        out.append((currency, Movement(credited_on, "credit", number, description, -amount, 1)))
+    refunds = session.execute(
+        select(
+            Refund.id,
+            Refund.currency,
+            Refund.created_at,
+            Refund.amount,
+            Refund.status,
+            Refund.channel,
+            Refund.cancelled_on,
+        )
+        .join(Payment, Payment.id == Refund.payment_id)
+        .where(Payment.policyholder_id == policyholder_id)
+    ).all()
+    how = {"stripe": "to your card", "check": "by check", "transfer": "by transfer"}
+    for rid, currency, created, amount, status, channel, cancelled_on in refunds:
+        description = {
+            "succeeded": f"Refund paid to you ({how[channel]})",
+            "failed": "Refund due to you (the card payment could not be refunded)",
+        }.get(status, f"Refund due to you ({how[channel]})")
+        out.append(
+            (currency, Movement(created.date(), "refund", f"re_{rid}", description, amount, 2))
+        )
+        if status == "cancelled" and cancelled_on is not None:
+            out.append(
+                (
+                    currency,
+                    Movement(cancelled_on, "refund", f"re_{rid}", "Refund withdrawn", -amount, 2),
+                )
+            )
     write_offs = session.execute(
         select(Invoice.currency, WriteOff.created_at, Invoice.number, WriteOff.amount)
         .join(Invoice, Invoice.id == WriteOff.invoice_id)

@@ -1,7 +1,11 @@
-"""Cancellations and reinstatements of policies. Each public function is one transaction."""
+"""Cancellations, lapses and reinstatements of policies. Each public function is one
+transaction: the policy's status and schedule, and the settlement of its account
+(`cancellations.settlement`: final invoice, credit notes, refunds owed), commit together;
+refunds whose money came from Stripe are sent to Stripe after that commit."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from sqlalchemy import select
@@ -9,6 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from premium_billing.cancellations import queries as ledger_hooks
+from premium_billing.cancellations import settlement
+from premium_billing.clock import business_date
 from premium_billing.config import Settings
 from premium_billing.db.errors import violated
 from premium_billing.errors import Conflict, Unprocessable
@@ -21,6 +27,17 @@ from premium_billing.policies.service import (
     unbilled,
 )
 
+KINDS = ("cancellation", "lapse")
+
+
+@dataclass
+class Cancelled:
+    """A cancellation (or lapse) and what settling the account did."""
+
+    cancellation: Cancellation
+    settled: settlement.Settled
+    refund_ids: list[int] = field(default_factory=list)
+
 
 def cancel(
     session: Session,
@@ -29,18 +46,26 @@ def cancel(
     effective: date,
     method: str,
     reason: str | None,
-) -> Cancellation:
+    *,
+    kind: str = "cancellation",
+) -> Cancelled:
+    """Cancel the policy's term containing `effective` (pro rata or short rate), void its
+    unbilled installments (and later terms'), and settle its account at once: earned but
+    unbilled premium is invoiced, billed but unearned premium credited off what is due,
+    what was paid beyond the earned premium refunded (through Stripe when it came from
+    Stripe, after the commit). `kind` lapse: cancelled for non-payment (status `lapsed`)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind is one of {KINDS}")
     policy = get_policy(session, policy_id, for_update=True)
     if policy.status == "cancelled":
         raise Conflict("the policy is already cancelled")
     if policy.status in CLOSED_STATUSES:
         raise Conflict(f"a {policy.status} policy cannot be cancelled")
     term = term_containing(policy, effective)
-    paid = ledger_hooks.amount_paid_on_term(session, term.id)
     rate = schedule.term_premium(term.annual_premium, policy.term_months)
     result = proration.cancellation(
         rate,
-        paid,
+        0,
         term.start_date,
         term.end_date,
         effective,
@@ -55,9 +80,10 @@ def cancel(
         effective_date=effective,
         method=method,
         reason=reason,
+        kind=kind,
         earned_premium=earned,
-        refund_due=max(0, paid - earned),
-        balance_due=max(0, earned - paid),
+        refund_due=0,
+        balance_due=0,
     )
     session.add(cancellation)
     try:
@@ -78,12 +104,28 @@ def cancel(
                 installment.voided_by_cancellation_id = cancellation.id
     term.status = "cancelled"
     term.cancelled_on = effective
-    policy.status = "cancelled"
+    policy.status = "lapsed" if kind == "lapse" else "cancelled"
+    session.flush()
+    settled = settlement.settle(
+        session, settings, policy, term, cancellation, on=business_date(settings.timezone)
+    )
     session.commit()
-    return cancellation
+    settlement.send_refunds(session, settings, settled.refund_ids)
+    return Cancelled(cancellation, settled, settled.refund_ids)
+
+
+def lapse(session: Session, settings: Settings, policy_id: int, on: date) -> Cancelled:
+    """Cancel for non-payment on `on` (grace end): pro rata, settled as a cancellation."""
+    return cancel(
+        session, settings, policy_id, on, proration.PRO_RATA, "lapse: non-payment", kind="lapse"
+    )
 
 
 def reinstate(session: Session, settings: Settings, policy_id: int, effective: date) -> Policy:
+    """Reinstate a cancelled or lapsed policy within the window once its arrears are paid
+    (the settlement's own final invoice does not count: the reinstatement takes it back).
+    The settlement is reversed exactly (`settlement.reverse`) and the voided installments
+    restored."""
     policy = get_policy(session, policy_id, for_update=True)
     if policy.status not in ("cancelled", "lapsed"):
         raise Conflict(
@@ -103,12 +145,15 @@ def reinstate(session: Session, settings: Settings, policy_id: int, effective: d
             f"{window_end.isoformat()} (the reinstatement window)",
             field="effective_date",
         )
-    arrears = ledger_hooks.arrears_on(session, policy.id, effective)
+    arrears = ledger_hooks.arrears_on(
+        session, policy.id, effective, excluding=cancellation.final_invoice_id
+    )
     if arrears > 0:
         raise Unprocessable(
             f"arrears of {arrears} (minor units) must be paid before reinstatement",
             field="effective_date",
         )
+    settlement.reverse(session, settings, policy, cancellation, on=business_date(settings.timezone))
     for term in policy.terms:
         for installment in term.installments:
             if installment.voided_by_cancellation_id == cancellation.id:

@@ -18,6 +18,12 @@ Handlers = Mapping[str, Sequence[Handler]]
 # The events, with the facts each carries (keyword arguments of every handler).
 INVOICES_ISSUED = "invoices_issued"  # invoice_ids, settings
 PAYOUT_RECORDED = "payout_recorded"  # payout (a stripe_billing StripePayout), settings
+# Refunds owed were committed (refund_ids, settings): those whose money came from Stripe
+# are sent to Stripe. Published after the commit (the handler calls Stripe and commits).
+REFUNDS_OWED = "refunds_owed"
+# An endorsement cut the premium with nothing left to bill (installment_id, endorsement_id,
+# on, settings): the cut is credited off what was billed, in the endorsement's transaction.
+PREMIUM_CUT = "premium_cut"
 
 
 class HandlersMissing(RuntimeError):

@@ -19,6 +19,7 @@ PREFIXES = {
     "statement": "stm",
     "run": "run",
     "key": "key",
+    "refund": "re",
 }
 
 

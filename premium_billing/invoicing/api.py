@@ -37,6 +37,7 @@ def invoice_out(invoice: Invoice) -> dict[str, Any]:
         "total": invoice.total,
         "amount_paid": invoice.amount_paid,
         "amount_written_off": invoice.amount_written_off,
+        "amount_credited": invoice.amount_credited,
         "amount_due": invoice.amount_due,
         "status": invoice.status,
         "void_reason": invoice.void_reason,

@@ -25,6 +25,7 @@ from premium_billing.db import Database
 from premium_billing.db.hooks import INVOICES_ISSUED, publish
 from premium_billing.db.types import UTCDateTime, utcnow
 from premium_billing.errors import Conflict, NotFound
+from premium_billing.invoicing.journal import record_invoice_issued
 from premium_billing.invoicing.models import Invoice
 from premium_billing.ledger import journal
 from premium_billing.ledger import rules as ledger
@@ -342,6 +343,55 @@ def void_invoice(session: Session, invoice_id: int, reason: str | None, on: date
     return invoice
 
 
+def issue_one(
+    session: Session,
+    *,
+    policy_id: int,
+    policyholder_id: int,
+    currency: str,
+    lines: Sequence[dict[str, Any]],
+    issue_date: date,
+    due_date: date,
+    settings: Settings | None = None,
+) -> Invoice:
+    """Issue one invoice now, outside the installment schedule (a cancellation's final
+    invoice of earned but unbilled premium): numbered after the others, journaled as an
+    `invoice_issued` entry of its own, and the payer's credit balance applied to it, as
+    the invoicing job does. Flushed, not committed."""
+    total = sum(int(line["amount"]) for line in lines)
+    if session.get_bind().dialect.name == "postgresql":
+        seq = int(session.execute(text("SELECT nextval('invoice_number_seq')")).scalar_one())
+    else:
+        seq = int(
+            session.execute(
+                text("SELECT coalesce(max(number_seq), 0) + 1 FROM invoices")
+            ).scalar_one()
+        )
+    invoice = Invoice(
+        number_seq=seq,
+        number=f"INV-{issue_date.year}-{seq:0{INVOICE_NUMBER_DIGITS}d}",
+        installment_id=None,
+        policy_id=policy_id,
+        policyholder_id=policyholder_id,
+        currency=currency,
+        issue_date=issue_date,
+        due_date=due_date,
+        lines=[dict(line) for line in lines],
+        total=total,
+        amount_paid=0,
+        amount_written_off=0,
+        amount_credited=0,
+        amount_due=total,
+        status="open",
+    )
+    session.add(invoice)
+    session.flush()
+    record_invoice_issued(session, [invoice], issue_date)
+    publish(session, INVOICES_ISSUED, invoice_ids=[invoice.id], settings=settings)
+    session.refresh(invoice)
+    return invoice
+
+
 def installment_invoice_ids(session: Session, installment_ids: Sequence[int]) -> dict[int, int]:
     rows = session.execute(
         select(Invoice.installment_id, Invoice.id).where(
@@ -351,4 +401,4 @@ def installment_invoice_ids(session: Session, installment_ids: Sequence[int]) ->
     return {int(a): int(b) for a, b in rows}
 
 
-__all__ = ["issue_invoices", "get_invoice", "void_invoice", "Installment"]
+__all__ = ["issue_invoices", "issue_one", "get_invoice", "void_invoice", "Installment"]

@@ -44,8 +44,10 @@ class InvoiceQueueItem(Base):
 class Invoice(Timestamps, Base):
     """One invoice per installment (unique), numbered INV-YYYY-NNNNNN in issue order.
 
-    `lines` is written once at issue: [{kind, description, amount}] with kind in premium,
-    installment_fee, policy_fee, adjustment, credit. Amount due = total − paid − written off.
+    `lines` is written at issue: [{kind, description, amount}] with kind in premium,
+    installment_fee, policy_fee, adjustment, cancellation (a settlement's final invoice),
+    credit (a credit balance applied); a credit note adds a `premium_credit` line (negative:
+    `total` falls with it). Amount due = total − paid − written off.
     """
 
     __tablename__ = "invoices"
@@ -83,6 +85,9 @@ class Invoice(Timestamps, Base):
     amount_paid: Mapped[int] = mapped_column(BigInteger, default=0)
     amount_written_off: Mapped[int] = mapped_column(BigInteger, default=0)
     amount_due: Mapped[int] = mapped_column(BigInteger)
+    # Premium taken off by credit notes (`payments.models.InvoiceCredit`): `total` is what
+    # is billed net of them, so the amount billed at issue is total + amount_credited.
+    amount_credited: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     status: Mapped[str] = mapped_column(String(20), default="open")
     void_reason: Mapped[str | None] = mapped_column(Text)
     job_run_id: Mapped[int | None] = mapped_column(ForeignKey("job_runs.id"))

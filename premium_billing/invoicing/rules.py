@@ -84,17 +84,22 @@ def invoice_status(
     void: bool = False,
     tolerance_abs: int = 0,
     tolerance_pct: Fraction = Fraction(0),
+    credited: int = 0,
 ) -> str:
-    """The status that follows from an invoice's amounts.
+    """The status that follows from an invoice's amounts (`total`: net of the `credited`
+    premium taken off by credit notes).
 
-    Settled with a write-off beyond tolerance: `written_off`; settled otherwise (a small
-    remainder written off counts as paid): `paid`; something settled: `partially_paid`.
+    Credited down to nothing, nothing paid nor written off: `void`. Settled with a
+    write-off beyond tolerance: `written_off`; settled otherwise (a small remainder written
+    off counts as paid): `paid`; something settled: `partially_paid`.
     """
     if void:
         return "void"
     due = total - paid - written_off
     if due < 0:
         raise OverAllocation("an invoice cannot be settled beyond its total")
+    if due == 0 and credited > 0 and paid == 0 and written_off == 0:
+        return "void"
     if due == 0:
         if written_off == 0 or within_tolerance(written_off, total, tolerance_abs, tolerance_pct):
             return "paid"

@@ -26,9 +26,17 @@ class InvoiceOut(Schema):
     issue_date = fields.Date()
     due_date = fields.Date()
     lines = fields.List(fields.Nested(InvoiceLineOut))
-    total = fields.Integer()
+    total = fields.Integer(
+        metadata={"description": "What the invoice bills, net of the premium credited off it."}
+    )
     amount_paid = fields.Integer()
     amount_written_off = fields.Integer()
+    amount_credited = fields.Integer(
+        metadata={
+            "description": "Premium taken off by credit notes (a cancellation's unearned "
+            "premium, a premium cut): billed at issue = total + amount_credited."
+        }
+    )
     amount_due = fields.Integer()
     status = fields.String()
     void_reason = fields.String(allow_none=True)

@@ -85,6 +85,14 @@ def _retry_webhooks(
     return retry_failed(db, settings)
 
 
+def _send_refunds(
+    db: Database, settings: Settings, as_of: date, run_id: int, progress: Progress | None
+) -> dict[str, Any]:
+    from premium_billing.stripe_billing.refunds import resend_pending
+
+    return resend_pending(db, settings)
+
+
 JOBS: dict[str, JobSpec] = {
     "issue_invoices": JobSpec(
         "issue_invoices",
@@ -115,6 +123,12 @@ JOBS: dict[str, JobSpec] = {
         "Process failed Stripe events again (backoff; dead after WEBHOOK_MAX_ATTEMPTS).",
         _retry_webhooks,
         "every 5 min",
+    ),
+    "send_refunds": JobSpec(
+        "send_refunds",
+        "Send to Stripe the refunds of Stripe payments not sent yet (same idempotency key).",
+        _send_refunds,
+        "every 15 min",
     ),
 }
 

@@ -54,6 +54,11 @@ PAYER_UNIDENTIFIED = "payer_unidentified"  # that match undone
 PAYMENT_MATCHED = "payment_matched"  # suspense money matched: payer identified and applied at once
 INVOICE_VOIDED = "invoice_voided"  # an unpaid invoice voided: its receivable reversed
 PAYOUT_SETTLED = "payout_settled"  # a Stripe payout: clearing → bank, and its fees
+INVOICE_CREDITED = "invoice_credited"  # a credit note: billed premium taken off an invoice
+INVOICE_CREDIT_REVERSED = "invoice_credit_reversed"  # that credit note reversed
+REFUND_PAID = "refund_paid"  # a refund paid out: refunds payable → Stripe clearing or bank
+REFUND_REOPENED = "refund_reopened"  # a refund Stripe paid then failed: owed again
+REFUND_CANCELLED = "refund_cancelled"  # an unpaid refund taken back: the payer's money again
 
 # Every kind an entry may have: the journal refuses any other, and `ledger check` names one.
 ENTRY_KINDS = frozenset(
@@ -72,12 +77,23 @@ ENTRY_KINDS = frozenset(
         PAYER_UNIDENTIFIED,
         PAYMENT_MATCHED,
         PAYOUT_SETTLED,
+        INVOICE_CREDITED,
+        INVOICE_CREDIT_REVERSED,
+        REFUND_PAID,
+        REFUND_REOPENED,
+        REFUND_CANCELLED,
     }
 )
 
 # Entries whose receivable legs (tagged with an invoice) move an invoice's amount paid.
 PAID_KINDS = frozenset({PAYMENT_ALLOCATED, PAYMENT_UNALLOCATED, CREDIT_APPLIED, PAYMENT_MATCHED})
 WRITEOFF_KINDS = frozenset({WRITTEN_OFF, WRITEOFF_REVERSED})
+# Entries whose receivable legs (tagged with an invoice) move its amount credited.
+CREDIT_KINDS = frozenset({INVOICE_CREDITED, INVOICE_CREDIT_REVERSED})
+# Entries whose refunds payable legs (tagged with a payment) move its amount refunded.
+REFUNDED_KINDS = frozenset({PAYMENT_REFUNDED, REFUND_CANCELLED})
+# Entries whose refunds payable legs pay a refund out (or take that back).
+REFUND_PAYOUT_KINDS = frozenset({REFUND_PAID, REFUND_REOPENED})
 
 
 class UnbalancedEntry(DomainError):
@@ -302,6 +318,49 @@ def refunded(
 ) -> list[Posting]:
     """Held money owed back to the payer (paid out later by Stripe or the bank)."""
     return _out_of_holding(amount, currency, REFUNDS_PAYABLE, payment_id, policyholder_id)
+
+
+def refund_cancelled(
+    amount: int, currency: str, payment_id: int, policyholder_id: int | None
+) -> list[Posting]:
+    """An unpaid refund taken back: refunds payable → the payer's credit (or suspense)."""
+    return refunded(-amount, currency, payment_id, policyholder_id)
+
+
+def refund_paid(
+    amount: int, currency: str, cash: str, payment_id: int, policyholder_id: int | None
+) -> list[Posting]:
+    """A refund paid out: refunds payable debit, the cash (or Stripe clearing) account it
+    left credit. A negative amount: a refund paid out then failed, owed again."""
+    return check_entry(
+        [
+            Posting(
+                REFUNDS_PAYABLE, currency, amount,
+                payment_id=payment_id, policyholder_id=policyholder_id,
+            ),
+            Posting(cash, currency, -amount, payment_id=payment_id),
+        ]
+    )  # fmt: skip
+
+
+def invoice_credited(
+    amount: int,
+    currency: str,
+    invoice_id: int,
+    policyholder_id: int | None,
+    payment_id: int | None = None,
+) -> list[Posting]:
+    """A credit note: premium billed but not earned (or cut) is taken off the invoice —
+    premium billed debit, receivable credit. A negative amount: the credit reversed."""
+    return check_entry(
+        [
+            Posting(PREMIUM_BILLED, currency, amount, invoice_id=invoice_id),
+            Posting(
+                PREMIUM_RECEIVABLE, currency, -amount,
+                invoice_id=invoice_id, payment_id=payment_id, policyholder_id=policyholder_id,
+            ),
+        ]
+    )  # fmt: skip
 
 
 def reversed_payment(

@@ -18,6 +18,7 @@ from premium_billing.http.pagination import paginate
 from premium_billing.http.schemas import Currency, ListArgs, ListMeta, Money
 from premium_billing.http.session import db_session
 from premium_billing.payments import posting as service
+from premium_billing.payments import refunds
 from premium_billing.payments.models import PAYMENT_METHODS, PAYMENT_STATUSES, Payment
 
 blp = Blueprint("payments", __name__, url_prefix="/api/v1/payments", description="Payments")
@@ -64,6 +65,8 @@ class PaymentRefundOut(Schema):
     amount = fields.Integer()
     status = fields.String()
     reason = fields.String(allow_none=True)
+    kind = fields.String()
+    channel = fields.String()
     created_at = fields.DateTime(format="iso")
 
 
@@ -137,6 +140,8 @@ def payment_out(payment: Payment, seen: service.PaymentView | None = None) -> di
                 "amount": r.amount,
                 "status": r.status,
                 "reason": r.reason,
+                "kind": r.kind,
+                "channel": r.channel,
                 "created_at": r.created_at,
             }
             for r in seen.refunds
@@ -186,8 +191,10 @@ class PaymentRefunds(MethodView):
     @blp.response(201, PaymentOut)
     def post(self, data: dict[str, Any], payment_id: str) -> dict[str, Any]:
         """Refund part or all of a payment: from its unapplied money first, then from its
-        most recent allocations (those invoices re-open)."""
-        payment = service.refund(
+        most recent allocations (those invoices re-open). It is owed (`pending`, see GET
+        /refunds) until paid out: a Stripe payment's is sent to Stripe at once and paid out
+        when Stripe's webhook says so; any other is paid by check or transfer."""
+        payment = refunds.refund_payment(
             db_session(),
             _settings(),
             path_id("payment", payment_id),

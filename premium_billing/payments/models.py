@@ -115,14 +115,31 @@ class Allocation(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+REFUND_STATUSES = ("pending", "succeeded", "failed", "cancelled")
+REFUND_KINDS = ("cancellation", "overpayment", "manual")
+REFUND_CHANNELS = ("stripe", "check", "transfer")
+
+
 class Refund(Base):
-    """Money owed back to a payer (refunds payable), paid out by Stripe or the bank."""
+    """Money owed back to a payer (refunds payable), paid out by Stripe or the bank.
+
+    `kind`: why (a cancellation's settlement, money not applied to any invoice, by hand);
+    `channel`: how it is paid (back through Stripe when the money came from Stripe, else by
+    check or transfer). `pending` until paid: `succeeded` when Stripe's webhook says so or
+    finance marks it paid (refunds payable → cash: `paid_entry_id`); `failed` when Stripe
+    could not pay it (still owed: finance pays it another way); `cancelled` when a
+    reinstatement took it back before it was paid (the money is the payer's credit again)."""
 
     __tablename__ = "refunds"
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount"),
-        CheckConstraint("status IN ('pending','paid','failed')", name="status"),
+        CheckConstraint(_in("status", REFUND_STATUSES), name="status"),
+        CheckConstraint(_in("kind", REFUND_KINDS), name="kind"),
+        CheckConstraint(_in("channel", REFUND_CHANNELS), name="channel"),
         Index("ix_refunds_payment_id", "payment_id"),
+        Index("ix_refunds_status", "status"),
+        Index("ix_refunds_policyholder_id", "policyholder_id"),
+        Index("ix_refunds_cancellation_id", "cancellation_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -133,6 +150,21 @@ class Refund(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entries.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(20), default="manual")
+    channel: Mapped[str] = mapped_column(String(20), default="transfer")
+    # The payer when the refund was owed (the list's filter; a payment's payer may change).
+    policyholder_id: Mapped[int | None] = mapped_column(ForeignKey("policyholders.id"))
+    # The cancellation (or lapse) whose settlement owed it: a reinstatement reverses it.
+    cancellation_id: Mapped[int | None] = mapped_column(ForeignKey("cancellations.id"))
+    stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    paid_on: Mapped[date | None] = mapped_column(Date)
+    paid_method: Mapped[str | None] = mapped_column(String(20))
+    paid_reference: Mapped[str | None] = mapped_column(String(255))
+    # The entry that paid it out (refunds payable → Stripe clearing or the bank).
+    paid_entry_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entries.id"))
+    cancelled_on: Mapped[date | None] = mapped_column(Date)
+    updated_at: Mapped[datetime | None] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class WriteOff(Base):
@@ -156,6 +188,38 @@ class WriteOff(Base):
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
     reverses_id: Mapped[int | None] = mapped_column(ForeignKey("write_offs.id"), unique=True)
     entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entries.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+CREDIT_KINDS = ("cancellation", "lapse", "endorsement", "reversal")
+
+
+class InvoiceCredit(Base):
+    """Billed premium taken off an invoice (a credit note): the invoice's total and amount
+    due fall by `amount` (its `amount_credited` rises). A cancellation or lapse credits the
+    premium it did not earn, an endorsement a premium cut; `payment_id`: the payment whose
+    allocation to the invoice was taken back for it (refunded, or left as the payer's
+    credit). A reversal (a reinstatement) is a negative row pointing at what it reverses."""
+
+    __tablename__ = "invoice_credits"
+    __table_args__ = (
+        CheckConstraint("amount <> 0", name="nonzero"),
+        CheckConstraint(_in("kind", CREDIT_KINDS), name="kind"),
+        Index("ix_invoice_credits_invoice_id", "invoice_id"),
+        Index("ix_invoice_credits_cancellation_id", "cancellation_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    cancellation_id: Mapped[int | None] = mapped_column(ForeignKey("cancellations.id"))
+    endorsement_id: Mapped[int | None] = mapped_column(ForeignKey("endorsements.id"))
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("invoice_credits.id"), unique=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entries.id"))
+    credited_on: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -24,6 +24,12 @@ through the same code, so a payment's outcome does not depend on the road it cam
   invoice and amount it moved (see `AUDIT_LAYOUT`); a row's before and after are the rows
   it names as the posting found and left them: before + these amounts = after.
 
+Credit notes (`Batch.credit`: billed premium taken off an invoice, its total and amount due
+fall; reversed by a negative one), refunds paid out (`Batch.pay_refund`: refunds payable →
+Stripe clearing or the bank; `reopen_refund` when Stripe's payout fails) and unpaid refunds
+taken back (`Batch.cancel_refund`) are posted by the same batch: a cancellation's
+settlement is one batch (see `cancellations.settlement`).
+
 Batches flush, never commit: the road functions commit unless `commit=False` (a caller
 composing a bigger transaction, e.g. a manual match with its reconciliation bookkeeping).
 """
@@ -53,7 +59,7 @@ from premium_billing.ledger import rules as ledger
 from premium_billing.ledger.models import JournalEntry, JournalLine
 from premium_billing.ledger.rules import Posting
 from premium_billing.payments import rules
-from premium_billing.payments.models import Allocation, Payment, Refund, WriteOff
+from premium_billing.payments.models import Allocation, InvoiceCredit, Payment, Refund, WriteOff
 from premium_billing.payments.rules import Refusal, Tolerance, payment_status
 from premium_billing.policies.models import Policyholder
 
@@ -75,6 +81,8 @@ AUDIT_LAYOUT = {
     "refund": ["payment", "amount"],
     "reversal": ["payment", "amount"],
     "received": ["payment", "amount"],
+    "credit": ["invoice", "amount", "payment"],
+    "refund_payout": ["refund", "amount", "status"],
 }
 
 
@@ -438,6 +446,8 @@ class InvoiceState:
     due: int
     holder: int
     start: tuple[int, int, int, str] = (0, 0, 0, "")
+    credited: int = 0  # premium taken off by credit notes (`total` is net of it)
+    credited_start: int = 0
 
 
 @dataclass(slots=True)
@@ -485,6 +495,12 @@ class Batch:
         self._write_offs: list[tuple[tuple[str, date], int, int, str, str | None,
                                      int | None, int | None]] = []  # fmt: skip
         self._refunds: list[tuple[tuple[str, date], int, int, str, str, str | None]] = []
+        self._refund_columns: list[dict[str, Any]] = []  # each refund's other columns
+        self._credits: list[tuple[tuple[str, date], dict[str, Any]]] = []
+        self._refund_updates: list[tuple[tuple[str, date] | None, int, dict[str, Any]]] = []
+        self._audit_credits: list[list[Any]] = []
+        self._audit_payouts: list[list[Any]] = []
+        self.refund_ids: list[int] = []  # the refunds the batch owed, in order (after write)
         self._elements: list[_Element] = []
         self._element_of: dict[int, _Element] = {}
         self._allocated_in_batch: set[int] = set()
@@ -539,6 +555,7 @@ class Batch:
             select(
                 Invoice.id, Invoice.currency, Invoice.status, Invoice.total, Invoice.amount_paid,
                 Invoice.amount_written_off, Invoice.amount_due, Invoice.policyholder_id,
+                Invoice.amount_credited,
             )
             .where(any_of(self.session, Invoice.id, wanted))
             .order_by(Invoice.id)
@@ -548,6 +565,7 @@ class Batch:
         for r in self.session.execute(stmt):
             inv = InvoiceState(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
             inv.start = (inv.paid, inv.written, inv.due, inv.status)
+            inv.credited = inv.credited_start = int(r[8] or 0)
             self.invoices[inv.id] = inv
         return self.invoices
 
@@ -603,6 +621,7 @@ class Batch:
             void=inv.status == "void",
             tolerance_abs=self.tolerance.absolute,
             tolerance_pct=self.tolerance.percent,
+            credited=inv.credited,
         )
 
     def _set_payment(self, pay: PaymentState) -> None:
@@ -751,10 +770,13 @@ class Batch:
 
     def refund(
         self, payment_id: int, amount: int, allocations: Mapping[int, int], *,
-        reason: str | None, status: str = "pending",
+        reason: str | None, status: str = "pending", kind: str = "manual",
+        cancellation_id: int | None = None,
     ) -> None:  # fmt: skip
         """Owe `amount` back to the payer (refunds payable): from the unapplied money first,
-        then from `allocations` (most recent first; their invoices locked)."""
+        then from `allocations` (most recent first; their invoices locked). The refund is
+        paid back the way the money came (`rules.refund_channel`); `succeeded` (Stripe
+        already paid it out): paid out in the same batch."""
         pay = self.payments[payment_id]
         if amount > pay.unapplied:
             self.take_back(
@@ -764,6 +786,7 @@ class Batch:
         key = (ledger.PAYMENT_REFUNDED, self.on)
         self._legs_of(*key).extend(ledger.refunded(amount, pay.currency, pay.id, pay.holder))
         self._refunds.append((key, pay.id, amount, pay.currency, status, reason))
+        self._owed(pay, amount, status, kind, cancellation_id)
         pay.refunded += amount
         pay.unapplied -= amount
         self._element(pay).refunded += amount
@@ -783,6 +806,7 @@ class Batch:
         key = (ledger.PAYMENT_REFUNDED, self.on)
         self._legs_of(*key).extend(ledger.refunded(amount, pay.currency, pay.id, pay.holder))
         self._refunds.append((key, pay.id, amount, pay.currency, status, reason))
+        self._owed(pay, amount, status, "manual", None)
         pay.refunded += amount
         pay.reversed -= amount
         element = self._element(pay)
@@ -790,6 +814,131 @@ class Batch:
         element.reversed -= amount
         self._set_payment(pay)
         return amount
+
+    def _owed(
+        self, pay: PaymentState, amount: int, status: str, kind: str, cancellation_id: int | None
+    ) -> None:
+        """The other columns of a refund row; a refund Stripe already paid out is paid out in
+        the same batch (refunds payable → Stripe clearing)."""
+        columns: dict[str, Any] = {
+            "kind": kind,
+            "channel": rules.refund_channel(pay.source, pay.method),
+            "policyholder_id": pay.holder,
+            "cancellation_id": cancellation_id,
+            "paid_on": None,
+            "paid_entry_id": None,
+        }
+        if status == "succeeded":
+            key = (ledger.REFUND_PAID, self.on)
+            cash = ledger.cash_account(pay.source, pay.method)
+            self._legs_of(*key).extend(
+                ledger.refund_paid(amount, pay.currency, cash, pay.id, pay.holder)
+            )
+            columns["paid_on"] = self.on
+            columns["paid_entry_id"] = key
+            self._audit_payouts.append([None, amount, status])
+        self._refund_columns.append(columns)
+
+    def credit(
+        self,
+        invoice_id: int,
+        amount: int,
+        *,
+        kind: str,
+        reason: str | None,
+        cancellation_id: int | None = None,
+        endorsement_id: int | None = None,
+        payment_id: int | None = None,
+        reverses_id: int | None = None,
+    ) -> None:
+        """A credit note: take `amount` of billed premium off a (locked) invoice — its total
+        and amount due fall (premium billed debit, receivable credit); credited down to
+        nothing with nothing paid, it is void. A negative amount reverses a credit note
+        (`reverses_id`): the invoice is billed that much again. The caller checks the
+        amount against the invoice (`cancellations.rules`); a CHECK refuses a total below
+        what is paid."""
+        inv = self.invoices[invoice_id]
+        kind_of_entry = ledger.INVOICE_CREDITED if amount > 0 else ledger.INVOICE_CREDIT_REVERSED
+        key = (kind_of_entry, self.on)
+        self._legs_of(*key).extend(
+            ledger.invoice_credited(amount, inv.currency, inv.id, inv.holder)
+        )
+        self._credits.append(
+            (
+                key,
+                {
+                    "invoice_id": inv.id, "amount": amount, "kind": kind, "reason": reason,
+                    "cancellation_id": cancellation_id, "endorsement_id": endorsement_id,
+                    "payment_id": payment_id, "reverses_id": reverses_id,
+                    "credited_on": self.on,
+                },
+            )
+        )  # fmt: skip
+        self._audit_credits.append(
+            [f"inv_{inv.id}", amount, None if payment_id is None else f"pay_{payment_id}"]
+        )
+        inv.total -= amount
+        inv.credited += amount
+        inv.due -= amount
+        inv.status = invoice_status(
+            inv.total, inv.paid, inv.written,
+            tolerance_abs=self.tolerance.absolute, tolerance_pct=self.tolerance.percent,
+            credited=inv.credited,
+        )  # fmt: skip
+
+    def cancel_refund(self, refund_id: int, payment_id: int, amount: int, on: date) -> None:
+        """An unpaid refund taken back (a reinstatement): the money is the (locked) payment's
+        again, unapplied (the payer's credit), and the refund is `cancelled`."""
+        pay = self.payments[payment_id]
+        key = (ledger.REFUND_CANCELLED, self.on)
+        self._legs_of(*key).extend(
+            ledger.refund_cancelled(amount, pay.currency, pay.id, pay.holder)
+        )
+        pay.refunded -= amount
+        pay.unapplied += amount
+        self._element(pay).refunded -= amount
+        self._set_payment(pay)
+        self._refund_updates.append((None, refund_id, {"status": "cancelled", "cancelled_on": on}))
+        self._audit_payouts.append([f"re_{refund_id}", amount, "cancelled"])
+
+    def pay_refund(
+        self,
+        refund_id: int,
+        payment_id: int,
+        amount: int,
+        currency: str,
+        cash: str,
+        holder: int | None,
+        *,
+        on: date,
+        columns: Mapping[str, Any],
+    ) -> None:
+        """A refund paid out (Stripe's webhook, or finance by check or transfer): refunds
+        payable → `cash` (Stripe clearing or the bank) on `on`. `columns`: what else the
+        refund row records (status `succeeded`, method, reference)."""
+        key = (ledger.REFUND_PAID, on)
+        self._legs_of(*key).extend(ledger.refund_paid(amount, currency, cash, payment_id, holder))
+        values = {**columns, "paid_on": on}
+        self._refund_updates.append((key, refund_id, values))
+        self._audit_payouts.append([f"re_{refund_id}", amount, values.get("status")])
+
+    def reopen_refund(
+        self,
+        refund_id: int,
+        payment_id: int,
+        amount: int,
+        currency: str,
+        cash: str,
+        holder: int | None,
+        *,
+        columns: Mapping[str, Any],
+    ) -> None:
+        """A refund paid out whose payout failed (Stripe's refund.failed): the money is back
+        (Stripe clearing or the bank → refunds payable), the refund owed again."""
+        key = (ledger.REFUND_REOPENED, self.on)
+        self._legs_of(*key).extend(ledger.refund_paid(-amount, currency, cash, payment_id, holder))
+        self._refund_updates.append((None, refund_id, dict(columns)))
+        self._audit_payouts.append([f"re_{refund_id}", -amount, columns.get("status")])
 
     def reverse(self, payment_id: int, allocations: Mapping[int, int]) -> None:
         """A chargeback or a bank return: take back every allocation (their invoices locked),
@@ -813,7 +962,7 @@ class Batch:
     def write(self) -> None:
         """Write what the batch did: entries and lines, allocation, write-off and refund
         rows, the payments' and invoices' new amounts and statuses, one audit row."""
-        if not self._elements:
+        if not (self._elements or self._credits or self._refund_updates):
             return
         session = self.session
         if self._plans:
@@ -850,15 +999,30 @@ class Batch:
                 for key, i, a, k, r, p, w in self._write_offs
             ],
         )  # fmt: skip
-        insert_rows(
+        self.refund_ids = insert_rows(
             session,
             Refund.__table__,
             [
                 {"payment_id": p, "amount": a, "currency": c, "status": s, "reason": r,
-                 "entry_id": entries[key]}
-                for key, p, a, c, s, r in self._refunds
+                 "entry_id": entries[key],
+                 **{k: (entries[v] if k == "paid_entry_id" and v is not None else v)
+                    for k, v in extra.items()}}
+                for (key, p, a, c, s, r), extra in zip(
+                    self._refunds, self._refund_columns, strict=True
+                )
             ],
+            ids=True,
         )  # fmt: skip
+        insert_rows(
+            session,
+            InvoiceCredit.__table__,
+            [{**row, "entry_id": entries[key]} for key, row in self._credits],
+        )
+        for key, refund_id, values in self._refund_updates:
+            if key is not None:
+                values = {**values, "paid_entry_id": entries[key]}
+            session.execute(update(Refund).where(Refund.id == refund_id).values(**values))
+            expire(session, Refund, refund_id)
         if self._plans:
             custom_plans(session)
         self._update_payments()
@@ -906,24 +1070,32 @@ class Batch:
 
     def _update_invoices(self) -> None:
         rows = []
+        credited = any(inv.credited != inv.credited_start for inv in self.invoices.values())
         for inv in self.invoices.values():
             paid, written, _, status = inv.start
-            if (inv.paid, inv.written, inv.status) == (paid, written, status):
+            if (inv.paid, inv.written, inv.status, inv.credited) == (
+                paid, written, status, inv.credited_start,
+            ):  # fmt: skip
                 continue
-            rows.append(
-                {
-                    "id": inv.id,
-                    "amount_paid": inv.paid - paid,
-                    "amount_written_off": inv.written - written,
-                    "amount_due": (paid - inv.paid) + (written - inv.written),
-                    "status": inv.status,
-                }
-            )
+            row = {
+                "id": inv.id,
+                "amount_paid": inv.paid - paid,
+                "amount_written_off": inv.written - written,
+                "amount_due": (paid - inv.paid) + (written - inv.written),
+                "status": inv.status,
+            }
+            if credited:  # a credit note: the total and the amount due fall with it
+                delta = inv.credited - inv.credited_start
+                row["amount_credited"] = delta
+                row["total"] = -delta
+                row["amount_due"] -= delta
+            rows.append(row)
+        adds = ["amount_paid", "amount_written_off", "amount_due"]
         update_rows(
             self.session,
             INVOICES,
             rows,
-            add=("amount_paid", "amount_written_off", "amount_due"),
+            add=adds + ["amount_credited", "total"] * credited,
             assign=("status",),
         )
         for row in rows:
@@ -956,6 +1128,12 @@ class Batch:
             after["refunds"] = refunds
         if reversals:
             after["reversals"] = reversals
+        if self._audit_credits:
+            after["credit_layout"] = AUDIT_LAYOUT["credit"]
+            after["credits"] = self._audit_credits
+        if self._audit_payouts:
+            after["refund_payout_layout"] = AUDIT_LAYOUT["refund_payout"]
+            after["refund_payouts"] = self._audit_payouts
         audit.record(self.session, "posted", "postings", None, after=after)
 
 
@@ -1104,7 +1282,7 @@ def refund(
 ) -> Payment:
     """Owe `amount` back to the payer (refunds payable): taken from the unapplied money
     first, then from the most recent allocations (their invoices re-open). `status`: of the
-    refund row (`paid` when Stripe already paid it out)."""
+    refund row (`succeeded` when Stripe already paid it out: paid out at once)."""
     today = on or business_date(settings.timezone)
     batch, pay, allocations = _taking_back(session, settings, payment_id, "refund", today)
     why = rules.refund_refusal(pay.status, amount, pay.amount - pay.refunded - pay.reversed)
@@ -1130,7 +1308,7 @@ def refund_reversed(
     *,
     on: date,
     reason: str,
-    status: str = "paid",
+    status: str = "succeeded",
 ) -> int:
     """A refund learnt after a chargeback reversed the payment (see `Batch.refund_reversed`).
     Returns the amount reclassified. Flushed, not committed."""

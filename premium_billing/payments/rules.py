@@ -295,3 +295,48 @@ def moved(
             )
         )  # fmt: skip
     return [leg for leg in legs if leg.amount != 0]
+
+
+# ----------------------------------------------------------------------------- refunds
+
+
+def refund_channel(source: str, method: str) -> str:
+    """How a refund is paid back: through Stripe when the money came from Stripe; else by
+    check (money that came as a check or cash) or by transfer (bank transfer, ACH, card
+    keyed by hand)."""
+    if source == "stripe":
+        return "stripe"
+    return "check" if method in ("check", "cash") else "transfer"
+
+
+def stripe_refund_action(status: str, channel: str, stripe_status: str) -> str | None:
+    """What Stripe's word on one of our refunds (`stripe_status`: pending, succeeded,
+    failed, canceled, requires_action) does to it: `settle` (paid out), `reopen` (paid out,
+    then failed: owed again), `fail` (never paid out: owed, to be paid another way), or
+    None. Only a refund Stripe pays listens; Stripe's failed is final."""
+    if channel != "stripe":
+        return None
+    if stripe_status == "succeeded" and status == "pending":
+        return "settle"
+    if stripe_status in ("failed", "canceled"):
+        if status == "succeeded":
+            return "reopen"
+        if status == "pending":
+            return "fail"
+    return None
+
+
+def mark_paid_refusal(status: str, channel: str) -> Refusal | None:
+    """Why a refund cannot be marked paid by check or transfer (None: it can): one Stripe
+    pays is marked by its webhook, unless Stripe failed to pay it."""
+    if status == "succeeded":
+        return Refusal("the refund is already paid", kind="conflict")
+    if status == "cancelled":
+        return Refusal("the refund was cancelled (a reinstatement took it back)", kind="conflict")
+    if status == "pending" and channel == "stripe":
+        return Refusal(
+            "Stripe pays this refund: its webhook marks it paid (mark it paid only if "
+            "Stripe fails it)",
+            kind="conflict",
+        )
+    return None

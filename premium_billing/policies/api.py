@@ -93,6 +93,7 @@ class PolicyEndorsements(MethodView):
             data["effective_date"],
             data["lines"],
             data.get("reason"),
+            _settings(),
         )
         term = service.current_term(outcome.policy, data["effective_date"])
         return {

@@ -205,3 +205,11 @@ class Cancellation(Base):
     balance_due: Mapped[int] = mapped_column(BigInteger)
     reinstated_on: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # `cancellation` or `lapse` (cancelled for non-payment): both settle the account alike.
+    kind: Mapped[str] = mapped_column(
+        String(20), default="cancellation", server_default="cancellation"
+    )
+    # The settlement's final invoice of earned but unbilled premium, if any.
+    final_invoice_id: Mapped[int | None] = mapped_column(
+        ForeignKey("invoices.id", use_alter=True)  # invoices → installments → cancellations
+    )

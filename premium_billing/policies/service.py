@@ -11,7 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from premium_billing.config import Settings
 from premium_billing.db.errors import violated
+from premium_billing.db.hooks import PREMIUM_CUT, publish
 from premium_billing.errors import Conflict, NotFound, OutsideTerm, Unprocessable
 from premium_billing.policies.models import (
     Endorsement,
@@ -165,6 +167,7 @@ def endorse(
     effective: date,
     lines: list[dict[str, Any]],
     reason: str | None,
+    settings: Settings | None = None,
 ) -> EndorsementOutcome:
     policy = get_policy(session, policy_id, for_update=True)
     if policy.status in CLOSED_STATUSES:
@@ -188,19 +191,19 @@ def endorse(
     if open_installments and min(amounts) >= 0:
         for installment, amount in zip(open_installments, amounts, strict=True):
             installment.amount = amount
-    elif result.delta_amount:
+    adjustment: Installment | None = None
+    if not (open_installments and min(amounts) >= 0) and result.delta_amount:
         # Nothing left to spread over: billed (or credited) at once.
-        term.installments.append(
-            Installment(
-                policy_id=policy.id,
-                number=max(i.number for i in term.installments) + 1,
-                due_date=effective,
-                amount=result.delta_amount,
-                fee=0,
-                kind="adjustment",
-                status="scheduled",
-            )
+        adjustment = Installment(
+            policy_id=policy.id,
+            number=max(i.number for i in term.installments) + 1,
+            due_date=effective,
+            amount=result.delta_amount,
+            fee=0,
+            kind="adjustment",
+            status="scheduled",
         )
+        term.installments.append(adjustment)
     for line in list(term.lines):
         session.delete(line)
     session.flush()
@@ -219,6 +222,17 @@ def endorse(
     term.term_premium += result.delta_amount
     session.add(endorsement)
     session.flush()
+    if adjustment is not None and adjustment.amount < 0:
+        # A cut is credited off what was billed, in this transaction (the payments feature,
+        # wired by the bootstrap); what nothing billed can take stays on the installment.
+        publish(
+            session,
+            PREMIUM_CUT,
+            installment_id=adjustment.id,
+            endorsement_id=endorsement.id,
+            on=effective,
+            settings=settings,
+        )
     session.commit()
     return EndorsementOutcome(policy=policy, endorsement=endorsement)
 

@@ -12,7 +12,7 @@ from premium_billing.invoicing.models import Invoice
 from premium_billing.invoicing.rules import status_consistent
 from premium_billing.ledger import rules as ledger
 from premium_billing.ledger.models import JournalEntry, JournalLine
-from premium_billing.payments.models import Allocation, Payment
+from premium_billing.payments.models import Allocation, InvoiceCredit, Payment, Refund
 
 
 def _sum_by(session: Session, *keys, where=()):  # type: ignore[no-untyped-def]
@@ -52,7 +52,7 @@ def check(session: Session) -> list[str]:
     receivable = JournalLine.account == ledger.PREMIUM_RECEIVABLE
 
     # 2. Invoice totals: the issue entry's untagged receivable debit per currency equals the
-    #    totals of the invoices that point at it.
+    #    totals of the invoices that point at it (as issued: net total + amount credited).
     issued = _sum_by(
         session,
         JournalLine.entry_id,
@@ -66,7 +66,11 @@ def check(session: Session) -> list[str]:
     invoiced = {
         (entry_id, currency): int(total)
         for entry_id, currency, total in session.execute(
-            select(Invoice.issue_entry_id, Invoice.currency, func.sum(Invoice.total))
+            select(
+                Invoice.issue_entry_id,
+                Invoice.currency,
+                func.sum(Invoice.total + Invoice.amount_credited),
+            )
             .where(Invoice.issue_entry_id.is_not(None))
             .group_by(Invoice.issue_entry_id, Invoice.currency)
         )
@@ -80,7 +84,7 @@ def check(session: Session) -> list[str]:
     missing = session.scalar(
         select(func.count())
         .select_from(Invoice)
-        .where(Invoice.issue_entry_id.is_(None), Invoice.total != 0)
+        .where(Invoice.issue_entry_id.is_(None), Invoice.total + Invoice.amount_credited != 0)
     )
     if missing:
         problems.append(f"{missing} invoice(s) with a total have no issue journal entry")
@@ -96,6 +100,19 @@ def check(session: Session) -> list[str]:
         JournalLine.invoice_id,
         where=(receivable, JournalEntry.kind.in_(ledger.WRITEOFF_KINDS)),
     )
+    credited = _sum_by(
+        session,
+        JournalLine.invoice_id,
+        where=(receivable, JournalEntry.kind.in_(ledger.CREDIT_KINDS)),
+    )
+    credit_notes = {
+        int(invoice_id): int(total)
+        for invoice_id, total in session.execute(
+            select(InvoiceCredit.invoice_id, func.sum(InvoiceCredit.amount)).group_by(
+                InvoiceCredit.invoice_id
+            )
+        )
+    }
     allocated = {
         int(invoice_id): int(total)
         for invoice_id, total in session.execute(
@@ -113,6 +130,7 @@ def check(session: Session) -> list[str]:
             Invoice.amount_paid,
             Invoice.amount_written_off,
             Invoice.amount_due,
+            Invoice.amount_credited,
         ).order_by(Invoice.id)
     ):
         journal_paid = -paid.get((inv.id,), 0)
@@ -130,6 +148,17 @@ def check(session: Session) -> list[str]:
             problems.append(
                 f"invoice {inv.number}: amount_written_off {inv.amount_written_off}, "
                 f"journal {journal_written}"
+            )
+        journal_credited = -credited.get((inv.id,), 0)
+        if journal_credited != inv.amount_credited:
+            problems.append(
+                f"invoice {inv.number}: amount_credited {inv.amount_credited}, "
+                f"journal {journal_credited}"
+            )
+        if credit_notes.get(inv.id, 0) != inv.amount_credited:
+            problems.append(
+                f"invoice {inv.number}: amount_credited {inv.amount_credited}, "
+                f"credit notes {credit_notes.get(inv.id, 0)}"
             )
         if inv.status != "void":
             expected_due = inv.total - journal_paid - journal_written
@@ -161,7 +190,7 @@ def check(session: Session) -> list[str]:
             facts["received"] += amount
         if kind in ledger.PAID_KINDS and account == ledger.PREMIUM_RECEIVABLE:
             facts["allocated"] -= amount
-        if kind == ledger.PAYMENT_REFUNDED and account == ledger.REFUNDS_PAYABLE:
+        if kind in ledger.REFUNDED_KINDS and account == ledger.REFUNDS_PAYABLE:
             facts["refunded"] -= amount
         if kind == ledger.PAYMENT_REVERSED and account not in holding:
             facts["reversed"] -= amount
@@ -256,6 +285,33 @@ def check(session: Session) -> list[str]:
                 f"suspense ({key[0]}): payments {suspense_stored.get(key, 0)}, "
                 f"journal {-suspense_journal.get(key, 0)}"
             )
+    # Refunds payable: what the refunds not paid out (pending, or failed at Stripe) owe.
+    payable_journal = _sum_by(
+        session, JournalLine.currency, where=(JournalLine.account == ledger.REFUNDS_PAYABLE,)
+    )
+    payable_stored = {
+        (currency,): int(total)
+        for currency, total in session.execute(
+            select(Refund.currency, func.sum(Refund.amount))
+            .where(Refund.status.in_(("pending", "failed")))
+            .group_by(Refund.currency)
+        )
+    }
+    for key in sorted(set(payable_journal) | set(payable_stored)):
+        if -payable_journal.get(key, 0) != payable_stored.get(key, 0):
+            problems.append(
+                f"refunds payable ({key[0]}): refunds owed {payable_stored.get(key, 0)}, "
+                f"journal {-payable_journal.get(key, 0)}"
+            )
+    # Each refund paid out has its payout entry, and only those.
+    for refund_id, status, paid_entry in session.execute(
+        select(Refund.id, Refund.status, Refund.paid_entry_id)
+        .where(
+            (Refund.status == "succeeded") != Refund.paid_entry_id.is_not(None),
+        )
+        .order_by(Refund.id)
+    ):
+        problems.append(f"refund re_{refund_id}: status {status!r} but payout entry {paid_entry!r}")
     receivable_journal = _sum_by(session, JournalLine.currency, where=(receivable,))
     receivable_stored = {
         (currency,): int(total)

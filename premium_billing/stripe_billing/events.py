@@ -23,6 +23,7 @@ from premium_billing.db.types import utcnow
 from premium_billing.payments.models import Payment
 from premium_billing.stripe_billing import payments as stripe_payments
 from premium_billing.stripe_billing import payouts
+from premium_billing.stripe_billing import refunds as stripe_refunds
 from premium_billing.stripe_billing.models import AutopayAttempt, StripePaymentState
 from premium_billing.stripe_billing.payments import Facts
 from premium_billing.stripe_billing.rules import parse_id
@@ -134,8 +135,11 @@ def checkout_failed(session: Session, settings: Settings, cs: dict[str, Any]) ->
 
 
 def charge_refunded(session: Session, settings: Settings, charge: dict[str, Any]) -> Handled:
+    """A refund of the charge: one made in Stripe's Dashboard is recorded (and paid out);
+    ours (owed by a cancellation or by hand, sent by us) are settled or reopened as Stripe
+    says (`stripe_billing.refunds.charge_refunds`)."""
     billing = charge.get("billing_details") or {}
-    return _settle(
+    handled = _settle(
         session,
         settings,
         Facts(
@@ -151,6 +155,20 @@ def charge_refunded(session: Session, settings: Settings, charge: dict[str, Any]
             amount_refunded=_int(charge.get("amount_refunded")) or 0,
         ),
     )
+    try:
+        stripe_refunds.charge_refunds(session, settings, charge)
+    except stripe_refunds.RefundsUnavailable as error:
+        raise EventError(
+            f"the refunds of charge {charge.get('id')} cannot be listed: {error}"
+        ) from error
+    return handled
+
+
+def refund_event(session: Session, settings: Settings, refund: dict[str, Any]) -> Handled:
+    """refund.created / refund.updated / refund.failed: one of our refunds succeeded (paid
+    out) or failed (owed again). A Dashboard refund's is ignored (charge.refunded has it)."""
+    ours = stripe_refunds.refund_event(session, settings, refund)
+    return Handled(status="processed" if ours else "ignored")
 
 
 def charge_dispute(session: Session, settings: Settings, dispute: dict[str, Any]) -> Handled:
@@ -201,6 +219,9 @@ HANDLERS: dict[str, Handler] = {
     "checkout.session.async_payment_succeeded": checkout_paid,
     "checkout.session.async_payment_failed": checkout_failed,
     "charge.refunded": charge_refunded,
+    "refund.created": refund_event,
+    "refund.updated": refund_event,
+    "refund.failed": refund_event,
     "charge.dispute.created": charge_dispute,
     "charge.dispute.updated": charge_dispute,
     "charge.dispute.closed": charge_dispute,

@@ -22,7 +22,7 @@ import json
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import stripe
@@ -139,6 +139,10 @@ class RefundResult:
     id: str
     status: str
     amount: int
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    failure_reason: str | None = None
+    payment_intent: str | None = None
+    charge: str | None = None
 
 
 @dataclass(frozen=True)
@@ -418,7 +422,20 @@ class StripeGateway:
         }
         with _translated_errors():
             refund = self._client.v1.refunds.create(params, options)  # type: ignore[arg-type]
-        return RefundResult(id=str(refund.id), status=str(refund.status), amount=int(refund.amount))
+        return _refund_result(refund)
+
+    def list_refunds(
+        self, *, charge: str | None = None, payment_intent: str | None = None
+    ) -> list[RefundResult]:
+        """Every refund of a charge or a PaymentIntent (all pages), newest first."""
+        params: dict[str, Any] = {"limit": 100}
+        if charge:
+            params["charge"] = charge
+        if payment_intent:
+            params["payment_intent"] = payment_intent
+        with _translated_errors():
+            page = self._client.v1.refunds.list(params)  # type: ignore[arg-type]
+            return [_refund_result(refund) for refund in page.auto_paging_iter()]
 
     # -- payouts
     def payout_balance_transactions(self, payout_id: str) -> list[BalanceTransaction]:
@@ -439,6 +456,19 @@ class StripeGateway:
                     )
                 )
         return result
+
+
+def _refund_result(refund: Any) -> RefundResult:
+    metadata = _field(refund, "metadata")
+    return RefundResult(
+        id=str(refund.id),
+        status=str(refund.status),
+        amount=int(refund.amount),
+        metadata={str(k): str(v) for k, v in (metadata.to_dict() if metadata else {}).items()},
+        failure_reason=_field(refund, "failure_reason"),
+        payment_intent=_id_of(_field(refund, "payment_intent")),
+        charge=_id_of(_field(refund, "charge")),
+    )
 
 
 # --------------------------------------------------------------------------- webhooks

@@ -527,12 +527,12 @@ def settle(session: Session, settings: Settings, state: StripePaymentState) -> S
         if payment.status == "reversed":
             payments.refund_reversed(
                 session, settings, payment.id, delta, on=on, reason="stripe charge.refunded",
-                status="paid",
+                status="succeeded",
             )  # fmt: skip
         else:
             payments.refund(
                 session, settings, payment.id, delta, reason="stripe charge.refunded",
-                on=on, commit=False, status="paid",
+                on=on, commit=False, status="succeeded",
             )  # fmt: skip
         payment = payments.get_fresh(session, payment.id)
     held = payment.amount - payment.amount_refunded

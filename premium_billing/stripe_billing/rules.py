@@ -11,7 +11,9 @@ from typing import Any
 
 from premium_billing.invoicing.rules import is_payable
 
-_PREFIX = {"invoice": "inv", "policy": "pol", "policyholder": "ph"}
+_PREFIX = {
+    "invoice": "inv", "policy": "pol", "policyholder": "ph", "payment": "pay", "refund": "re",
+}  # fmt: skip
 
 
 def format_id(kind: str, number: int | None) -> str | None:
