@@ -28,6 +28,8 @@ from premium_billing.policies.service import (
 )
 
 KINDS = ("cancellation", "lapse")
+# A payment of the term's invoices committed between reading and locking them: settle again.
+ATTEMPTS = 5
 
 
 @dataclass
@@ -56,6 +58,25 @@ def cancel(
     Stripe, after the commit). `kind` lapse: cancelled for non-payment (status `lapsed`)."""
     if kind not in KINDS:
         raise ValueError(f"kind is one of {KINDS}")
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return _cancel(session, settings, policy_id, effective, method, reason, kind)
+        except settlement.TermChanged:
+            session.rollback()
+            if attempt == ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _cancel(
+    session: Session,
+    settings: Settings,
+    policy_id: int,
+    effective: date,
+    method: str,
+    reason: str | None,
+    kind: str,
+) -> Cancelled:
     policy = get_policy(session, policy_id, for_update=True)
     if policy.status == "cancelled":
         raise Conflict("the policy is already cancelled")
@@ -126,6 +147,17 @@ def reinstate(session: Session, settings: Settings, policy_id: int, effective: d
     (the settlement's own final invoice does not count: the reinstatement takes it back).
     The settlement is reversed exactly (`settlement.reverse`) and the voided installments
     restored."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return _reinstate(session, settings, policy_id, effective)
+        except settlement.TermChanged:
+            session.rollback()
+            if attempt == ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _reinstate(session: Session, settings: Settings, policy_id: int, effective: date) -> Policy:
     policy = get_policy(session, policy_id, for_update=True)
     if policy.status not in ("cancelled", "lapsed"):
         raise Conflict(

@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 CREDIT_LINE = "premium_credit"
 
 
+class TermChanged(Conflict):
+    """A payment or invoice of the term appeared between reading and locking them: the
+    caller rolls back and settles again (nothing was written that it keeps)."""
+
+
 # ----------------------------------------------------------------------------- reading
 
 
@@ -128,7 +133,7 @@ def _lock_term(
     invoices = term_invoices(session, term_id)
     allocations = allocations_to(session, sorted({i.id for i in invoices} | set(also_invoices)))
     if {i.id for i in invoices} - set(ids) or {a.payment_id for a in allocations} - payments:
-        raise Conflict("the policy's invoices or payments changed meanwhile; try again")
+        raise TermChanged("the policy's invoices or payments changed meanwhile; try again")
     return Locked(batch, invoices, allocations)
 
 
