@@ -9,7 +9,7 @@
 - cancellations: kind (cancellation or lapse) and the settlement's final invoice.
 
 Revision ID: 0008_settle
-Revises: 0007
+Revises: 0008_guard
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_settle"
-down_revision = "0007"
+down_revision = "0008_guard"
 branch_labels = None
 depends_on = None
 

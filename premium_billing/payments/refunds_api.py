@@ -11,6 +11,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from premium_billing.http.auth import roles
+from premium_billing.http.dates import BusinessDate
 from premium_billing.http.ids import PublicId, path_id
 from premium_billing.http.pagination import paginate
 from premium_billing.http.schemas import ListArgs, ListMeta, String
@@ -67,8 +68,10 @@ class RefundList(ListMeta):
 class MarkPaidIn(Schema):
     method = String(required=True, validate=validate.OneOf(service.MARK_PAID_METHODS))
     reference = String(load_default=None, column=Refund.paid_reference)
-    paid_on = fields.Date(
-        load_default=None, metadata={"description": "Default: today (the business date)."}
+    paid_on = BusinessDate(
+        ahead=False,
+        load_default=None,
+        metadata={"description": "The day it was paid (default: the business date)."},
     )
 
 
