@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from premium_billing.audit import trail as audit
@@ -45,24 +45,35 @@ class TermChanged(Conflict):
 # ----------------------------------------------------------------------------- reading
 
 
-def term_invoices(session: Session, term_id: int) -> list[Invoice]:
-    """The term's invoices that are not void (its installments' and its settlements' final
+def terms_invoices(session: Session, term_ids: Sequence[int]) -> dict[int, list[Invoice]]:
+    """{term: its invoices that are not void} (its installments' and its settlements' final
     invoices), read afresh, in id order."""
-    finals = select(Cancellation.final_invoice_id).where(
-        Cancellation.term_id == term_id, Cancellation.final_invoice_id.is_not(None)
+    out: dict[int, list[Invoice]] = {term_id: [] for term_id in term_ids}
+    if not term_ids:
+        return out
+    ids = list(term_ids)
+    installments = (
+        select(Invoice, Installment.term_id)
+        .join(Installment, Installment.id == Invoice.installment_id)
+        .where(Installment.term_id.in_(ids), Invoice.status != "void")
     )
-    installments = select(Installment.id).where(Installment.term_id == term_id)
-    return list(
-        session.scalars(
-            select(Invoice)
-            .where(
-                or_(Invoice.installment_id.in_(installments), Invoice.id.in_(finals)),
-                Invoice.status != "void",
-            )
-            .order_by(Invoice.id)
-            .execution_options(populate_existing=True)
-        )
+    finals = (
+        select(Invoice, Cancellation.term_id)
+        .join(Cancellation, Cancellation.final_invoice_id == Invoice.id)
+        .where(Cancellation.term_id.in_(ids), Invoice.status != "void")
     )
+    found: list[tuple[Invoice, int]] = []
+    for stmt in (installments, finals):
+        rows = session.execute(stmt.execution_options(populate_existing=True))
+        found.extend((invoice, int(term_id)) for invoice, term_id in rows)
+    for invoice, term_id in sorted(found, key=lambda pair: pair[0].id):
+        out[term_id].append(invoice)
+    return out
+
+
+def term_invoices(session: Session, term_id: int) -> list[Invoice]:
+    """The term's invoices that are not void, read afresh, in id order."""
+    return terms_invoices(session, [term_id])[term_id]
 
 
 def allocations_to(session: Session, invoice_ids: Sequence[int]) -> list[rules.Allocated]:
@@ -104,37 +115,46 @@ def premium_paid_on_term(session: Session, term_id: int) -> int:
 
 @dataclass
 class Locked:
-    """The term's invoices and the payments that paid them, locked, read afresh."""
+    """The terms' invoices and the payments that paid them, locked, read afresh."""
 
     batch: Batch
-    invoices: list[Invoice]
+    by_term: dict[int, list[Invoice]]
     allocations: list[rules.Allocated]
 
+    @property
+    def invoices(self) -> list[Invoice]:
+        return sorted((i for found in self.by_term.values() for i in found), key=lambda i: i.id)
 
-def _lock_term(
+    def allocations_of(self, invoices: Sequence[Invoice]) -> list[rules.Allocated]:
+        ids = {i.id for i in invoices}
+        return [a for a in self.allocations if a.invoice_id in ids]
+
+
+def _lock_terms(
     session: Session,
     settings: Settings,
-    term_id: int,
+    term_ids: Sequence[int],
     on: date,
     reason: str,
     memo: str,
     also_invoices: Sequence[int] = (),
     also_payments: Sequence[int] = (),
 ) -> Locked:
-    """Lock the payments of the term's invoices, then the invoices (the engine's lock
+    """Lock the payments of the terms' invoices, then the invoices (the engine's lock
     order), and read them again: a payment or invoice that appeared meanwhile is a
-    Conflict (try again)."""
-    invoices = term_invoices(session, term_id)
-    ids = sorted({i.id for i in invoices} | set(also_invoices))
+    TermChanged (the caller settles again)."""
+    found = terms_invoices(session, term_ids)
+    ids = sorted({i.id for invs in found.values() for i in invs} | set(also_invoices))
     payments = {a.payment_id for a in allocations_to(session, ids)} | set(also_payments)
     batch = Batch(session, settings, on=on, reason=reason, memo=memo)
     batch.lock_payments(payments)
     batch.lock_invoices(ids)
-    invoices = term_invoices(session, term_id)
-    allocations = allocations_to(session, sorted({i.id for i in invoices} | set(also_invoices)))
-    if {i.id for i in invoices} - set(ids) or {a.payment_id for a in allocations} - payments:
+    found = terms_invoices(session, term_ids)
+    now = {i.id for invs in found.values() for i in invs}
+    allocations = allocations_to(session, sorted(now | set(also_invoices)))
+    if now - set(ids) or {a.payment_id for a in allocations} - payments:
         raise TermChanged("the policy's invoices or payments changed meanwhile; try again")
-    return Locked(batch, invoices, allocations)
+    return Locked(batch, found, allocations)
 
 
 # ----------------------------------------------------------------------------- posting
@@ -242,10 +262,22 @@ def settle(
         f"{label} of {policy.policy_number} effective {cancellation.effective_date.isoformat()}"
         f" ({cancellation.method.replace('_', ' ')})"
     )
-    locked = _lock_term(session, settings, term.id, on, "settlement", memo)
-    plan = rules.settlement(
-        cancellation.earned_premium, as_term_invoices(locked.invoices), locked.allocations
+    # Later terms (a renewal already billed) are cancelled before they start: earned nothing.
+    later = [t for t in policy.terms if t.term_number > term.term_number]
+    locked = _lock_terms(
+        session, settings, [term.id, *[t.id for t in later]], on, "settlement", memo
     )
+    invoices = locked.by_term[term.id]
+    plan = rules.settlement(
+        cancellation.earned_premium, as_term_invoices(invoices), locked.allocations_of(invoices)
+    )
+    plans = [plan]
+    for later_term in later:
+        theirs = locked.by_term[later_term.id]
+        if theirs:
+            plans.append(
+                rules.settlement(0, as_term_invoices(theirs), locked.allocations_of(theirs))
+            )
     done = Settled(plan)
     if plan.final_invoice > 0:
         invoice = issue_one(
@@ -267,14 +299,20 @@ def settle(
         cancellation.final_invoice_id = invoice.id
         done.final_invoice_id = invoice.id
     batch = locked.batch
-    done.credited = _credit_and_take_back(
-        batch,
-        plan.unbilling,
-        kind=cancellation.kind,
-        reason=memo,
-        cancellation_id=cancellation.id,
-    )
-    for payment_id, amount in plan.refunds.items():
+    refunds: dict[int, int] = defaultdict(int)
+    for each in plans:
+        credited = _credit_and_take_back(
+            batch,
+            each.unbilling,
+            kind=cancellation.kind,
+            reason=memo,
+            cancellation_id=cancellation.id,
+        )
+        for invoice_id, amount in credited.items():
+            done.credited[invoice_id] = done.credited.get(invoice_id, 0) + amount
+        for payment_id, amount in each.refunds.items():
+            refunds[payment_id] += amount
+    for payment_id, amount in refunds.items():
         batch.refund(
             payment_id, amount, {}, reason=f"Paid beyond the earned premium: {memo}",
             kind="cancellation", cancellation_id=cancellation.id,
@@ -284,7 +322,7 @@ def settle(
     add_credit_lines(
         session, _credit_lines(done.credited, policy.currency, f"Unearned premium: {memo}")
     )
-    cancellation.refund_due = plan.refund_due
+    cancellation.refund_due = sum(each.refund_due for each in plans)
     cancellation.balance_due = plan.balance_due
     session.flush()
     log.info(
@@ -296,7 +334,7 @@ def settle(
             "earned": plan.earned_premium,
             "final_invoice": plan.final_invoice,
             "credited": sum(done.credited.values()),
-            "refunded": sum(plan.refunds.values()),
+            "refunded": sum(refunds.values()),
         },
     )
     return done
@@ -361,10 +399,10 @@ def reverse(
         f"Reinstatement of {policy.policy_number}: {label.lower()} effective "
         f"{cancellation.effective_date.isoformat()} reversed"
     )
-    locked = _lock_term(
+    locked = _lock_terms(
         session,
         settings,
-        cancellation.term_id,
+        [cancellation.term_id],
         on,
         "match",
         memo,
@@ -470,9 +508,10 @@ def credit_premium_cut(
     policy = session.get(Policy, installment.policy_id)
     assert policy is not None
     memo = f"Premium cut: endorsement of {policy.policy_number} effective {effective.isoformat()}"
-    locked = _lock_term(session, settings, installment.term_id, on, "settlement", memo)
+    locked = _lock_terms(session, settings, [installment.term_id], on, "settlement", memo)
     cut = -installment.amount
-    unbilling = rules.premium_cut(cut, as_term_invoices(locked.invoices), locked.allocations)
+    invoices = locked.by_term[installment.term_id]
+    unbilling = rules.premium_cut(cut, as_term_invoices(invoices), locked.allocations_of(invoices))
     credited = _credit_and_take_back(
         locked.batch, unbilling, kind="endorsement", reason=memo, endorsement_id=endorsement_id
     )

@@ -19,6 +19,7 @@ LISTS = [
     "/policies",
     "/invoices",
     "/payments",
+    "/refunds",
     "/reconciliation/suspense",
     "/jobs",
 ]

@@ -11,6 +11,7 @@ from datetime import date
 from sqlalchemy import select
 
 from premium_billing.cancellations import service
+from premium_billing.jobs.runner import run_job
 from premium_billing.payments.models import InvoiceCredit, Refund
 from premium_billing.policies.models import Policy
 
@@ -367,3 +368,34 @@ def test_refunds_list_filters_and_bad_input(api, db, settings):
     assert api.post("/refunds/re_999/mark-paid", json={"method": "check"}).status_code == 404
     missing = api.post("/refunds/re_999/mark-paid", json={})
     assert missing.status_code == 422 and "method" in missing.json()["errors"]
+
+
+def test_a_renewal_already_billed_is_settled_with_the_term_it_follows(api, db, settings):
+    """Cancelled in December with the next term's invoice issued and paid: that term is
+    cancelled before it starts, so all of its premium is refunded with the December part."""
+    policy = policy_on(api, "annual", number="RENEW-1")
+    holder = policy["policyholder_id"]
+    issue(db, settings, "2026-01-01")
+    (current,) = invoices_of(api, policy["id"])
+    pay_by_check(api, current)
+    run_job(db, settings, "renewals", date(2026, 12, 2))
+    current_again, renewal = invoices_of(api, policy["id"])
+    assert current_again["id"] == current["id"] and renewal["due_date"] == "2027-01-01"
+    second = pay_by_check(api, renewal, on="2026-12-05")
+    body = cancel(api, policy["id"], "2026-12-15").json()
+    assert body["earned_premium"] == 95342  # 348 of 365 days
+    assert body["refund_due"] == 4658 + 100000
+    by_payment = {r["payment_id"]: r["amount"] for r in body["refunds"]}
+    assert by_payment[second["id"]] == 100000 and sum(by_payment.values()) == 104658
+    after = api.get(f"/invoices/{renewal['id']}").json()
+    assert (after["status"], after["amount_credited"]) == ("void", 100000)
+    assert balances(api, holder) == (0, 0)
+    assert statement(api, holder)["closing_balance"] == 0
+    books_ok(db)
+    response = api.post(
+        f"/policies/{policy['id']}/reinstatements", json={"effective_date": "2026-12-20"}
+    )
+    assert response.status_code == 201, response.text
+    back = api.get(f"/invoices/{renewal['id']}").json()
+    assert (back["status"], back["amount_paid"], back["amount_credited"]) == ("paid", 100000, 0)
+    books_ok(db)
