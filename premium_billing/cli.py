@@ -185,6 +185,9 @@ def serve(host: str, port: int, workers: int) -> None:
             f"{host}:{port}",
             "--workers",
             str(workers),
+            # GET /metrics adds up the workers' counts: PROMETHEUS_MULTIPROC_DIR's hooks
+            "--config",
+            "python:premium_billing.gunicorn_config",
             "--access-logfile",
             "-",
             "wsgi:app",
