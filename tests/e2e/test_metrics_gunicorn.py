@@ -192,3 +192,30 @@ def test_without_a_directory_the_server_makes_its_own_and_removes_it(database_ur
 def _no_inherited_directory(monkeypatch: pytest.MonkeyPatch) -> None:
     """The server's environment decides, not the one the tests run in."""
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+
+
+def test_runs_in_other_processes_add_up_and_the_last_run_is_the_latest_of_any(tmp_path):
+    """The scheduler and an API worker each record a reconciliation run: the counters add up,
+    the last run's gauge is the one recorded last, whichever process recorded it."""
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    for matched in (5, 3):
+        record = (
+            "from premium_billing.reconciliation.metrics import record_run; "
+            f"record_run('succeeded', {{'matched': {matched}, 'suspense': 1}}, "
+            f"{{'reference': {matched}}}, 0.5)"
+        )
+        subprocess.run([sys.executable, "-c", record], cwd=ROOT, env=env, check=True)
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for metric in MultiProcessCollector(None, path=str(tmp_path)).collect()
+        for s in metric.samples
+    }
+    payments = "premium_billing_reconciliation_payments_total"
+    assert samples[(payments, (("outcome", "matched"),))] == 8
+    assert samples[(payments, (("outcome", "suspense"),))] == 2
+    assert (
+        samples[("premium_billing_reconciliation_last_run_payments", (("outcome", "matched"),))]
+        == 3
+    )
+    assert samples[("premium_billing_reconciliation_runs_total", (("status", "succeeded"),))] == 2
+    assert samples[("premium_billing_reconciliation_matches_total", (("rule", "reference"),))] == 8
