@@ -11,15 +11,16 @@
   a drain) and `failed` (for the retry job), and `premium_billing_webhook_dead_events`
   (given up after WEBHOOK_MAX_ATTEMPTS: a person's turn), read from the inbox at each
   scrape (`InboxCollector`): the same whichever process answers the scrape.
-- `premium_billing_webhook_queue_oldest_seconds`: how long the oldest waiting event has
-  waited (0 when none): a stuck drain shows here before the depth grows.
+- `premium_billing_webhook_queue_oldest_seconds{status}`: how long the oldest waiting event
+  of each status has waited (0 when none): a stuck drain shows in `queued` before the
+  depth grows; `failed` events wait for their backoff.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -108,13 +109,18 @@ class InboxCollector:
             "Stripe events given up after WEBHOOK_MAX_ATTEMPTS (requeue them once fixed).",
             value=counts.get("dead", 0),
         )
-        oldest = [received for status, _, received in rows if status in WAITING and received]
-        now = utcnow()
-        yield GaugeMetricFamily(
+        oldest = GaugeMetricFamily(
             "premium_billing_webhook_queue_oldest_seconds",
-            "How long the oldest Stripe event waiting to be posted has waited (0: none).",
-            value=max(0.0, (now - _utc(min(oldest))).total_seconds()) if oldest else 0.0,
+            "Since when the oldest Stripe event waiting to be posted was received, in seconds "
+            "(0: none waits), by status.",
+            labels=["status"],
         )
+        received = {status: first for status, _, first in rows}
+        now = utcnow()
+        for status in WAITING:
+            first = received.get(status)
+            oldest.add_metric([status], max(0.0, (now - first).total_seconds()) if first else 0.0)
+        yield oldest
 
     def _read(self) -> list[tuple[str, int, datetime | None]]:
         with self.db.engine.connect() as conn:
@@ -125,8 +131,5 @@ class InboxCollector:
                 .where(StripeEvent.status.in_((*WAITING, "dead")))
                 .group_by(StripeEvent.status)
             ).all()
+        # received_at: a UTC timestamp, read back timezone-aware (db.types.UTCDateTime)
         return [(status, int(count), received) for status, count, received in rows]
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -41,12 +41,12 @@ from premium_billing.http.auth import bearer_token, unauthorized
 from premium_billing.http.keys import find_key
 from premium_billing.http.problems import problem
 from premium_billing.http.session import db_session
+from premium_billing.logging_setup import route_template
 
 # No `_created` series: multiprocess mode has none, so a scrape reads the same either way.
 disable_created_metrics()
 
 COLLECTORS = "premium_billing.metrics_collectors"
-UNMATCHED = "unmatched"
 # Any other method (a client may send anything) is counted as "other": bounded series.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Seconds: a health check takes a millisecond, a bank file of 100 MB a minute.
@@ -100,12 +100,6 @@ class Scrape:
             yield from collector.collect()
 
 
-def route_template() -> str:
-    """The route the request matched, as its template; `unmatched` for none."""
-    rule = request.url_rule
-    return rule.rule if rule is not None else UNMATCHED
-
-
 def _started() -> None:
     g.metrics_started = time.perf_counter()
 
@@ -155,4 +149,5 @@ def metrics() -> Response:
         encode, content_type = choose_encoder(request.headers.get("Accept", ""))
     except (TypeError, ValueError):  # prometheus_client compares a version such as "1.x"
         encode, content_type = generate_latest, CONTENT_TYPE_LATEST
-    return Response(encode(Scrape(current_app._get_current_object())), content_type=content_type)  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return Response(encode(Scrape(app)), content_type=content_type)

@@ -32,6 +32,7 @@ from .test_manual_matching import refused_rows
 LATENCY = "premium_billing_stripe_posting_latency_seconds"
 EVENTS = "premium_billing_webhook_events_total"
 DEPTH = "premium_billing_webhook_queue_depth"
+OLDEST = "premium_billing_webhook_queue_oldest_seconds"
 
 
 @pytest.fixture
@@ -109,7 +110,8 @@ def test_inline_and_retried_postings_and_the_failed_and_dead_events(
     failed = scrape(base, key)
     assert failed.value(DEPTH, status="failed") == 2
     assert failed.value(DEPTH, status="queued") == 0
-    assert 0 <= failed.value("premium_billing_webhook_queue_oldest_seconds") < 60
+    assert 0 <= failed.value(OLDEST, status="failed") < 60
+    assert failed.value(OLDEST, status="queued") == 0
     assert failed.since(before, EVENTS, status="failed") == 2
     assert failed.since(before, EVENTS, status="processed") >= 1
     assert _latency(failed, before, "inline") == (1, pytest.approx(inline_seconds))
@@ -120,7 +122,7 @@ def test_inline_and_retried_postings_and_the_failed_and_dead_events(
     after = scrape(base, key)
     assert after.value(DEPTH, status="failed") == 0
     assert after.value("premium_billing_webhook_dead_events") == 1
-    assert after.value("premium_billing_webhook_queue_oldest_seconds") == 0
+    assert after.value(OLDEST, status="failed") == 0
     retried_seconds = sum(_posted_seconds(db)) - inline_seconds
     assert _latency(after, before, "retry") == (1, pytest.approx(retried_seconds))
     assert _latency(after, before, "inline") == (1, pytest.approx(inline_seconds))
@@ -140,7 +142,7 @@ def test_the_queue_depth_and_the_drains_posting_latency(api, db, settings, strip
     queued = scrape(base, key)
     assert queued.value(DEPTH, status="queued") == 4
     assert queued.value(DEPTH, status="failed") == 0
-    assert 0 <= queued.value("premium_billing_webhook_queue_oldest_seconds") < 60
+    assert 0 <= queued.value(OLDEST, status="queued") < 60
     assert queued.since(before, EVENTS, status="queued") == 4
     assert queued.value("premium_billing_webhook_queue_up") == 1
 
