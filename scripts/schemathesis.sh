@@ -35,6 +35,8 @@ export PROMETHEUS_MULTIPROC_DIR="$work/metrics"
 export STRIPE_SECRET_KEY=sk_test_fake STRIPE_WEBHOOK_SECRET=whsec_schemathesis_only
 export STRIPE_API_BASE="http://127.0.0.1:$STRIPE_FAKE_PORT"
 export LOG_LEVEL=warning
+# As `make run` serves the demo: any date of the billing calendar (1900-2999) is taken.
+export ALLOW_TIME_TRAVEL="${ALLOW_TIME_TRAVEL:-true}"
 
 key_file=var/demo-admin-key # the demo writes its key there: put back what was there
 saved_key=""

@@ -31,7 +31,7 @@ LATENCY = "premium_billing_http_request_duration_seconds"
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, metrics_token=TOKEN)
+    return Settings(database_url=database_url, allow_time_travel=True, metrics_token=TOKEN)
 
 
 def _bearer(token: str) -> dict[str, str]:
