@@ -6,7 +6,7 @@ PORT ?= 8000
 N ?= 1000000
 PG_BENCH_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: install run test lint browser openapi bench-invoices bench-webhooks bench-reconcile clean
+.PHONY: install run test lint browser openapi schemathesis bench-invoices bench-webhooks bench-reconcile clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ browser:
 
 test: lint browser
 	$(BIN)/pytest -n 2 -p no:cacheprovider
+
+# schemathesis, in a venv of its own (var/st-venv), against a server it starts on free
+# ports (its own SQLite database, the fake Stripe): every operation, no 5xx; bounded by
+# ST_MAX_EXAMPLES per operation and ST_MAX_TIME seconds. It stops all it started.
+schemathesis: install
+	BIN=$(BIN) PYTHON=$(PYTHON) exec bash scripts/schemathesis.sh
 
 openapi: install
 	$(BIN)/premium-billing openapi write --format=json openapi.json

@@ -81,10 +81,12 @@ def database(url: str) -> Database:
 
 def mount(app: Flask) -> BillingApi:
     """Every feature's resources on the app: /api/v1 (bearer keys), the Stripe webhook, the
-    checkout return pages, the API docs, health."""
+    checkout return pages, the API docs, health, and what GET /metrics reads at scrape time
+    (the features count their own events in their `metrics` modules)."""
     from premium_billing.accounts.api import blp as policyholders_blp
     from premium_billing.cancellations.api import blp as cancellations_blp
     from premium_billing.http.docs import bp as api_docs_bp
+    from premium_billing.http.metrics import add_collector
     from premium_billing.invoicing.api import blp as invoices_blp
     from premium_billing.jobs.api import blp as jobs_blp
     from premium_billing.logging_setup import register_request_logging
@@ -97,6 +99,7 @@ def mount(app: Flask) -> BillingApi:
     from premium_billing.reports.api import blp as reports_blp
     from premium_billing.stripe_billing.api import blp as checkout_blp
     from premium_billing.stripe_billing.pages import bp as pages_bp
+    from webhooks.metrics import InboxCollector
     from webhooks.views import bp as stripe_webhooks_bp
 
     api = register_http(app)
@@ -119,4 +122,6 @@ def mount(app: Flask) -> BillingApi:
     app.register_blueprint(pages_bp)
     app.register_blueprint(api_docs_bp)  # GET /api/v1/docs: Swagger UI, our own files
     register_request_logging(app)
+    # The webhook queue's depth, read from the inbox on each scrape.
+    add_collector(app, InboxCollector(app.extensions["premium_billing.db"]))
     return api

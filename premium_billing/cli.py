@@ -185,6 +185,9 @@ def serve(host: str, port: int, workers: int) -> None:
             f"{host}:{port}",
             "--workers",
             str(workers),
+            # GET /metrics adds up the workers' counts: PROMETHEUS_MULTIPROC_DIR's hooks
+            "--config",
+            "python:premium_billing.gunicorn_config",
             "--access-logfile",
             "-",
             "wsgi:app",
@@ -369,6 +372,9 @@ def main() -> None:
 
     configure_logging()
     cli = FlaskGroup(create_app=_create_app, add_default_commands=True, add_version_option=False)
+    # `serve` needs no app: found on the group, it execs gunicorn before the app (and with it
+    # prometheus_client, which must see the workers' PROMETHEUS_MULTIPROC_DIR) is imported.
+    cli.add_command(serve)
     try:
         cli.main(prog_name="premium-billing")
     except SettingsError as error:

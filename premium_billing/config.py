@@ -102,6 +102,9 @@ class Settings:
     json_max_depth: int = 64
     # Strict-Transport-Security max-age (seconds) on responses to HTTPS requests; 0: none.
     hsts_max_age: int = 365 * 24 * 3600
+    # GET /metrics: the bearer token of the operator's scraper (good for nothing else); an
+    # admin API key is accepted too. Empty: only an admin key.
+    metrics_token: str = ""
     # Mail
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25

@@ -62,6 +62,14 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 
 request_log = logging.getLogger("premium_billing.requests")
+UNMATCHED = "unmatched"
+
+
+def route_template() -> str:
+    """The route the request matched, as its template (`/api/v1/policies/<policy_id>`: no
+    ids, a bounded set); `unmatched` for a path no route has. The logs' and the metrics'."""
+    rule = request.url_rule
+    return rule.rule if rule is not None else UNMATCHED
 
 
 def register_request_logging(app: Flask) -> None:
@@ -74,7 +82,7 @@ def register_request_logging(app: Flask) -> None:
     @app.after_request
     def _finished(response: Response) -> Response:
         started = g.get("request_started")
-        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        rule = route_template()
         request_log.info(
             "request",
             extra={

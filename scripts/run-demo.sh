@@ -54,6 +54,13 @@ run() { # a setup command: the script waits for it, and fails when it fails
   step=""
 }
 
+# GET /metrics adds up the counts of every process started here (the API's workers, the
+# scheduler, the webhook drain): each writes its own files in one directory, set before any
+# of them starts and emptied of an earlier run's files (premium_billing/http/metrics.py).
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$PWD/var/metrics}"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -type f -name '*.db' -delete
+
 if [ -z "${STRIPE_SECRET_KEY:-}" ]; then
   export STRIPE_SECRET_KEY=sk_test_fake
   export STRIPE_WEBHOOK_SECRET=whsec_demo_only_not_secret
@@ -80,6 +87,7 @@ fi
 start "$BIN/premium-billing" serve --port "$PORT"
 echo "API docs: $PUBLIC_BASE_URL/api/v1/docs (no key needed to read; Authorize to try calls)"
 echo "          docs/api.md (the guide: keys, roles, errors, a curl example per resource)"
+echo "Metrics:  curl -H \"Authorization: Bearer \$(cat var/demo-admin-key)\" $PUBLIC_BASE_URL/metrics"
 echo "Ctrl-C stops the API, the scheduler, the webhook drain and the fake Stripe."
 
 status=0

@@ -29,6 +29,7 @@ from premium_billing.db.types import utcnow
 from premium_billing.stripe_billing import events
 from premium_billing.stripe_billing.models import StripeEvent
 
+from . import metrics
 from .inbox import latency_ms, lock_timeout, retry_one
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ def _post_plain(session: Session, settings: Settings, payloads: dict[int, str]) 
         with acting_as(Actor(kind="webhook", id=f"batch of {len(plain)}", name="drain")):
             posted = events.post_many(session, settings, plain)
             now = utcnow()
+            latencies = {row_id: latency_ms(parsed[row_id], now) for row_id in posted}
             update_rows(
                 session,
                 StripeEvent.__table__,
@@ -91,7 +93,7 @@ def _post_plain(session: Session, settings: Settings, payloads: dict[int, str]) 
                         "status": "processed",
                         "processed_at": now,
                         "next_attempt_at": None,
-                        "posting_latency_ms": latency_ms(parsed[row_id], now),
+                        "posting_latency_ms": latencies[row_id],
                         "payment_id": payment_id,
                     }
                     for row_id, payment_id in posted.items()
@@ -106,6 +108,7 @@ def _post_plain(session: Session, settings: Settings, payloads: dict[int, str]) 
                 ),
             )
         session.commit()
+        metrics.posted_many("deferred", list(latencies.values()))
         return set(posted)
     except Exception as error:
         session.rollback()

@@ -31,6 +31,8 @@ from premium_billing.stripe_billing import events
 from premium_billing.stripe_billing.events import EventError
 from premium_billing.stripe_billing.models import StripeEvent
 
+from . import metrics
+
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(hours=24)
@@ -120,6 +122,7 @@ def receive(
                     )
                 )
                 session.commit()
+                metrics.posted("inline", latency)
                 return Outcome(handled.status, handled.payment_id, latency)
             except Exception as error:
                 session.rollback()
@@ -204,11 +207,13 @@ def retry_one(db: Database, settings: Settings, row_id: int, status: str | None 
         if row is None:
             return "skipped"
         event_id, event_type, attempts = row.event_id, row.type, row.attempts + 1
+        processing = "deferred" if row.status == "queued" else "retry"
         with acting_as(Actor(kind="webhook", id=event_id, name=event_type)):
             try:
                 event = json.loads(row.payload)
                 handled = events.handle(session, settings, event)
                 now = utcnow()
+                latency = latency_ms(event, now) if handled.posted else None
                 session.execute(
                     update(StripeEvent)
                     .where(StripeEvent.id == row_id)
@@ -217,11 +222,12 @@ def retry_one(db: Database, settings: Settings, row_id: int, status: str | None 
                         attempts=attempts,
                         processed_at=now,
                         next_attempt_at=None,
-                        posting_latency_ms=latency_ms(event, now) if handled.posted else None,
+                        posting_latency_ms=latency,
                         payment_id=handled.payment_id,
                     )
                 )
                 session.commit()
+                metrics.posted(processing, latency)
                 return handled.status
             except Exception as error:
                 session.rollback()

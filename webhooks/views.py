@@ -20,6 +20,7 @@ from premium_billing.http.problems import problem
 from premium_billing.http.session import database
 from premium_billing.stripe_billing.gateway import WebhookSignatureError, verify_webhook
 
+from . import metrics
 from .drain import notify
 from .inbox import enqueue, receive
 
@@ -56,4 +57,5 @@ def stripe_webhook() -> Response | tuple[Response, int]:
             notify(database(), settings)
     else:
         outcome = receive(database(), settings, event, payload)
+    metrics.answered(outcome.status)
     return jsonify({"received": True, "status": outcome.status})

@@ -9,6 +9,7 @@ from premium_billing.http.auth import register_auth
 from premium_billing.http.idempotency import register_idempotency
 from premium_billing.http.ids import PublicId
 from premium_billing.http.limits import check_json_depth, register_limits
+from premium_billing.http.metrics import register_request_metrics
 from premium_billing.http.problems import (
     ProblemSchema,
     http_exception_problem,
@@ -30,15 +31,17 @@ class BillingApi(Api):  # type: ignore[misc]
 
 
 def register_http(app: Flask) -> BillingApi:
-    """The shared HTTP plumbing (sessions, request ids, body limits, bearer keys, input
-    checks, idempotency, problem+json, security headers, health); the features' blueprints
-    are mounted on the returned Api by the app's bootstrap.
+    """The shared HTTP plumbing (request metrics, sessions, request ids, body limits, bearer
+    keys, input checks, idempotency, problem+json, security headers, health, GET /metrics);
+    the features' blueprints and metric collectors are added by the app's bootstrap.
 
-    Before each request, in this order: its id; its body capped (nothing has read it yet);
-    its key; its JSON's depth and every string of its input (the body read, at most its
-    limit); its Idempotency-Key. A hook that answers skips the ones after it."""
-    from premium_billing.http import health
+    Before each request, in this order: its clock (every answer is counted, refusals too);
+    its id; its body capped (nothing has read it yet); its key; its JSON's depth and every
+    string of its input (the body read, at most its limit); its Idempotency-Key. A hook that
+    answers skips the ones after it."""
+    from premium_billing.http import health, metrics
 
+    register_request_metrics(app)
     register_session(app)
     register_request_id(app)
     register_limits(app)
@@ -57,4 +60,5 @@ def register_http(app: Flask) -> BillingApi:
     api.register_field(PublicId, "string", None)  # 'pol_42', its pattern in the metadata
     register_problem_handlers(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)  # GET /metrics: METRICS_TOKEN or an admin key
     return api

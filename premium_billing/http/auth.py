@@ -28,13 +28,12 @@ def authenticate() -> Response | None:
         return None
     if path.startswith(PUBLIC_PREFIXES):
         return None
-    header = request.headers.get("Authorization", "")
-    scheme, _, raw = header.partition(" ")
-    if scheme.lower() != "bearer" or not raw.strip():
-        return _unauthorized("Missing bearer API key in the Authorization header.")
-    key = find_key(db_session(), raw.strip())
+    raw = bearer_token()
+    if raw is None:
+        return unauthorized("Missing bearer API key in the Authorization header.")
+    key = find_key(db_session(), raw)
     if key is None:
-        return _unauthorized("The API key is not valid.")
+        return unauthorized("The API key is not valid.")
     g.api_key_id = key.id
     g.api_key_name = key.name
     g.api_key_role = key.role
@@ -44,13 +43,22 @@ def authenticate() -> Response | None:
     return None
 
 
+def bearer_token() -> str | None:
+    """The token of the request's `Authorization: Bearer <token>` header, or None."""
+    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        return None
+    return raw.strip()
+
+
 def _reset_actor(_exc: BaseException | None) -> None:
     token = g.pop("actor_token", None)
     if token is not None:
         reset_actor(token)
 
 
-def _unauthorized(detail: str) -> Response:
+def unauthorized(detail: str) -> Response:
+    """A 401 problem asking for a bearer credential."""
     response = problem(401, detail)
     response.headers["WWW-Authenticate"] = 'Bearer realm="premium-billing"'
     return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from premium_billing.config import Settings
 from premium_billing.db import Database
 from premium_billing.db.types import utcnow
 from premium_billing.errors import NotFound, Unprocessable
+from premium_billing.jobs import metrics
 from premium_billing.jobs.models import JobRun
 
 log = logging.getLogger(__name__)
@@ -131,6 +133,7 @@ JOBS: dict[str, JobSpec] = {
         "every 15 min",
     ),
 }
+metrics.known(list(JOBS))
 
 
 def job_spec(name: str) -> JobSpec:
@@ -155,6 +158,7 @@ def run_job(
     problem = window_problem(settings, as_of, ahead=False)
     if problem is not None:
         raise Unprocessable(problem, field="as_of")
+    started = time.perf_counter()
     with db.session() as session:
         run = JobRun(job=name, as_of=as_of, trigger=trigger, status="running")
         session.add(run)
@@ -165,9 +169,12 @@ def run_job(
             stats = spec.function(db, settings, as_of, run_id, progress)
         except Exception as error:
             _finish(db, run_id, "failed", None, "".join(traceback.format_exception(error)))
+            metrics.record_run(name, "failed", time.perf_counter() - started)
             log.exception("job failed", extra={"job": name, "run_id": run_id})
             raise
-    return _finish(db, run_id, "succeeded", stats, None)
+    finished = _finish(db, run_id, "succeeded", stats, None)
+    metrics.record_run(name, "succeeded", time.perf_counter() - started)
+    return finished
 
 
 def _finish(

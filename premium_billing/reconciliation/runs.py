@@ -20,6 +20,7 @@ import bisect
 import contextvars
 import logging
 import threading
+import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -39,7 +40,7 @@ from premium_billing.invoicing.rules import PAYABLE_STATUSES, payment_reference
 from premium_billing.payments.models import Payment
 from premium_billing.payments.posting import Plan, post
 from premium_billing.policies.models import Policy, Policyholder
-from premium_billing.reconciliation import matching
+from premium_billing.reconciliation import matching, metrics
 from premium_billing.reconciliation.matching import (
     CandidateIndex,
     MatchDecision,
@@ -270,6 +271,7 @@ def run_reconciliation(
 ) -> ReconciliationRun:
     """Match every suspense payment; post the matches set-based (those naming an invoice
     first, see NAMED) and record the rest with their candidates. Returns the finished run."""
+    started = time.perf_counter()
     run = ReconciliationRun(as_of=as_of, trigger=trigger, status="running")
     session.add(run)
     session.commit()
@@ -311,9 +313,9 @@ def run_reconciliation(
             _apply_all(session, settings, run.id, as_of, decisions, stats, None)
     except BaseException:
         session.rollback()
-        _finish(session, run.id, "failed", stats)
+        _finish(session, run.id, "failed", stats, started)
         raise
-    return _finish(session, run.id, "succeeded", stats)
+    return _finish(session, run.id, "succeeded", stats, started)
 
 
 def _same_payer(decision: MatchDecision, payer: str | None) -> MatchDecision:
@@ -336,7 +338,10 @@ def _index(session: Session, shared: _Shared) -> CandidateIndex:
     )
 
 
-def _finish(session: Session, run_id: int, status: str, stats: RunStats) -> ReconciliationRun:
+def _finish(
+    session: Session, run_id: int, status: str, stats: RunStats, started: float
+) -> ReconciliationRun:
+    """Record the run's outcome (and count it for GET /metrics); `started`: its perf_counter."""
     run = session.get(ReconciliationRun, run_id)
     assert run is not None
     run.status = status
@@ -347,6 +352,13 @@ def _finish(session: Session, run_id: int, status: str, stats: RunStats) -> Reco
     run.stats = stats.as_dict()
     run.finished_at = utcnow()
     session.commit()
+    metrics.record_run(
+        status,
+        {"matched": stats.matched, "partially_matched": stats.partially_matched,
+         "suspense": stats.suspense},
+        stats.rules,
+        time.perf_counter() - started,
+    )  # fmt: skip
     log.info(
         "reconciliation run finished",
         extra={"event": "reconciliation_run", "run_id": run_id, "status": status,

@@ -52,7 +52,11 @@ def test_sigterm_to_the_script_stops_every_process_it_started(tmp_path):
         for key, value in os.environ.items()
         if key not in ("PUBLIC_BASE_URL", "STRIPE_API_BASE", "WEBHOOK_PROCESSING")
     }
+    metrics = tmp_path / "metrics"  # not the checkout's var/metrics: a demo may be running
+    metrics.mkdir()
+    (metrics / "counter_999999.db").write_bytes(b"")  # an earlier run's: the script empties it
     env.update(
+        PROMETHEUS_MULTIPROC_DIR=str(metrics),
         DATABASE_URL=f"sqlite:///{tmp_path / 'demo.db'}",
         PORT=str(port),
         STRIPE_FAKE_PORT=str(stripe_port),
@@ -88,6 +92,20 @@ def test_sigterm_to_the_script_stops_every_process_it_started(tmp_path):
         commands = " ".join(_group(pgid).values())
         for service in ("fake_stripe", "premium-billing scheduler", "drain-webhooks", "gunicorn"):
             assert service in commands, (service, commands)
+        # GET /metrics: every process of the demo counts in the one directory, emptied first.
+        assert "/metrics" in log.read_text()
+        key = KEY_FILE.read_text().strip()
+        scraped = requests.get(
+            f"http://127.0.0.1:{port}/metrics",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+        assert scraped.status_code == 200 and "premium_billing_job_runs_total" in scraped.text
+        counting = {int(p.stem.rsplit("_", 1)[1]) for p in metrics.glob("*.db")}
+        assert 999999 not in counting
+        for service in ("premium-billing scheduler", "drain-webhooks"):
+            (pid,) = [pid for pid, command in _group(pgid).items() if service in command]
+            assert pid in counting, (service, counting)
 
         os.kill(script.pid, signal.SIGTERM)  # the script only, not its group
         deadline = time.monotonic() + STOP_SECONDS

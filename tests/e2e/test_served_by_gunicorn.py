@@ -49,7 +49,7 @@ def gunicorn(database_url: str, tmp_path: Path) -> Iterator[str]:
             try:
                 requests.get(base + "/healthz", timeout=2)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening, or the worker still booting
                 time.sleep(0.2)
         yield base
     finally:

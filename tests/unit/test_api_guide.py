@@ -13,6 +13,7 @@ MENTION = re.compile(r"`(GET|POST|PUT|PATCH|DELETE) (/[^`?\s]*)")
 OUTSIDE_SPEC = {
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/metrics"),
     ("POST", "/webhooks/stripe"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/docs"),
