@@ -209,7 +209,9 @@ class RunById(MethodView):
     def get(self, run_id: str) -> dict[str, Any]:
         """One reconciliation run and what it did."""
         number = run_id.removeprefix(RUN_PREFIX)
-        run = db_session().get(ReconciliationRun, int(number)) if number.isdigit() else None
+        # ASCII digits a row id can be ('³' is a digit to isdigit, not to int: was a 500).
+        an_id = number.isascii() and number.isdigit() and 0 < len(number) <= 18
+        run = db_session().get(ReconciliationRun, int(number)) if an_id else None
         if run is None or not run_id.startswith(RUN_PREFIX):
             raise NotFound(f"run {run_id!r} not found")
         return run_out(run)

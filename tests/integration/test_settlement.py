@@ -399,3 +399,16 @@ def test_a_renewal_already_billed_is_settled_with_the_term_it_follows(api, db, s
     back = api.get(f"/invoices/{renewal['id']}").json()
     assert (back["status"], back["amount_paid"], back["amount_credited"]) == ("paid", 100000, 0)
     books_ok(db)
+
+
+def test_odd_ids_in_paths_are_not_found(api):
+    """Schemathesis found '³' (a digit to str.isdigit, not to int) a 500 on a run's path."""
+    for path in (
+        "/refunds/re_%C2%B3",
+        "/refunds/re_99999999999999999999",
+        "/reconciliation/runs/%C2%B3",
+        "/reconciliation/runs/recon_%C2%B3",
+        "/reconciliation/runs/recon_99999999999999999999",
+        "/reconciliation/runs/recon_",
+    ):
+        assert api.get(path).status_code == 404, path
