@@ -37,8 +37,9 @@ from premium_billing.db.bulk import any_of, cached_plans, custom_plans
 from premium_billing.db.types import utcnow
 from premium_billing.invoicing.models import Invoice
 from premium_billing.invoicing.rules import PAYABLE_STATUSES, payment_reference
+from premium_billing.payments.allocation_order import post_in_order
 from premium_billing.payments.models import Payment
-from premium_billing.payments.posting import Plan, post
+from premium_billing.payments.posting import Plan
 from premium_billing.policies.models import Policy, Policyholder
 from premium_billing.reconciliation import matching, metrics
 from premium_billing.reconciliation.matching import (
@@ -406,7 +407,9 @@ def _apply_all(
             writer_session = local.session = Session(bind=bind, expire_on_commit=False)
             with lock:
                 sessions.append(writer_session)
-        refused = _post_batch(writer_session, settings, run_id, matches, as_of) if matches else {}
+        refused, posted = (
+            _post_batch(writer_session, settings, run_id, matches, as_of) if matches else ({}, {})
+        )
         with lock:
             for decision in matches:
                 why = refused.get(int(decision.payment_id))
@@ -415,7 +418,7 @@ def _apply_all(
                         stats.matched += 1
                     else:
                         stats.partially_matched += 1
-                    stats.written_off += len(decision.write_offs)
+                    stats.written_off += len(posted[int(decision.payment_id)].write_offs or ())
                     stats.rules[decision.rule] = stats.rules.get(decision.rule, 0) + 1
                 elif again is not None:
                     again.add(int(decision.payment_id))
@@ -466,9 +469,11 @@ def _post_batch(
     run_id: int,
     decisions: list[MatchDecision],
     as_of: date,
-) -> dict[int, str]:
-    """Post a batch of matches and take their payments off the suspense queue; committed.
-    Returns {payment id: why} for the matches that no longer fit."""
+) -> tuple[dict[int, str], dict[int, Plan]]:
+    """Post a batch of matches in allocation order (`payments.allocation_order`: a match
+    naming a later installment of a policy settles its oldest open ones first) and take
+    their payments off the suspense queue; committed. Returns {payment id: why} for the
+    matches that no longer fit, and the plans as posted, {payment id: plan}."""
     plans = []
     for decision in decisions:
         evidence: dict[str, Any] = {"score": decision.score, **decision.evidence}
@@ -485,13 +490,14 @@ def _post_batch(
                 evidence=evidence,
             )
         )
-    refused = post(session, settings, plans, on=as_of, memo=f"reconciliation run {run_id}")
-    posted = [p.payment_id for p in plans if p.payment_id not in refused]
+    refused, posted = post_in_order(
+        session, settings, plans, on=as_of, memo=f"reconciliation run {run_id}"
+    )
     if posted:
-        done = any_of(session, SuspenseItem.payment_id, posted)
+        done = any_of(session, SuspenseItem.payment_id, list(posted))
         session.execute(delete(SuspenseItem).where(done))
     session.commit()
-    return refused
+    return refused, posted
 
 
 def _record_suspense(
