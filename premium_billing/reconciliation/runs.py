@@ -2,16 +2,17 @@
 
 A run loads the suspense payments (unapplied, payer unknown, not held for a person), the open
 invoices, their policyholders and the learned payer links; builds the pure CandidateIndex
-once; decides every payment with `domain.matching.match_payment`; and posts the matches
-set-based through the posting engine (`payments.posting.post`; rule, score and evidence
-recorded on the payment), writing off a short payment within tolerance and leaving an
-overpayment as the payer's credit. What is not posted stays in suspense with its ranked
-candidates (`suspense_items`).
+once; decides every payment with `matching.match_payment`; and posts the matches set-based
+through the posting engine in allocation order (`payments.allocation_order.post_in_order`;
+rule, score and evidence recorded on the payment), writing off a short payment within
+tolerance and leaving an overpayment as the payer's credit. What is not posted stays in
+suspense with its ranked candidates, each with its reason (`suspense_items`;
+`matching.rank_candidates`).
 
 A match undone by hand (DELETE /payments/{id}/allocations, `reconciliation.manual`) puts the
-payment back in the queue, `held`: runs no longer auto-post it. A manual match (POST
-/payments/{id}/allocations) teaches the payer link (normalised bank account and name →
-policyholder).
+payment back in the queue, `held`: runs no longer auto-post it, they only rank its
+candidates again. A manual match (POST /payments/{id}/allocations) teaches the payer link
+(normalised bank account and name → policyholder).
 """
 
 from __future__ import annotations
@@ -29,26 +30,29 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from premium_billing.config import Settings
 from premium_billing.db.bulk import any_of, cached_plans, custom_plans
 from premium_billing.db.types import utcnow
 from premium_billing.invoicing.models import Invoice
-from premium_billing.invoicing.rules import PAYABLE_STATUSES, payment_reference
+from premium_billing.invoicing.rules import PAYABLE_STATUSES, is_payable, payment_reference
 from premium_billing.payments.allocation_order import post_in_order
 from premium_billing.payments.models import Payment
 from premium_billing.payments.posting import Plan
 from premium_billing.policies.models import Policy, Policyholder
 from premium_billing.reconciliation import matching, metrics
 from premium_billing.reconciliation.matching import (
+    Candidate,
     CandidateIndex,
     MatchDecision,
     MatchSettings,
     OpenInvoice,
     PaymentFacts,
     match_payment,
+    name_tokens,
+    rank_candidates,
 )
 from premium_billing.reconciliation.models import (
     BankLine,
@@ -90,6 +94,7 @@ class RunStats:
     returns: int = 0
     written_off: int = 0
     not_posted: int = 0
+    held: int = 0  # payments held for a person: their candidates ranked again, not decided
     rules: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -102,6 +107,7 @@ class RunStats:
             "returns": self.returns,
             "written_off": self.written_off,
             "not_posted": self.not_posted,
+            "held": self.held,
             "rules": dict(sorted(self.rules.items())),
         }
 
@@ -152,15 +158,19 @@ def _facts(row: Any, shared: _Shared) -> PaymentFacts:
     )  # fmt: skip
 
 
-def _suspense_payments(session: Session, shared: _Shared) -> list[PaymentFacts]:
-    held = select(SuspenseItem.payment_id).where(SuspenseItem.held.is_(True))
+def _suspense_payments(
+    session: Session, shared: _Shared, *, held: bool = False
+) -> list[PaymentFacts]:
+    """The payments in suspense a run decides (`held` False), or those held for a person
+    (`held` True: a run only ranks their candidates again)."""
+    held_ids = select(SuspenseItem.payment_id).where(SuspenseItem.held.is_(True))
     stmt = (
         _facts_of(Payment.amount_unapplied)
         .where(
             Payment.status == "unapplied",
             Payment.policyholder_id.is_(None),
             Payment.amount_unapplied > 0,
-            Payment.id.not_in(held),
+            Payment.id.in_(held_ids) if held else Payment.id.not_in(held_ids),
         )
         .order_by(Payment.id)
     )
@@ -282,8 +292,10 @@ def run_reconciliation(
         payments = _suspense_payments(session, shared)
         rules = match_settings(settings)
         recent = _RecentPayments(session, payments, rules.duplicate_window_days, shared)
+        held = _suspense_payments(session, shared, held=True)
         index: CandidateIndex | None = _index(session, shared)
         session.rollback()  # release the snapshot: posting locks what it posts
+        stats.held = _rank_held(session, index, rules, held)
         later: list[MatchDecision] = []
 
         def first_pass(index: CandidateIndex) -> Iterator[MatchDecision]:
@@ -500,6 +512,44 @@ def _post_batch(
     return refused, posted
 
 
+def candidates_json(candidates: Iterable[Candidate]) -> list[dict[str, Any]]:
+    """Ranked candidates as a suspense item keeps them."""
+    return [
+        {"invoice_id": int(c.invoice_id), "score": c.score, "rule": c.rule, "reason": c.reason}
+        for c in candidates
+    ]
+
+
+def _rank_held(
+    session: Session, index: CandidateIndex, rules: MatchSettings, held: list[PaymentFacts]
+) -> int:
+    """Rank again the candidates of the payments held for a person (a match of theirs was
+    undone: a run never posts them), from the open invoices of this run; committed. Returns
+    how many."""
+    if not held:
+        return 0
+    rows = [
+        {
+            "pid": int(p.id),
+            "candidates": candidates_json(
+                rank_candidates(p, index, rules, name_tokens(p.payer_name or ""))
+                if p.amount > 0 and p.currency in index.currencies
+                else ()
+            ),
+        }
+        for p in held
+    ]
+    table = SuspenseItem.__table__
+    session.execute(
+        update(table)
+        .where(table.c.payment_id == bindparam("pid"))
+        .values(candidates=bindparam("candidates"), updated_at=utcnow()),
+        rows,
+    )
+    session.commit()
+    return len(rows)
+
+
 def _record_suspense(
     session: Session, run_id: int, pending: list[tuple[MatchDecision, str | None]]
 ) -> None:
@@ -527,10 +577,7 @@ def _record_suspense(
                 "outcome": decision.outcome if why is None else "suspense",
                 "reason": reason,
                 "score": float(decision.score),
-                "candidates": [
-                    {"invoice_id": int(c.invoice_id), "score": c.score, "rule": c.rule}
-                    for c in decision.candidates
-                ],
+                "candidates": candidates_json(decision.candidates),
                 "held": False,
                 "updated_at": now,
             }
@@ -543,7 +590,10 @@ def _record_suspense(
 
 
 def suspense_view(session: Session, payments: list[Payment]) -> list[dict[str, Any]]:
-    """The payments as suspense queue rows: reason, held, ranked candidates with scores."""
+    """The payments as suspense queue rows: reason, held, ranked candidates with their
+    scores and reasons, each as it stands now (amount due, status) and what a manual match
+    of it would allocate (`suggested_amount`: the payment's unapplied amount, at most what
+    is due; 0 when nothing is due any more)."""
     ids = [p.id for p in payments]
     items = {
         i.payment_id: i
@@ -555,7 +605,7 @@ def suspense_view(session: Session, payments: list[Payment]) -> list[dict[str, A
         for row in session.execute(
             select(
                 Invoice.id, Invoice.number, Invoice.amount_due, Invoice.status,
-                Invoice.policyholder_id, Policy.policy_number,
+                Invoice.policyholder_id, Policy.policy_number, Invoice.due_date,
             )
             .join(Policy, Policy.id == Invoice.policy_id)
             .where(Invoice.id.in_(invoice_ids))
@@ -575,10 +625,15 @@ def suspense_view(session: Session, payments: list[Payment]) -> list[dict[str, A
                     "invoice_number": inv.number,
                     "policy_number": inv.policy_number,
                     "policyholder_id": inv.policyholder_id,
+                    "due_date": inv.due_date,
                     "amount_due": inv.amount_due,
                     "invoice_status": inv.status,
                     "score": c["score"],
                     "rule": c["rule"],
+                    "reason": c.get("reason"),
+                    "suggested_amount": min(payment.amount_unapplied, inv.amount_due)
+                    if is_payable(inv.status)
+                    else 0,
                 }
             )
         out.append(

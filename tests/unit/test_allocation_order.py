@@ -120,8 +120,10 @@ def test_property_oldest_first_per_policy(case):
     for invoice_id, _ in out:
         inv = by_id[invoice_id]
         for older in book:
-            if older.policy_id == inv.policy_id and older.amount_due > 0 and _age(older) < _age(
-                inv
+            if (
+                older.policy_id == inv.policy_id
+                and older.amount_due > 0
+                and _age(older) < _age(inv)
             ):
                 assert dict(out).get(older.invoice_id) == older.amount_due
     # As named: the allocations as they were.
