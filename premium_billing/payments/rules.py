@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from premium_billing.invoicing.rules import OverAllocation, is_payable, within_tolerance
 from premium_billing.ledger.rules import (
@@ -31,10 +31,6 @@ class OpenItem:
     amount_due: int
 
 
-def _by_age(items: Sequence[OpenItem]) -> list[OpenItem]:
-    return sorted(items, key=lambda i: (i.due_date, i.invoice_id))
-
-
 def oldest_first(available: int, items: Sequence[OpenItem]) -> dict[int, int]:
     """Spread `available` over the items, oldest due date first (then lowest id).
 
@@ -44,7 +40,7 @@ def oldest_first(available: int, items: Sequence[OpenItem]) -> dict[int, int]:
         raise ValueError("available must not be negative")
     out: dict[int, int] = {}
     left = available
-    for item in _by_age(items):
+    for item in sorted(items, key=lambda i: (i.due_date, i.invoice_id)):
         if left == 0:
             break
         take = min(left, item.amount_due)
@@ -54,8 +50,7 @@ def oldest_first(available: int, items: Sequence[OpenItem]) -> dict[int, int]:
     return out
 
 
-@dataclass(frozen=True)
-class Installment:
+class Installment(NamedTuple):
     """An invoice of a policy as the allocation order sees it: the policy, the due date and
     what is due on it now (0: it takes no money: paid, void, written off)."""
 
@@ -98,17 +93,19 @@ def allocation_order(
         named[policy] = named.get(policy, 0) + amount
     out: list[tuple[int, int]] = []
     for policy, amount in named.items():
-        items = [
-            OpenItem(i.invoice_id, i.due_date.isoformat(), i.amount_due)
+        items = sorted(
+            (i.due_date, i.invoice_id, i.amount_due)
             for i in by_id.values()
             if i.policy_id == policy and i.amount_due > 0
-        ]
-        if sum(i.amount_due for i in items) < amount:
+        )  # oldest first, as `oldest_first` spreads
+        if sum(due for _, _, due in items) < amount:
             return list(requested)
-        spread = oldest_first(amount, items)
-        out.extend(
-            (i.invoice_id, spread[i.invoice_id]) for i in _by_age(items) if i.invoice_id in spread
-        )
+        for _, invoice_id, due in items:
+            take = min(amount, due)
+            out.append((invoice_id, take))
+            amount -= take
+            if amount == 0:
+                break
     return out
 
 

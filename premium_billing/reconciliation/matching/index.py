@@ -501,6 +501,11 @@ class CandidateIndex:
         value = self.numbers.keys.get(compact(stripe_invoice_id))
         return value if isinstance(value, OpenInvoice) else None
 
+    def policy_invoices(self, invoice: OpenInvoice) -> tuple[OpenInvoice, ...]:
+        """The open invoices of the invoice's policy, oldest first (the invoice among them)."""
+        value = self.policies.keys.get(compact(invoice.policy_number))
+        return (invoice,) if value is None else _as_tuple(value)
+
     def pool(self, holder: str, currency: str) -> Sequence[OpenInvoice]:
         """The policyholder's open invoices in that currency, oldest first."""
         invs = self.by_holder.get(holder, ())
