@@ -44,6 +44,12 @@ class Tally:
     suspense: int = 0
     special_right: int = 0  # duplicate / return / suspense outcomes that were right
     special_total: int = 0
+    # Suspense candidates (decided suspense or duplicate, not a refused match): of the
+    # matchable payments left for a person, the true invoice(s) first / all listed.
+    left: int = 0
+    truth_first: int = 0
+    truth_listed: int = 0
+    no_candidates: int = 0  # suspense or duplicate decisions listing no candidate at all
     examples: list[str] = field(default_factory=list)
 
 
@@ -107,9 +113,18 @@ def run(
                                      evidence={"reason": "invoice already paid"})  # fmt: skip
         for i, a in takes if decision.outcome in AUTO else ():
             due[i] -= a
+        listed = [c.invoice_id for c in decision.candidates]
+        truth = {i for i, _ in line.truth.allocations}
+        left = decision.outcome in ("suspense", "duplicate") and not refused
         for tally in (tallies[line.kind], tallies["ALL"]):
             tally.lines += 1
             matchable = line.truth.outcome in AUTO
+            if left:
+                tally.no_candidates += not listed
+                if matchable:
+                    tally.left += 1
+                    tally.truth_first += bool(listed) and listed[0] in truth
+                    tally.truth_listed += truth <= set(listed)
             tally.matchable += matchable
             if decision.outcome == "suspense":
                 tally.suspense += 1
@@ -202,6 +217,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{pct(t.suspense, t.lines):>9} {pct(t.special_right, t.special_total):>15}"
         )
     print(f"speed {len(lines) / seconds:,.0f} payments/s; peak RSS {rss_mb:,.0f} MB")
+    print()
+    print("suspense candidates (matchable payments the matcher left for a person: the true")
+    print("invoice ranked first / every true invoice listed; decisions listing none at all)")
+    head = f"{'kind':24} {'left':>6} {'truth first':>11} {'truth listed':>12} {'none listed':>11}"
+    print(head)
+    print("-" * len(head))
+    for kind in order:
+        t = tallies[kind]
+        if t.left or t.no_candidates:
+            print(
+                f"{kind:24} {t.left:6d} {pct(t.truth_first, t.left):>11} "
+                f"{pct(t.truth_listed, t.left):>12} {t.no_candidates:11d}"
+            )
     if args.examples:
         for kind in order[:-1]:
             for ex in tallies[kind].examples:

@@ -190,10 +190,14 @@ def outcomes(db: Database) -> dict[str, dict]:  # type: ignore[type-arg]
     return {v["external_id"]: v for v in pays.values()}
 
 
-def _by_policy(
-    pairs: Iterable[tuple[str, int]], policy_of: dict[str, str]
-) -> Counter[tuple[str, int]]:
-    return Counter((policy_of[invoice], amount) for invoice, amount in pairs)
+def _by_policy(pairs: Iterable[tuple[str, int]], policy_of: dict[str, str]) -> Counter[str]:
+    """The amount on each policy (ALLOCATION_ORDER oldest_first: a payment naming one
+    installment settles its policy's oldest open ones, so what a policy gets is the truth,
+    not which of its installments)."""
+    totals: Counter[str] = Counter()
+    for invoice, amount in pairs:
+        totals[policy_of[invoice]] += amount
+    return totals
 
 
 def evaluate(
@@ -201,12 +205,13 @@ def evaluate(
     done: dict[str, dict],  # type: ignore[type-arg]
     policy_of: dict[str, str],
 ) -> dict[str, Tally]:
-    """Correct: the true amounts on the true policies, credit and write-offs. Installments
-    of one policy with the same amount due are interchangeable: a payment with no reference
-    names none of them, the billing rule pays the oldest open, and the generator's truth
-    (the oldest no earlier line settled) differs from it only when that earlier line stayed
-    in suspense; the payer's account and policy end the same either way. `exact_auto`
-    counts the matches that also chose the very invoice of the truth."""
+    """Correct: the true amount on each true policy, credit and write-offs. Installments
+    of one policy are interchangeable: a payment naming one settles the policy's oldest
+    open installments first (ALLOCATION_ORDER oldest_first), and one with no reference
+    names none of them (the billing rule pays the oldest open; the generator's truth, the
+    oldest no earlier line settled, differs from it only when that earlier line stayed in
+    suspense); the payer's account and policy end the same either way. `exact_auto` counts
+    the matches that also paid the very invoice of the truth."""
     tallies: dict[str, Tally] = defaultdict(Tally)
     for n, line in enumerate(lines, start=1):
         got = done.get(f"BR{n:08d}")
@@ -397,8 +402,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{kind:18} {t.lines:8d} {t.matchable:9d} {rate:>10} "
               f"{pct(t.correct_auto, t.auto):>10} {t.false:6d} "
               f"{pct(t.suspense, t.lines):>9} {pct(t.exact_auto, t.auto):>10}")  # fmt: skip
-    print("(precision: the true amounts on the true policies; like installments of a policy are "
-          "interchangeable. exact inv.: the very invoice of the truth too)")  # fmt: skip
+    print("(precision: the true amount on each true policy; installments of a policy are "
+          "interchangeable, the oldest open settled first. exact inv.: the very invoice of the "
+          "truth too)")  # fmt: skip
     total = tallies["ALL"]
     print(f"end to end {t3 - t1:.1f}s ({args.lines / (t3 - t1):,.0f} lines/s); "
           f"service peak RSS {service_rss:,.0f} MB (harness {peak_rss_mb():,.0f} MB)")  # fmt: skip

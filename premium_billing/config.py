@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ALLOCATION_ORDERS = ("oldest_first", "as_named")  # see Settings.allocation_order
 
 
 class SettingsError(ValueError):
@@ -50,6 +51,10 @@ class Settings:
     # clocks allow).
     business_date_window_days: int = 90
     allow_time_travel: bool = False
+    # Which installments of a policy a payment naming one of them settles: "oldest_first"
+    # (the oldest open ones first, the named invoice kept in the evidence) or "as_named".
+    # A person's explicit allocation always stands as given.
+    allocation_order: str = "oldest_first"
     # Jobs
     job_batch_size: int = 5000
     scheduler_times: str = "issue_invoices=02:00,renewals=02:30"
@@ -158,6 +163,8 @@ class Settings:
             ) from None
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError("LOG_LEVEL: debug, info, warning or error")
+        if self.allocation_order not in ALLOCATION_ORDERS:
+            raise SettingsError("ALLOCATION_ORDER: must be oldest_first or as_named")
         if self.webhook_processing not in ("inline", "deferred"):
             raise SettingsError("WEBHOOK_PROCESSING: must be inline or deferred")
         for name in (

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from fractions import Fraction
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from premium_billing.invoicing.rules import OverAllocation, is_payable, within_tolerance
 from premium_billing.ledger.rules import (
@@ -46,6 +47,65 @@ def oldest_first(available: int, items: Sequence[OpenItem]) -> dict[int, int]:
         if take > 0:
             out[item.invoice_id] = take
             left -= take
+    return out
+
+
+class Installment(NamedTuple):
+    """An invoice of a policy as the allocation order sees it: the policy, the due date and
+    what is due on it now (0: it takes no money: paid, void, written off)."""
+
+    invoice_id: int
+    policy_id: int
+    due_date: date
+    amount_due: int
+
+
+def allocation_order(
+    requested: Sequence[tuple[int, int]],
+    installments: Sequence[Installment],
+    order: str = "oldest_first",
+) -> list[tuple[int, int]]:
+    """Which installments a payment's allocations settle (setting ALLOCATION_ORDER).
+
+    `requested` [(invoice id, amount)]: what a match or a Stripe payment names; amounts for
+    one invoice add up. `installments`: the installments of the policies of those invoices,
+    as they are now. "oldest_first" (DESIGN: within one policy the oldest open installment
+    is settled first, even when the payment names a later one): the amount named on each
+    policy's invoices settles that policy's installments with something due, oldest due date
+    first (then lowest id); per policy the amount stays what was named. "as_named": the
+    allocations as named.
+
+    Returns [(invoice id, amount)] (policies in the order first named, each oldest first;
+    amounts > 0), or `requested` as it is when the order is "as_named" or cannot apply: an
+    invoice not among `installments`, an amount not above 0, or a policy with less due in all
+    than named on it (posting then refuses it with its own reason, naming the field)."""
+    if order == "as_named":
+        return list(requested)
+    by_id = {i.invoice_id: i for i in installments}
+    merged: dict[int, int] = {}
+    for invoice_id, amount in requested:
+        if amount <= 0 or invoice_id not in by_id:
+            return list(requested)
+        merged[invoice_id] = merged.get(invoice_id, 0) + amount
+    named: dict[int, int] = {}  # policy id -> amount named on its invoices, in order
+    for invoice_id, amount in merged.items():
+        policy = by_id[invoice_id].policy_id
+        named[policy] = named.get(policy, 0) + amount
+    out: list[tuple[int, int]] = []
+    for policy, amount in named.items():
+        items = sorted(
+            (i.due_date, i.invoice_id, i.amount_due)
+            for i in by_id.values()
+            if i.policy_id == policy and i.amount_due > 0
+        )  # oldest first, as `oldest_first` spreads
+        if sum(due for _, _, due in items) < amount:
+            return list(requested)
+        for _, invoice_id, due in items:
+            take = min(amount, due)
+            out.append((invoice_id, take))
+            amount -= take
+            if amount == 0:
+                break
     return out
 
 

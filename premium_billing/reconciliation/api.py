@@ -80,10 +80,29 @@ class CandidateOut(Schema):
     invoice_number = fields.String()
     policy_number = fields.String()
     policyholder_id = PublicId("policyholder")
-    amount_due = fields.Integer()
+    due_date = fields.Date()
+    amount_due = fields.Integer(metadata={"description": "Due on the invoice now."})
     invoice_status = fields.String()
-    score = fields.Float()
-    rule = fields.String()
+    score = fields.Float(
+        metadata={"description": "0..1: reference, payer and amount closeness, weighed."}
+    )
+    rule = fields.String(
+        metadata={
+            "description": "The evidence that names it best: reference, fuzzy_reference, "
+            "policy_number, fuzzy_policy_number, linked_payer, payer_name, amount (or the "
+            "matching rule, for a match that could not post)."
+        }
+    )
+    reason = fields.String(
+        allow_none=True,
+        metadata={"description": "Why it is a candidate, in words (null: ranked before it)."},
+    )
+    suggested_amount = fields.Integer(
+        metadata={
+            "description": "What a manual match of it allocates: the payment's unapplied "
+            "amount, at most what is due (0: nothing is due any more)."
+        }
+    )
 
 
 class SuspenseOut(Schema):
@@ -224,8 +243,10 @@ class Suspense(MethodView):
     @blp.response(200, SuspenseList)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """The suspense queue: unapplied payments whose payer is unknown, each with the
-        matcher's reason and ranked candidate invoices (score 0..1). Match one by hand
-        with POST /payments/{id}/allocations (that teaches the payer link)."""
+        matcher's reason and up to 5 ranked candidate invoices in its currency (score 0..1
+        on reference, payer and amount closeness, each with its reason). Match one by hand
+        with POST /payments/{id}/allocations and the candidate's `suggested_amount` (that
+        teaches the payer link)."""
         session = db_session()
         stmt = select(Payment).where(
             Payment.status == "unapplied", Payment.policyholder_id.is_(None)

@@ -2,16 +2,17 @@
 
 A run loads the suspense payments (unapplied, payer unknown, not held for a person), the open
 invoices, their policyholders and the learned payer links; builds the pure CandidateIndex
-once; decides every payment with `domain.matching.match_payment`; and posts the matches
-set-based through the posting engine (`payments.posting.post`; rule, score and evidence
-recorded on the payment), writing off a short payment within tolerance and leaving an
-overpayment as the payer's credit. What is not posted stays in suspense with its ranked
-candidates (`suspense_items`).
+once; decides every payment with `matching.match_payment`; puts the matches in allocation
+order (`InOrder`); and posts them set-based through the posting engine
+(`payments.posting.post`; rule, score and evidence recorded on the payment), writing off a
+short payment within tolerance and leaving an overpayment as the payer's credit. What is
+not posted stays in suspense with its ranked candidates, each with its reason
+(`suspense_items`; `matching.rank_candidates`).
 
 A match undone by hand (DELETE /payments/{id}/allocations, `reconciliation.manual`) puts the
-payment back in the queue, `held`: runs no longer auto-post it. A manual match (POST
-/payments/{id}/allocations) teaches the payer link (normalised bank account and name →
-policyholder).
+payment back in the queue, `held`: runs no longer auto-post it, they only rank its
+candidates again. A manual match (POST /payments/{id}/allocations) teaches the payer link
+(normalised bank account and name → policyholder).
 """
 
 from __future__ import annotations
@@ -29,25 +30,35 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from premium_billing.config import Settings
 from premium_billing.db.bulk import any_of, cached_plans, custom_plans
 from premium_billing.db.types import utcnow
 from premium_billing.invoicing.models import Invoice
-from premium_billing.invoicing.rules import PAYABLE_STATUSES, payment_reference
+from premium_billing.invoicing.rules import PAYABLE_STATUSES, is_payable, payment_reference
+from premium_billing.payments.allocation_order import named_evidence, same_allocations
 from premium_billing.payments.models import Payment
 from premium_billing.payments.posting import Plan, post
+from premium_billing.payments.rules import (
+    Installment,
+    Tolerance,
+    allocation_order,
+    tolerance_write_offs,
+)
 from premium_billing.policies.models import Policy, Policyholder
 from premium_billing.reconciliation import matching, metrics
 from premium_billing.reconciliation.matching import (
+    Candidate,
     CandidateIndex,
     MatchDecision,
     MatchSettings,
     OpenInvoice,
     PaymentFacts,
     match_payment,
+    name_tokens,
+    rank_candidates,
 )
 from premium_billing.reconciliation.models import (
     BankLine,
@@ -89,6 +100,7 @@ class RunStats:
     returns: int = 0
     written_off: int = 0
     not_posted: int = 0
+    held: int = 0  # payments held for a person: their candidates ranked again, not decided
     rules: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -101,6 +113,7 @@ class RunStats:
             "returns": self.returns,
             "written_off": self.written_off,
             "not_posted": self.not_posted,
+            "held": self.held,
             "rules": dict(sorted(self.rules.items())),
         }
 
@@ -151,15 +164,19 @@ def _facts(row: Any, shared: _Shared) -> PaymentFacts:
     )  # fmt: skip
 
 
-def _suspense_payments(session: Session, shared: _Shared) -> list[PaymentFacts]:
-    held = select(SuspenseItem.payment_id).where(SuspenseItem.held.is_(True))
+def _suspense_payments(
+    session: Session, shared: _Shared, *, held: bool = False
+) -> list[PaymentFacts]:
+    """The payments in suspense a run decides (`held` False), or those held for a person
+    (`held` True: a run only ranks their candidates again)."""
+    held_ids = select(SuspenseItem.payment_id).where(SuspenseItem.held.is_(True))
     stmt = (
         _facts_of(Payment.amount_unapplied)
         .where(
             Payment.status == "unapplied",
             Payment.policyholder_id.is_(None),
             Payment.amount_unapplied > 0,
-            Payment.id.not_in(held),
+            Payment.id.in_(held_ids) if held else Payment.id.not_in(held_ids),
         )
         .order_by(Payment.id)
     )
@@ -258,6 +275,105 @@ class _RecentPayments:
         return facts[max(0, end - 8) : end]
 
 
+# ----------------------------------------------------------------------------- the order
+
+
+class InOrder:
+    """The allocation order of a run's matches (ALLOCATION_ORDER, `payments.rules.
+    allocation_order`): a match naming a later installment of a policy settles its oldest
+    open ones first, its evidence keeping the invoices it named (`named_invoices`).
+
+    Decided in the matching thread, in the order the matches are posted, against the run's
+    snapshot of open invoices as the matches before leave them (what they allocated and
+    wrote off is taken). So a plan names the very invoices it posts to: batches in flight
+    claim exactly those (`_apply_all`), posting locks no more than them, and a match naming
+    an installment another match of the run settled takes the policy's next one. What
+    changed meanwhile outside the run, posting's checks against the locked rows catch."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.order = settings.allocation_order
+        self.tolerance = Tolerance(settings.writeoff_tolerance_abs, settings.writeoff_tolerance_pct)
+        # invoice id -> the open invoices of its policy, oldest first (from the index)
+        self.policy: dict[str, tuple[OpenInvoice, ...]] = {}
+        self.taken: dict[str, int] = {}  # invoice id -> allocated and written off by the run
+
+    def remember(self, decision: MatchDecision, index: CandidateIndex) -> None:
+        """Keep the policies of a match's invoices while the index is at hand."""
+        if self.order == "as_named" or decision.outcome not in ("matched", "partial"):
+            return
+        known = self.policy
+        for invoice_id, _ in decision.allocations:
+            inv = None if invoice_id in known else index.invoices.get(invoice_id)
+            if inv is not None:
+                group = index.policy_invoices(inv)
+                for other in group:
+                    known[other.id] = group
+
+    def apply(self, decision: MatchDecision) -> MatchDecision:
+        """The match in allocation order (itself when the order moves nothing); what it
+        allocates and writes off is taken."""
+        if decision.outcome not in ("matched", "partial"):
+            return decision
+        if self.order != "as_named":
+            moved = self._ordered(decision)
+            if moved is not None:
+                decision = moved
+        taken = self.taken
+        for invoice_id, amount in (*decision.allocations, *decision.write_offs):
+            taken[invoice_id] = taken.get(invoice_id, 0) + amount
+        return decision
+
+    def _as_named(self, decision: MatchDecision, due: dict[str, int]) -> bool:
+        """The common case, told without the rule: each named invoice can take what is named
+        on it, and no older installment of its policy has something due."""
+        for invoice_id, amount in decision.allocations:
+            if due[invoice_id] < amount:
+                return False
+            for older in self.policy[invoice_id]:  # oldest first
+                if older.id == invoice_id:
+                    break
+                if due[older.id] > 0:
+                    return False
+        return True
+
+    def _ordered(self, decision: MatchDecision) -> MatchDecision | None:
+        groups: dict[int, tuple[OpenInvoice, ...]] = {}  # by identity: one per policy
+        for invoice_id, _ in decision.allocations:
+            group = self.policy.get(invoice_id)
+            if group is None:
+                return None  # not in the snapshot: posting decides
+            groups[id(group)] = group
+        taken = self.taken
+        due = {
+            inv.id: inv.amount_due - taken.get(inv.id, 0)
+            for group in groups.values()
+            for inv in group
+        }
+        if self._as_named(decision, due):
+            return None
+        named = [(int(i), a) for i, a in decision.allocations]
+        installments = [
+            Installment(int(inv.id), policy, inv.due_date, due[inv.id])
+            for policy, group in enumerate(groups.values())
+            for inv in group
+        ]
+        ordered = allocation_order(named, installments, self.order)
+        if same_allocations(ordered, named):
+            return None
+        by_id = {inv.id: inv for group in groups.values() for inv in group}
+        left = {
+            i: (due[str(i)] - a, by_id[str(i)].total or by_id[str(i)].amount_due)
+            for i, a in ordered
+        }
+        write_offs = tolerance_write_offs(decision.credit, left, self.tolerance)
+        return replace(
+            decision,
+            allocations=tuple((str(i), a) for i, a in ordered),
+            write_offs=tuple((str(i), a) for i, a in write_offs),
+            evidence=named_evidence(decision.evidence, named),
+        )
+
+
 # ----------------------------------------------------------------------------- a run
 
 
@@ -281,14 +397,18 @@ def run_reconciliation(
         payments = _suspense_payments(session, shared)
         rules = match_settings(settings)
         recent = _RecentPayments(session, payments, rules.duplicate_window_days, shared)
+        held = _suspense_payments(session, shared, held=True)
         index: CandidateIndex | None = _index(session, shared)
         session.rollback()  # release the snapshot: posting locks what it posts
+        stats.held = _rank_held(session, index, rules, held)
         later: list[MatchDecision] = []
+        in_order = InOrder(settings)
 
         def first_pass(index: CandidateIndex) -> Iterator[MatchDecision]:
             for payment in payments:
                 stats.examined += 1
                 decision = match_payment(payment, index, rules, recent.before(payment))
+                in_order.remember(decision, index)
                 if decision.outcome in ("matched", "partial") and decision.rule not in NAMED:
                     # posted after the matches that name an invoice; refused, it is decided
                     # again (below), so its candidates are not kept
@@ -296,21 +416,25 @@ def run_reconciliation(
                     continue
                 yield decision
 
-        _apply_all(session, settings, run.id, as_of, first_pass(index), stats, progress)
+        _apply_all(session, settings, run.id, as_of, first_pass(index), stats, progress, in_order)
         index = None  # a second decision reads the invoices still open afresh
         again: set[int] = set()
-        _apply_all(session, settings, run.id, as_of, later, stats, progress, again=again)
+        _apply_all(session, settings, run.id, as_of, later, stats, progress, in_order, again=again)
         if again:  # an invoice a match naming it took: decide again among the open ones
             payer = {d.payment_id: d.policyholder_id for d in later if int(d.payment_id) in again}
             later.clear()
             index = _index(session, shared)
             retry = [p for p in payments if int(p.id) in again]
             session.rollback()
-            decisions = (
-                _same_payer(match_payment(p, index, rules, recent.before(p)), payer[p.id])
-                for p in retry
-            )
-            _apply_all(session, settings, run.id, as_of, decisions, stats, None)
+            in_order = InOrder(settings)
+
+            def decided(index: CandidateIndex) -> Iterator[MatchDecision]:
+                for p in retry:
+                    decision = match_payment(p, index, rules, recent.before(p))
+                    in_order.remember(decision, index)
+                    yield _same_payer(decision, payer[p.id])
+
+            _apply_all(session, settings, run.id, as_of, decided(index), stats, None, in_order)
     except BaseException:
         session.rollback()
         _finish(session, run.id, "failed", stats, started)
@@ -375,6 +499,7 @@ def _apply_all(
     decisions: Iterable[MatchDecision],
     stats: RunStats,
     progress: Progress | None,
+    in_order: InOrder,
     *,
     again: set[int] | None = None,
 ) -> None:
@@ -442,6 +567,7 @@ def _apply_all(
         with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="reconcile-writer") as pool:
             for decision in decisions:
                 if decision.outcome in ("matched", "partial"):
+                    decision = in_order.apply(decision)  # the invoices it posts to
                     wanted = [i for i, _ in decision.allocations]
                     (batch if claimed.isdisjoint(wanted) else held).append(decision)
                     claimed.update(wanted)  # a later match wanting one of them waits too
@@ -467,8 +593,9 @@ def _post_batch(
     decisions: list[MatchDecision],
     as_of: date,
 ) -> dict[int, str]:
-    """Post a batch of matches and take their payments off the suspense queue; committed.
-    Returns {payment id: why} for the matches that no longer fit."""
+    """Post a batch of matches (in allocation order already: `InOrder`) and take their
+    payments off the suspense queue; committed. Returns {payment id: why} for the matches
+    that no longer fit."""
     plans = []
     for decision in decisions:
         evidence: dict[str, Any] = {"score": decision.score, **decision.evidence}
@@ -492,6 +619,44 @@ def _post_batch(
         session.execute(delete(SuspenseItem).where(done))
     session.commit()
     return refused
+
+
+def candidates_json(candidates: Iterable[Candidate]) -> list[dict[str, Any]]:
+    """Ranked candidates as a suspense item keeps them."""
+    return [
+        {"invoice_id": int(c.invoice_id), "score": c.score, "rule": c.rule, "reason": c.reason}
+        for c in candidates
+    ]
+
+
+def _rank_held(
+    session: Session, index: CandidateIndex, rules: MatchSettings, held: list[PaymentFacts]
+) -> int:
+    """Rank again the candidates of the payments held for a person (a match of theirs was
+    undone: a run never posts them), from the open invoices of this run; committed. Returns
+    how many."""
+    if not held:
+        return 0
+    rows = [
+        {
+            "pid": int(p.id),
+            "candidates": candidates_json(
+                rank_candidates(p, index, rules, name_tokens(p.payer_name or ""))
+                if p.amount > 0 and p.currency in index.currencies
+                else ()
+            ),
+        }
+        for p in held
+    ]
+    table = SuspenseItem.__table__
+    session.execute(
+        update(table)
+        .where(table.c.payment_id == bindparam("pid"))
+        .values(candidates=bindparam("candidates"), updated_at=utcnow()),
+        rows,
+    )
+    session.commit()
+    return len(rows)
 
 
 def _record_suspense(
@@ -521,10 +686,7 @@ def _record_suspense(
                 "outcome": decision.outcome if why is None else "suspense",
                 "reason": reason,
                 "score": float(decision.score),
-                "candidates": [
-                    {"invoice_id": int(c.invoice_id), "score": c.score, "rule": c.rule}
-                    for c in decision.candidates
-                ],
+                "candidates": candidates_json(decision.candidates),
                 "held": False,
                 "updated_at": now,
             }
@@ -537,7 +699,10 @@ def _record_suspense(
 
 
 def suspense_view(session: Session, payments: list[Payment]) -> list[dict[str, Any]]:
-    """The payments as suspense queue rows: reason, held, ranked candidates with scores."""
+    """The payments as suspense queue rows: reason, held, ranked candidates with their
+    scores and reasons, each as it stands now (amount due, status) and what a manual match
+    of it would allocate (`suggested_amount`: the payment's unapplied amount, at most what
+    is due; 0 when nothing is due any more)."""
     ids = [p.id for p in payments]
     items = {
         i.payment_id: i
@@ -549,7 +714,7 @@ def suspense_view(session: Session, payments: list[Payment]) -> list[dict[str, A
         for row in session.execute(
             select(
                 Invoice.id, Invoice.number, Invoice.amount_due, Invoice.status,
-                Invoice.policyholder_id, Policy.policy_number,
+                Invoice.policyholder_id, Policy.policy_number, Invoice.due_date,
             )
             .join(Policy, Policy.id == Invoice.policy_id)
             .where(Invoice.id.in_(invoice_ids))
@@ -569,10 +734,15 @@ def suspense_view(session: Session, payments: list[Payment]) -> list[dict[str, A
                     "invoice_number": inv.number,
                     "policy_number": inv.policy_number,
                     "policyholder_id": inv.policyholder_id,
+                    "due_date": inv.due_date,
                     "amount_due": inv.amount_due,
                     "invoice_status": inv.status,
                     "score": c["score"],
                     "rule": c["rule"],
+                    "reason": c.get("reason"),
+                    "suggested_amount": min(payment.amount_unapplied, inv.amount_due)
+                    if is_payable(inv.status)
+                    else 0,
                 }
             )
         out.append(

@@ -29,7 +29,19 @@ from premium_billing.errors import Conflict, NotFound
 from premium_billing.invoicing.models import Invoice
 from premium_billing.invoicing.rules import is_payable
 from premium_billing.payments import posting as payments
+from premium_billing.payments.allocation_order import (
+    Policies,
+    named_evidence,
+    policies_of,
+    same_allocations,
+)
 from premium_billing.payments.models import Allocation, Payment
+from premium_billing.payments.rules import (
+    Installment,
+    Tolerance,
+    allocation_order,
+    tolerance_write_offs,
+)
 from premium_billing.policies.models import Policy, Policyholder
 from premium_billing.stripe_billing.gateway import (
     CheckoutSession,
@@ -376,23 +388,55 @@ def post_succeeded(
     """Receive the payments of succeeded PaymentIntents and apply each to the invoice its
     metadata names when `rules.mismatch` finds nothing wrong (else it waits unapplied in
     suspense, the reason in its evidence), set-based through the posting engine: the named
-    invoices locked, one `receive`, one `post`. The inline webhook posts a batch of one, the
-    drain a batch of many: the same code. Returns [(payment id, mismatch or None)], in order.
-    Flushed, not committed."""
+    invoices (and every invoice of their policies with something due) locked, one `receive`,
+    one `post`. The inline webhook posts a batch of one, the drain a batch of many: the same
+    code, each item decided on what the items before it leave.
+
+    In allocation order "oldest_first" (ALLOCATION_ORDER, `payments.rules.allocation_order`)
+    the money settles the oldest open installments of the named invoice's policy first, the
+    named invoice kept in the evidence (`named_invoices`); `mismatch` then checks the amount
+    against that policy. Returns [(payment id, mismatch or None)], in order. Flushed, not
+    committed."""
+    order = settings.allocation_order
     named = [invoice_named(item.metadata) for item in items]
-    seen = payments.lock_invoices(session, settings, [i for i in named if i is not None])
+    wanted = {i for i in named if i is not None}
+    policies = policies_of(session, wanted) if order != "as_named" else Policies({}, {})
+    seen = payments.lock_invoices(session, settings, wanted | policies.ids())
+    # What each invoice has due as the items before have left it (`post` then posts the
+    # same allocations and tolerance write-offs against the locked rows).
+    due = {i: inv.due if is_payable(inv.status) else 0 for i, inv in seen.items()}
+    tolerance = Tolerance(settings.writeoff_tolerance_abs, settings.writeoff_tolerance_pct)
     received: list[payments.Received] = []
     reasons: list[str | None] = []
+    allocations: list[tuple[list[tuple[int, int]], dict[str, Any]]] = []  # and evidence
     for item, invoice_id in zip(items, named, strict=True):
         inv = seen.get(invoice_id) if invoice_id is not None else None
+        installments: list[Installment] = []
+        policy_due = None
+        if inv is not None and order != "as_named":
+            installments = policies.installments([inv.id], lambda i: due.get(i, 0))
+            policy_due = sum(i.amount_due for i in installments)
         why = mismatch(
             item.metadata,
             item.amount,
             item.currency,
-            None if inv is None else InvoiceSeen(inv.currency, inv.status, inv.due),
+            None if inv is None else InvoiceSeen(inv.currency, inv.status, due[inv.id], inv.total),
+            policy_due,
         )
         evidence = evidence_of(item.payment_intent_id, item.charge_id, item.metadata)
+        ordered: list[tuple[int, int]] = []
+        if why is None and inv is not None:
+            requested = [(inv.id, item.amount)]
+            ordered = allocation_order(requested, installments, order)
+            for i, amount in ordered:
+                due[i] -= amount
+            left = {i: (due[i], seen[i].total) for i, _ in ordered}
+            for i, _ in tolerance_write_offs(0, left, tolerance):
+                due[i] = 0
+            if not same_allocations(ordered, requested):
+                evidence = named_evidence(evidence, requested)
         reasons.append(why)
+        allocations.append((ordered, evidence))
         received.append(
             payments.Received(
                 amount=item.amount,
@@ -408,15 +452,9 @@ def post_succeeded(
         )
     ids = payments.receive(session, received, source="stripe", memo=memo)
     plans = [
-        payments.Plan(
-            pid,
-            [(invoice_id, item.amount)],
-            rule="stripe_metadata",
-            evidence=evidence_of(item.payment_intent_id, item.charge_id, item.metadata),
-            on=item.received_on,
-        )
-        for item, pid, invoice_id, why in zip(items, ids, named, reasons, strict=True)
-        if why is None and invoice_id is not None
+        payments.Plan(pid, ordered, rule="stripe_metadata", evidence=evidence, on=item.received_on)
+        for item, pid, (ordered, evidence) in zip(items, ids, allocations, strict=True)
+        if ordered
     ]
     refused = payments.post(
         session, settings, plans, on=business_date(settings.timezone), memo=memo

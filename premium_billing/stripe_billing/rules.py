@@ -38,27 +38,52 @@ def invoice_named(metadata: Mapping[str, Any] | None) -> int | None:
 
 @dataclass(frozen=True)
 class InvoiceSeen:
-    """What the rule reads of the (locked) invoice the metadata names."""
+    """What the rule reads of the (locked) invoice the metadata names; `total`: None when
+    not known (then taken as `amount_due`)."""
 
     currency: str
     status: str
     amount_due: int
+    total: int | None = None
 
 
 def mismatch(
-    metadata: Mapping[str, Any], amount: int, currency: str, invoice: InvoiceSeen | None
+    metadata: Mapping[str, Any],
+    amount: int,
+    currency: str,
+    invoice: InvoiceSeen | None,
+    policy_due: int | None = None,
 ) -> str | None:
     """Why a succeeded PaymentIntent of `amount` `currency` cannot be applied to the invoice
     its metadata names (None: it can): the invoice must exist, be in the same currency, be
-    payable and have exactly `amount` due. Anything else waits in suspense for a person."""
+    payable and have exactly `amount` due. Anything else waits in suspense for a person.
+
+    `policy_due` (allocation order "oldest_first": the payment settles the oldest open
+    installments of the invoice's policy): what that policy has due in all now. Then the
+    invoice must exist, be in the same currency and not be void, and `amount` must be at
+    least what the invoice has due, at most its total and at most `policy_due`: an
+    installment an earlier payment naming another one already settled (paid, or less due)
+    lets its payment settle the policy's next installments; a short or an excess payment
+    still waits."""
     if invoice is None:
         return "unknown invoice" if metadata.get("invoice_id") else "no invoice in the metadata"
     if invoice.currency != currency:
         return f"currency {currency}, the invoice is in {invoice.currency}"
-    if not is_payable(invoice.status):
-        return f"the invoice is {invoice.status}"
-    if invoice.amount_due != amount:
+    if policy_due is None or invoice.status == "void":
+        if not is_payable(invoice.status):
+            return f"the invoice is {invoice.status}"
+        if invoice.amount_due != amount:
+            return f"amount {amount}, the invoice has {invoice.amount_due} due"
+        return None
+    total = invoice.amount_due if invoice.total is None else invoice.total
+    if amount < invoice.amount_due:
         return f"amount {amount}, the invoice has {invoice.amount_due} due"
+    if amount > total:
+        return f"amount {amount}, more than the invoice's total of {total}"
+    if amount > policy_due:
+        if not is_payable(invoice.status):
+            return f"the invoice is {invoice.status}"
+        return f"amount {amount}, the invoice's policy has {policy_due} due"
     return None
 
 

@@ -35,11 +35,13 @@ Modules, each importing only those above it:
   index      CandidateIndex: exact and one-edit reference lookups, pools, name blocks;
   plans      allocation plans over candidate invoices (exact, several, spread, write-off);
   rules      each matching rule, as scored options;
+  candidates the ranked candidates of a payment left for a person, each with its reason;
   decide     match_payment: the rules in order, and the decision.
 """
 
 from __future__ import annotations
 
+from premium_billing.reconciliation.matching.candidates import rank_candidates
 from premium_billing.reconciliation.matching.decide import match_payment
 from premium_billing.reconciliation.matching.index import CandidateIndex
 from premium_billing.reconciliation.matching.normalise import (
@@ -74,4 +76,5 @@ __all__ = [
     "name_tokens",
     "normalize_account",
     "normalize_name",
+    "rank_candidates",
 ]

@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from premium_billing.reconciliation.matching.index import CandidateIndex
+from premium_billing.reconciliation.matching.candidates import rank_candidates
+from premium_billing.reconciliation.matching.index import CandidateIndex, Hit
 from premium_billing.reconciliation.matching.normalise import name_tokens
 from premium_billing.reconciliation.matching.rules import (
     Option,
@@ -46,7 +47,8 @@ from premium_billing.reconciliation.matching.types import (
 
 
 def ranked(options: Iterable[Option], limit: int) -> tuple[Candidate, ...]:
-    """The best (rounded) score of each invoice, highest first, then by invoice id."""
+    """The candidates of a match: the best (rounded) score of each invoice among the rules'
+    options, highest first, then by invoice id; the reason says which rule saw it."""
     best: dict[str, tuple[float, str]] = {}
     for opt in options:
         for inv_id in opt.invoice_ids:
@@ -54,7 +56,23 @@ def ranked(options: Iterable[Option], limit: int) -> tuple[Candidate, ...]:
             if cur is None or opt.score > cur[0]:
                 best[inv_id] = (round(opt.score, SCORE_DIGITS), opt.rule)
     order = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
-    return tuple(new_candidate(inv_id, score, rule) for inv_id, (score, rule) in order[:limit])
+    reasons = RULE_REASONS
+    return tuple(
+        new_candidate(inv_id, score, rule, reasons.get(rule, rule))
+        for inv_id, (score, rule) in order[:limit]
+    )
+
+
+# What each rule saw of a candidate, in words (the candidates of a match).
+RULE_REASONS = {
+    "stripe_metadata": "named by the Stripe metadata",
+    "reference": "its number or RF reference is in the text",
+    "fuzzy_reference": "a reference in the text is one edit from its number or RF reference",
+    "policy_number": "its policy number is in the text",
+    "fuzzy_policy_number": "a reference in the text is one edit from its policy number",
+    "linked_payer": "the payer is linked to the policyholder",
+    "payer_name": "payer name like the policyholder's",
+}
 
 
 def decide(
@@ -102,12 +120,14 @@ def match_payment(
     payer_tokens = name_tokens(payment.payer_name) if payment.payer_name else ()
     original = is_duplicate(payment, recent_payments, settings, payer_tokens)
     if original is not None:
+        # Listed for a person who finds it is new money after all.
         return MatchDecision(
             payment.id, "duplicate", rule="duplicate", score=CERTAIN,
             evidence={
                 "duplicate_of": original.id,
                 "window_days": str(settings.duplicate_window_days),
             },
+            candidates=rank_candidates(payment, index, settings, payer_tokens),
         )  # fmt: skip
     if payment.amount <= 0 or payment.currency not in index.currencies:
         reason = "no amount" if payment.amount <= 0 else "no open invoice in this currency"
@@ -130,7 +150,9 @@ def match_payment(
 
     # 2. References in the remittance text, exact first, then one edit away.
     fits: list[Option] = []  # invoices one edit from a quoted number that fit the amount
+    hits: list[Hit] | None = []  # every reference found in the text (None: not all looked up)
     if payment.reference:
+        hits = None
         exact = index.find_references(payment.reference, fuzzy=False)
         options: list[Option] = []
         if exact:
@@ -163,9 +185,13 @@ def match_payment(
                         return decision
                 reason = (f"the quoted invoice's amount disagrees; {len(fits)} invoice(s) one"
                           " edit from its number fit the amount")  # fmt: skip
-                return suspense(payment, everything, settings, reason)
+                return suspense(payment, index, everything, settings, reason, payer_tokens, hits)
         if not any(o.plan is not None and o.score >= threshold for o in options):
-            options = fuzzy_reference_options(payment, exact, index, settings, payer_tokens, link)
+            fuzzy = index.find_references(payment.reference, fuzzy=True)
+            hits = exact + fuzzy
+            options = fuzzy_reference_options(
+                payment, exact, index, settings, payer_tokens, link, fuzzy
+            )
             everything.extend(options)
             referenced.update(i for o in options if o.score >= threshold for i in o.invoice_ids)
             decision = decide(payment, corroborated_single(options, settings), settings,
@@ -189,7 +215,8 @@ def match_payment(
         if decision is not None:
             return decision
 
-    return suspense(payment, everything, settings, "no corroborated, unambiguous candidate")
+    reason = "no corroborated, unambiguous candidate"
+    return suspense(payment, index, everything, settings, reason, payer_tokens, hits)
 
 
 def quoting(decision: MatchDecision, fits: list[Option]) -> MatchDecision:
@@ -203,14 +230,23 @@ def quoting(decision: MatchDecision, fits: list[Option]) -> MatchDecision:
 
 
 def suspense(
-    payment: PaymentFacts, everything: list[Option], settings: MatchSettings, reason: str
+    payment: PaymentFacts,
+    index: CandidateIndex,
+    everything: list[Option],
+    settings: MatchSettings,
+    reason: str,
+    payer_tokens: tuple[str, ...],
+    hits: list[Hit] | None = None,
 ) -> MatchDecision:
-    """The payment for a person, with its ranked candidates and the best score among them."""
+    """The payment for a person: the best score of the rules' options, and the ranked
+    candidates with their reasons (`candidates.rank_candidates`; `hits`: the references the
+    rules found in the text, None when they did not look them all up)."""
+    seen = {i for o in everything for i in o.invoice_ids}
     return MatchDecision(
         payment.id,
         "suspense",
         rule="none",
         score=round(max((o.score for o in everything), default=NO_EVIDENCE), SCORE_DIGITS),
         evidence={"reason": reason},
-        candidates=ranked(everything, settings.max_candidates),
+        candidates=rank_candidates(payment, index, settings, payer_tokens, seen, hits),
     )

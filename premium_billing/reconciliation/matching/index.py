@@ -10,6 +10,7 @@ characters no key uses.
 
 from __future__ import annotations
 
+import bisect
 import gc
 import re
 from collections import Counter, defaultdict
@@ -208,6 +209,10 @@ class CandidateIndex:
         self.fuzzy_lengths: tuple[int, ...] = ()
         # The first two characters a key can have (by the per-position alphabets), or None.
         self.exact_prefixes: frozenset[str] | None = None
+        # (currency, amount due) -> open invoices, oldest first; currency -> the amounts due
+        # in it, ascending: made on first use.
+        self._by_amount: dict[tuple[str, int], list[OpenInvoice]] | None = None
+        self._amounts: dict[str, list[int]] = {}
 
     @classmethod
     def build(
@@ -406,6 +411,48 @@ class CandidateIndex:
         others = self.amount_counts.get((currency, amount), 0) - 1
         return others / (self.currency_counts[currency] - 1) if others > 0 else 0.0
 
+    def amount_invoices(self, currency: str, amount: int) -> Sequence[OpenInvoice]:
+        """The open invoices in `currency` due exactly `amount`, oldest first. The lookup is
+        made on first use (only the suspense candidates need it), once per index."""
+        return self._amount_lookup().get((currency, amount), ())
+
+    def nearest_amounts(self, currency: str, amount: int, k: int) -> list[OpenInvoice]:
+        """Up to `k` open invoices in `currency` due the amounts closest to `amount` (the
+        nearer first; of two as near, the smaller; oldest first within an amount)."""
+        by_amount = self._amount_lookup()
+        amounts = self._amounts.get(currency, [])
+        out: list[OpenInvoice] = []
+        hi = bisect.bisect_left(amounts, amount)
+        lo = hi - 1
+        while len(out) < k and (lo >= 0 or hi < len(amounts)):
+            if hi >= len(amounts) or (lo >= 0 and amount - amounts[lo] <= amounts[hi] - amount):
+                due, lo = amounts[lo], lo - 1
+            else:
+                due, hi = amounts[hi], hi + 1
+            out.extend(by_amount[(currency, due)][: k - len(out)])
+        return out
+
+    def _amount_lookup(self) -> dict[tuple[str, int], list[OpenInvoice]]:
+        by_amount = self._by_amount
+        if by_amount is None:
+            by_amount = {}
+            for inv in self.invoices.values():
+                key = (inv.currency, inv.amount_due)
+                found = by_amount.get(key)
+                if found is None:
+                    by_amount[key] = [inv]
+                else:
+                    found.append(inv)
+            amounts: dict[str, list[int]] = {}
+            for (currency, due), group in by_amount.items():
+                amounts.setdefault(currency, []).append(due)
+                if len(group) > 1:
+                    group.sort(key=AGE_KEY)
+            for values in amounts.values():
+                values.sort()
+            self._by_amount, self._amounts = by_amount, amounts
+        return by_amount
+
     def typed_rf_hits(self, text: str, key: str) -> list[Hit] | None:
         """When `key` (a number found in `text`) stands inside an RF reference as typed ("RF",
         two digits, then the key): the RF references one edit from such an RF-shaped string
@@ -453,6 +500,11 @@ class CandidateIndex:
             return inv
         value = self.numbers.keys.get(compact(stripe_invoice_id))
         return value if isinstance(value, OpenInvoice) else None
+
+    def policy_invoices(self, invoice: OpenInvoice) -> tuple[OpenInvoice, ...]:
+        """The open invoices of the invoice's policy, oldest first (the invoice among them)."""
+        value = self.policies.keys.get(compact(invoice.policy_number))
+        return (invoice,) if value is None else _as_tuple(value)
 
     def pool(self, holder: str, currency: str) -> Sequence[OpenInvoice]:
         """The policyholder's open invoices in that currency, oldest first."""

@@ -64,6 +64,8 @@ from premium_billing.reconciliation.matching.types import (
     new_decision,
 )
 
+FAST_EXACT_REASON = "its number or RF reference is in the text; the amount agrees; the payer agrees"
+
 
 @dataclass(slots=True)
 class Option:
@@ -307,7 +309,7 @@ def fast_exact(
     return new_decision(
         payment.id, "matched", holder, ((inv.id, inv.amount_due),), 0, (), "reference",
         EXACT_INVOICE_REFERENCE, evidence,
-        (new_candidate(inv.id, EXACT_INVOICE_REFERENCE, "reference"),),
+        (new_candidate(inv.id, EXACT_INVOICE_REFERENCE, "reference", FAST_EXACT_REASON),),
     )  # fmt: skip
 
 
@@ -341,12 +343,16 @@ def fuzzy_reference_options(
     settings: MatchSettings,
     payer_tokens: tuple[str, ...],
     link: tuple[str, str] | None,
+    found: list[Hit] | None = None,
 ) -> list[Option]:
     """Rule 2, one edit away: options for the references one typo or adjacent transposition
-    from what the text holds (keys found exactly, `exact`, left out). Decide on them through
+    from what the text holds (keys found exactly, `exact`, left out; `found`: the text's
+    references one edit away, None: looked up here). Decide on them through
     `corroborated_single`."""
     threshold = settings.auto_threshold
-    fuzzy = index.find_references(payment.reference, fuzzy=True)
+    if found is None:
+        found = index.find_references(payment.reference, fuzzy=True)
+    fuzzy = found
     exact_keys = {h.key for h in exact}
     fuzzy = [h for h in fuzzy if h.key not in exact_keys]
     options: list[Option] = []

@@ -68,3 +68,24 @@ CONTRADICTED_CAP = 0.6  # a payer match the remittance text points away from sco
 MAX_JOINED_RUNS = 8  # a reference is looked for in at most this many neighbouring text runs
 MAX_CHANCE_FITS = 0.05  # invoices one edit away expected open for the amount by chance, at most
 MAX_COMBINATION_POOL = 12  # two or three of a holder's invoices are combined only up to this many
+
+# ------------------------------------------------------------------- suspense candidates (ranking)
+# A candidate a person sees in suspense scores REFERENCE_WEIGHT x its reference closeness +
+# PAYER_WEIGHT x its payer closeness + AMOUNT_WEIGHT x its amount closeness (each 0..1): two
+# kinds of evidence agreeing outrank one kind that is a little closer.
+
+REFERENCE_WEIGHT = 0.4  # of the reference closeness in a candidate's score
+PAYER_WEIGHT = 0.3  # of the payer closeness (a learned link 1, else the name similarity)
+AMOUNT_WEIGHT = 0.3  # of the amount closeness
+REF_EXACT = 1.0  # the text quotes the invoice's number or RF reference
+REF_RF_ONE_EDIT = 0.9  # one edit from its RF reference (the check digits vouch for the fix)
+REF_ONE_EDIT = 0.8  # one edit from its invoice number
+REF_NEIGHBOUR = 0.5  # one edit from its number or RF when the text quotes another one as printed
+REF_POLICY = 0.7  # the text quotes its policy number
+REF_POLICY_ONE_EDIT = 0.5  # one edit from its policy number
+AMOUNT_EQUAL = 1.0  # the amount is what is due
+AMOUNT_WITHIN_TOLERANCE = 0.6  # short by a remainder posting would write off
+AMOUNT_SEVERAL = 0.8  # with others of the policyholder's invoices, the amount pays them exactly
+AMOUNT_OTHER = 0.4  # any other amount: this times the smaller over the larger
+CANDIDATE_NAME_MIN = 0.75  # a payer name scoring below this is no payer evidence
+CANDIDATE_NAME_POOL = 100  # more alike names than this: only those due exactly the amount

@@ -97,9 +97,13 @@ DEFAULT_SETTINGS = MatchSettings()
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
+    """An invoice a payment may pay, for a person: its score (0..1), the kind of evidence
+    that names it best (`rule`) and why, in words (`reason`)."""
+
     invoice_id: str
     score: float
     rule: str
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +126,7 @@ _DECISION_FIELDS = (
     "payment_id", "outcome", "policyholder_id", "allocations", "credit", "write_offs", "rule",
     "score", "evidence", "candidates",
 )  # fmt: skip
-_CANDIDATE_FIELDS = ("invoice_id", "score", "rule")
+_CANDIDATE_FIELDS = ("invoice_id", "score", "rule", "reason")
 if (
     tuple(f.name for f in fields(MatchDecision)) != _DECISION_FIELDS
     or tuple(f.name for f in fields(Candidate)) != _CANDIDATE_FIELDS
@@ -132,7 +136,9 @@ _new = object.__new__
 _decision_setters = [getattr(MatchDecision, f).__set__ for f in _DECISION_FIELDS]
 (_d_id, _d_outcome, _d_holder, _d_allocations, _d_credit, _d_write_offs, _d_rule, _d_score,
  _d_evidence, _d_candidates) = _decision_setters  # fmt: skip
-_c_invoice, _c_score, _c_rule = [getattr(Candidate, f).__set__ for f in _CANDIDATE_FIELDS]
+_c_invoice, _c_score, _c_rule, _c_reason = [
+    getattr(Candidate, f).__set__ for f in _CANDIDATE_FIELDS
+]
 
 
 def new_decision(
@@ -162,10 +168,11 @@ def new_decision(
     return d
 
 
-def new_candidate(invoice_id: str, score: float, rule: str) -> Candidate:
-    """Candidate(invoice_id, score, rule): the same object, made faster."""
+def new_candidate(invoice_id: str, score: float, rule: str, reason: str) -> Candidate:
+    """Candidate(invoice_id, score, rule, reason): the same object, made faster."""
     c: Candidate = _new(Candidate)
     _c_invoice(c, invoice_id)
     _c_score(c, score)
     _c_rule(c, rule)
+    _c_reason(c, reason)
     return c
