@@ -425,6 +425,9 @@ def reverse(
             done.refunds_kept.append(refund.id)
     back: dict[int, dict[int, int]] = defaultdict(dict)
     for credit in reversed(credits):
+        invoice = batch.invoices[credit.invoice_id]
+        if invoice.status == "void" and invoice.total > 0:
+            continue  # voided by hand since: nothing is billed on it any more
         batch.credit(
             credit.invoice_id, -credit.amount, kind="reversal", reason=memo,
             cancellation_id=cancellation.id, payment_id=credit.payment_id,
@@ -451,14 +454,14 @@ def reverse(
             if why is not None:
                 raise_refusal(why)
     if final is not None and final in batch.invoices:
-        invoice = batch.invoices[final]
+        final_invoice = batch.invoices[final]
         taken = {a.payment_id: a.amount for a in locked.allocations if a.invoice_id == final}
         for payment_id, amount in sorted(taken.items()):
             batch.take_back(payment_id, {final: amount}, reason="undo", forget_payer=False)
-        if invoice.due > 0:
-            done.final_invoice_credited = invoice.due
+        if final_invoice.due > 0:
+            done.final_invoice_credited = final_invoice.due
             batch.credit(
-                final, invoice.due, kind=cancellation.kind, reason=memo,
+                final, final_invoice.due, kind=cancellation.kind, reason=memo,
                 cancellation_id=cancellation.id,
             )  # fmt: skip
     batch.write()

@@ -412,3 +412,23 @@ def test_odd_ids_in_paths_are_not_found(api):
         "/reconciliation/runs/recon_",
     ):
         assert api.get(path).status_code == 404, path
+
+
+def test_an_invoice_voided_by_hand_after_its_credit_stays_void_on_reinstatement(
+    api, db, settings
+):
+    """Schemathesis' sequence: cancelled, the credited invoice then voided by hand, then
+    reinstated (was a 500: the credit reversed onto a void invoice)."""
+    policy = policy_on(api, "quarterly", number="QTR-VOID")
+    issue(db, settings, "2026-12-31")
+    q1, q2, _, _ = invoices_of(api, policy["id"])
+    cancel(api, policy["id"], "2026-02-01")
+    voided = api.post(f"/invoices/{q1['id']}/void", json={"reason": "written off the books"})
+    assert voided.status_code == 200, voided.text
+    response = api.post(
+        f"/policies/{policy['id']}/reinstatements", json={"effective_date": "2026-02-10"}
+    )
+    assert response.status_code == 201, response.text
+    assert api.get(f"/invoices/{q1['id']}").json()["status"] == "void"
+    assert api.get(f"/invoices/{q2['id']}").json()["status"] == "open"
+    books_ok(db)
