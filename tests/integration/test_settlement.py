@@ -414,9 +414,7 @@ def test_odd_ids_in_paths_are_not_found(api):
         assert api.get(path).status_code == 404, path
 
 
-def test_an_invoice_voided_by_hand_after_its_credit_stays_void_on_reinstatement(
-    api, db, settings
-):
+def test_an_invoice_voided_by_hand_after_its_credit_stays_void_on_reinstatement(api, db, settings):
     """Schemathesis' sequence: cancelled, the credited invoice then voided by hand, then
     reinstated (was a 500: the credit reversed onto a void invoice)."""
     policy = policy_on(api, "quarterly", number="QTR-VOID")
