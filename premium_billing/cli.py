@@ -356,9 +356,9 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(drain_webhooks_command)
     app.cli.add_command(import_statement_command)
     app.cli.add_command(reconcile_command)
-    from premium_billing.cli_ledger import register as _register_ledger
+    from premium_billing.cli_ledger import register as register_ledger_commands
 
-    _register_ledger(app)
+    register_ledger_commands(app)
 
 
 def _create_app(*_: Any) -> Flask:
