@@ -46,10 +46,15 @@ def json_text_errors(
     return errors
 
 
-def _pairs_errors(pairs: Iterable[tuple[str, str]], errors: dict[str, list[str]]) -> None:
+def _pairs_errors(
+    pairs: Iterable[tuple[str | None, str | None]], errors: dict[str, list[str]]
+) -> None:
     for name, value in pairs:
+        # A form part whose name werkzeug cannot read has None for a name: "" (was a 500).
+        name = "" if name is None else name
         _add(errors, name, name)
-        _add(errors, name, value)
+        if value is not None:
+            _add(errors, name, value)
 
 
 def _items(values: MultiDict[str, Any]) -> Iterable[tuple[str, Any]]:

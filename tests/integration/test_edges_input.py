@@ -381,3 +381,16 @@ def test_every_string_field_the_api_loads_is_bounded_and_fits_its_column(app):
             if isinstance(field, String) and field.column is not None:
                 assert field.max_length == field.column.type.length, f"{endpoint} {name}"
     assert checked >= 25
+
+
+def test_a_form_part_whose_name_cannot_be_read_is_never_a_500(api, db):
+    """Schemathesis: a multipart part named with a trailing backslash (werkzeug reads no
+    name) was a 500 in the text guard."""
+    body = (
+        b'--B\r\nContent-Disposition: form-data; name="\xf3\xa1\xbb\xa6\xc2\x8f\\"\r\n\r\n{}\r\n'
+        b'--B\r\nContent-Disposition: form-data; name="nil"\r\n\r\n194\r\n--B--\r\n'
+    )
+    response = api.post(
+        "/bank-statements", data=body, headers={"Content-Type": "multipart/form-data; boundary=B"}
+    )
+    assert response.status_code == 422, response.text
