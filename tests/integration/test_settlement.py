@@ -11,6 +11,7 @@ from datetime import date
 from sqlalchemy import select
 
 from premium_billing.cancellations import service
+from premium_billing.clock import business_date
 from premium_billing.jobs.runner import run_job
 from premium_billing.payments.models import InvoiceCredit, Refund
 from premium_billing.policies.models import Policy
@@ -92,6 +93,7 @@ def test_monthly_two_paid_march_open_cancelled_pro_rata(api, db, settings):
 def test_annual_paid_by_check_cancelled_pro_rata_refund_listed_then_marked_paid(api, db, settings):
     """Annual 1,000.00 paid by check, cancelled on 2026-07-01: 504.11 is refunded by check,
     listed until finance marks it paid; refunds payable then back to 0."""
+    today = business_date(settings.timezone).isoformat()  # the refund is owed today
     policy = policy_on(api, "annual", number="ANN-CHK")
     holder = policy["policyholder_id"]
     issue(db, settings, "2026-01-01")
@@ -122,11 +124,11 @@ def test_annual_paid_by_check_cancelled_pro_rata_refund_listed_then_marked_paid(
     assert early.status_code == 422 and "paid_on" in early.json()["errors"]
     paid = api.post(
         f"/refunds/{refund['id']}/mark-paid",
-        json={"method": "check", "reference": "CHK 5521", "paid_on": "2026-11-29"},
+        json={"method": "check", "reference": "CHK 5521", "paid_on": today},
     )
     assert paid.status_code == 200, paid.text
     assert (paid.json()["status"], paid.json()["paid_on"], paid.json()["reference"]) == (
-        "succeeded", "2026-11-29", "CHK 5521",
+        "succeeded", today, "CHK 5521",
     )  # fmt: skip
     again = api.post(f"/refunds/{refund['id']}/mark-paid", json={"method": "check"})
     assert again.status_code == 409
