@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from premium_billing.db.bulk import any_of
@@ -55,17 +55,25 @@ def policies_of(session: Session, invoice_ids: Iterable[int]) -> Policies:
     ids = sorted(set(invoice_ids))
     if not ids:
         return Policies({}, {})
-    named_policies = select(Invoice.policy_id).where(any_of(session, Invoice.id, ids))
-    rows = session.execute(
+    # Two index probes (by id, then by policy): one statement with OR scanned every invoice.
+    named = session.execute(
         select(Invoice.id, Invoice.policy_id, Invoice.due_date).where(
-            or_(
-                any_of(session, Invoice.id, ids),
-                Invoice.policy_id.in_(named_policies)
-                & Invoice.status.in_(PAYABLE_STATUSES)
-                & (Invoice.amount_due > 0),
-            )
+            any_of(session, Invoice.id, ids)
         )
     ).all()
+    policy_ids = sorted({policy_id for _, policy_id, _ in named})
+    payable = (
+        session.execute(
+            select(Invoice.id, Invoice.policy_id, Invoice.due_date).where(
+                any_of(session, Invoice.policy_id, policy_ids),
+                Invoice.status.in_(PAYABLE_STATUSES),
+                Invoice.amount_due > 0,
+            )
+        ).all()
+        if policy_ids
+        else []
+    )
+    rows = {row[0]: row for row in (*named, *payable)}.values()
     of: dict[int, tuple[int, date]] = {}
     invoices: dict[int, list[int]] = {}
     for invoice_id, policy_id, due_date in rows:
