@@ -24,6 +24,12 @@ REFUNDS_OWED = "refunds_owed"
 # An endorsement cut the premium with nothing left to bill (installment_id, endorsement_id,
 # on, settings): the cut is credited off what was billed, in the endorsement's transaction.
 PREMIUM_CUT = "premium_cut"
+# The posting engine wrote a batch (every money movement, whatever the road), in its
+# transaction: allocations [(payment_id, invoice_id, amount)] (negative: taken back),
+# invoice_ids whose amounts or status changed, payment_ids the batch locked, on (the
+# business date), reason (the batch's), settings. Handlers must be set-based (a
+# reconciliation batch moves thousands).
+MONEY_MOVED = "money_moved"
 
 
 class HandlersMissing(RuntimeError):

@@ -52,6 +52,7 @@ from premium_billing.audit import trail as audit
 from premium_billing.clock import business_date
 from premium_billing.config import Settings
 from premium_billing.db.bulk import any_of, cached_plans, custom_plans, insert_rows, update_rows
+from premium_billing.db.hooks import MONEY_MOVED, publish
 from premium_billing.errors import Conflict, NotFound, Unprocessable
 from premium_billing.invoicing.models import Invoice
 from premium_billing.invoicing.rules import invoice_status
@@ -1026,8 +1027,20 @@ class Batch:
         if self._plans:
             custom_plans(session)
         self._update_payments()
-        self._update_invoices()
+        changed = self._update_invoices()
         self._record_audit(entries)
+        # In this transaction: what depends on invoices' amounts (collections re-evaluates
+        # their policies; notifications write receipts) hears of it here, whatever the road.
+        publish(
+            session,
+            MONEY_MOVED,
+            allocations=[(p, i, a) for _key, p, i, a, _r in self._allocations],
+            invoice_ids=changed,
+            payment_ids=sorted(self.payments),
+            on=self.on,
+            reason=self.reason,
+            settings=self.settings,
+        )
 
     def _update_payments(self) -> None:
         groups: dict[tuple[bool, bool], list[PaymentState]] = defaultdict(list)
@@ -1068,7 +1081,8 @@ class Batch:
             for pay in pays:
                 expire(self.session, Payment, pay.id)
 
-    def _update_invoices(self) -> None:
+    def _update_invoices(self) -> list[int]:
+        """Write the invoices whose amounts or status changed; their ids."""
         rows = []
         credited = any(inv.credited != inv.credited_start for inv in self.invoices.values())
         for inv in self.invoices.values():
@@ -1100,6 +1114,7 @@ class Batch:
         )
         for row in rows:
             expire(self.session, Invoice, row["id"])
+        return [row["id"] for row in rows]
 
     def _record_audit(self, entries: Mapping[tuple[str, date], int]) -> None:
         postings: list[list[Any]] = []
