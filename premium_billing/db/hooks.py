@@ -30,6 +30,25 @@ PREMIUM_CUT = "premium_cut"
 # business date), reason (the batch's), settings. Handlers must be set-based (a
 # reconciliation batch moves thousands).
 MONEY_MOVED = "money_moved"
+# A payment attempt failed (a Stripe PaymentIntent's payment_failed, an autopay decline),
+# in the transaction that records it: failures = [{"invoice_ids": [...], "policyholder_id",
+# "amount", "currency", "reason", "attempt_id" (unique per attempt: the dedupe key)}],
+# on, settings.
+PAYMENT_FAILED = "payment_failed"
+# Refunds reached the payer (Stripe said succeeded, or a person marked one paid), in that
+# transaction: refund_ids, on, settings.
+REFUNDS_SENT = "refunds_sent"
+# Collections (set-based): policies changed delinquency state, in the transaction that
+# changed them: transitions = [{"policy_id", "from_state", "to_state", "on",
+# "oldest_unpaid_due_date", "amount_overdue", "currency"}], settings. States: active,
+# past_due, in_grace, lapsed, reinstated.
+DELINQUENCY_CHANGED = "delinquency_changed"
+# Collections took steps (each once: a unique row), in that transaction: steps =
+# [{"step_id", "policy_id", "installment_id", "step", "on", "oldest_unpaid_due_date",
+# "amount_overdue", "currency", "grace_ends_on", "lapse_on"}], settings. Steps:
+# reminder (with "offset" days), grace_notice, final_notice, lapse, reinstatement,
+# autopay_retry, late_fee.
+COLLECTION_STEPS_TAKEN = "collection_steps_taken"
 
 
 class HandlersMissing(RuntimeError):
