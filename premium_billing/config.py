@@ -114,6 +114,8 @@ class Settings:
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     mail_from: str = "billing@example.com"
+    # The policyholder portal: how long a portal link (in every email) stays good.
+    portal_token_days: int = 30
 
     @property
     def timezone(self) -> ZoneInfo:
