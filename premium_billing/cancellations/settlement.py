@@ -279,25 +279,6 @@ def settle(
                 rules.settlement(0, as_term_invoices(theirs), locked.allocations_of(theirs))
             )
     done = Settled(plan)
-    if plan.final_invoice > 0:
-        invoice = issue_one(
-            session,
-            policy_id=policy.id,
-            policyholder_id=policy.policyholder_id,
-            currency=policy.currency,
-            lines=[
-                {
-                    "kind": "cancellation",
-                    "description": f"Earned premium not billed before: {memo}",
-                    "amount": plan.final_invoice,
-                }
-            ],
-            issue_date=on,
-            due_date=on,
-            settings=settings,
-        )
-        cancellation.final_invoice_id = invoice.id
-        done.final_invoice_id = invoice.id
     batch = locked.batch
     refunds: dict[int, int] = defaultdict(int)
     for each in plans:
@@ -319,6 +300,27 @@ def settle(
         )  # fmt: skip
     batch.write()
     done.refund_ids = list(batch.refund_ids)
+    # After the batch is written: issuing publishes INVOICES_ISSUED, whose handler applies
+    # the payer's credit through a batch of its own, which must see this one's amounts.
+    if plan.final_invoice > 0:
+        invoice = issue_one(
+            session,
+            policy_id=policy.id,
+            policyholder_id=policy.policyholder_id,
+            currency=policy.currency,
+            lines=[
+                {
+                    "kind": "cancellation",
+                    "description": f"Earned premium not billed before: {memo}",
+                    "amount": plan.final_invoice,
+                }
+            ],
+            issue_date=on,
+            due_date=on,
+            settings=settings,
+        )
+        cancellation.final_invoice_id = invoice.id
+        done.final_invoice_id = invoice.id
     add_credit_lines(
         session, _credit_lines(done.credited, policy.currency, f"Unearned premium: {memo}")
     )

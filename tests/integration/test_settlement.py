@@ -432,3 +432,34 @@ def test_an_invoice_voided_by_hand_after_its_credit_stays_void_on_reinstatement(
     assert api.get(f"/invoices/{q1['id']}").json()["status"] == "void"
     assert api.get(f"/invoices/{q2['id']}").json()["status"] == "open"
     books_ok(db)
+
+
+def test_the_payers_credit_settles_the_final_invoice_after_the_settlement(api, db, settings):
+    """January paid by a check 20.00 larger than its invoice (20.00 of credit on the
+    account), cancelled short rate on 2026-02-15 with February not billed: the final invoice
+    of earned premium is issued after the settlement's batch is written, and the credit
+    applied at issue (through a batch of its own) takes 20.00 off it."""
+    policy = policy_on(api, "monthly", number="CREDIT-FINAL", premium=120000)
+    issue(db, settings, "2026-01-01")
+    january = invoices_of(api, policy["id"])[0]
+    payment = api.post(
+        "/payments",
+        json={"amount": january["amount_due"] + 2000, "currency": "USD", "method": "check",
+              "received_on": "2026-01-05", "policyholder_id": january["policyholder_id"]},
+    ).json()  # fmt: skip
+    allocated = api.post(
+        f"/payments/{payment['id']}/allocations",
+        json={"allocations": [{"invoice_id": january["id"], "amount": january["amount_due"]}]},
+    )
+    assert allocated.status_code == 201, allocated.text
+    assert balances(api, january["policyholder_id"]) == (0, 2000)
+    response = cancel(api, policy["id"], "2026-02-15", "short_rate")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    final = api.get(f"/invoices/{body['final_invoice_id']}").json()
+    assert final["total"] == body["earned_premium"] - january["total"] > 2000
+    assert final["amount_paid"] == 2000
+    assert final["amount_due"] == final["total"] - 2000
+    assert balances(api, january["policyholder_id"]) == (final["amount_due"], 0)
+    assert api.get(f"/payments/{payment['id']}").json()["amount_unapplied"] == 0
+    books_ok(db)
