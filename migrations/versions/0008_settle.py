@@ -14,6 +14,8 @@ Revises: 0008_guard
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -136,6 +138,7 @@ def upgrade() -> None:
         "(SELECT p.policyholder_id FROM payments p WHERE p.id = payment_id) "
         "WHERE policyholder_id IS NULL"
     )
+    _journal_refunds_paid_before()
     with op.batch_alter_table("refunds", schema=None) as batch_op:
         batch_op.alter_column("kind", server_default=None)
         batch_op.alter_column("channel", server_default=None)
@@ -164,6 +167,56 @@ def upgrade() -> None:
         batch_op.create_index("ix_refunds_status", ["status"], unique=False)
         batch_op.create_index("ix_refunds_policyholder_id", ["policyholder_id"], unique=False)
         batch_op.create_index("ix_refunds_cancellation_id", ["cancellation_id"], unique=False)
+
+
+def _journal_refunds_paid_before() -> None:
+    """A refund paid before this revision (status `paid`, now `succeeded`) left refunds
+    payable without an entry: refunds payable now holds only what is still owed, and each
+    refund paid out has its payout entry (`ledger check` says both). Journal its payout
+    (refunds payable -> Stripe clearing, or the bank) on the day it was recorded."""
+    bind = op.get_bind()
+    rows = bind.execute(
+        sa.text(
+            "SELECT r.id, r.amount, r.currency, r.payment_id, r.created_at, p.source, "
+            "p.policyholder_id FROM refunds r JOIN payments p ON p.id = r.payment_id "
+            "WHERE r.status = 'succeeded' AND r.paid_entry_id IS NULL ORDER BY r.id"
+        )
+    ).all()
+    now = datetime.now(UTC)
+    for refund_id, amount, currency, payment_id, created_at, source, holder in rows:
+        on = _date_of(created_at) or now.date()
+        entry_id = bind.execute(
+            sa.text(
+                "INSERT INTO journal_entries (kind, occurred_on, memo, created_at) "
+                "VALUES ('refund_paid', :on, :memo, :now) RETURNING id"
+            ),
+            {"on": on, "memo": f"Refund re_{refund_id} paid out before 0008", "now": now},
+        ).scalar_one()
+        cash = "stripe_clearing" if source == "stripe" else "cash_bank"
+        for account, signed, tagged_holder in (
+            ("refunds_payable", amount, holder),
+            (cash, -amount, None),
+        ):
+            bind.execute(
+                sa.text(
+                    "INSERT INTO journal_lines (entry_id, account, currency, amount, "
+                    "payment_id, policyholder_id) VALUES (:e, :a, :c, :m, :p, :h)"
+                ),
+                {"e": entry_id, "a": account, "c": currency, "m": signed, "p": payment_id,
+                 "h": tagged_holder},
+            )  # fmt: skip
+        bind.execute(
+            sa.text("UPDATE refunds SET paid_entry_id = :e, paid_on = :on WHERE id = :id"),
+            {"e": entry_id, "on": on, "id": refund_id},
+        )
+
+
+def _date_of(value: object) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, str) and value:
+        return datetime.fromisoformat(value[:19]).date()
+    return None
 
 
 def downgrade() -> None:
