@@ -61,10 +61,9 @@ def _old_book(url: str) -> None:
             h=holder,
             now=now,
         )
-        for kind, legs in (
-            ("payment_received", (("stripe_clearing", 5000, None), ("customer_credit", -5000, holder))),
-            ("payment_refunded", (("customer_credit", 5000, holder), ("refunds_payable", -5000, holder))),
-        ):  # fmt: skip
+        received = (("stripe_clearing", 5000, None), ("customer_credit", -5000, holder))
+        refunded = (("customer_credit", 5000, holder), ("refunds_payable", -5000, holder))
+        for kind, legs in (("payment_received", received), ("payment_refunded", refunded)):
             entry = one(
                 "INSERT INTO journal_entries (kind, occurred_on, created_at) "
                 "VALUES (:k, '2026-05-30', :now)",
