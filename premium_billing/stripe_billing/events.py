@@ -64,6 +64,8 @@ def object_id(value: Any) -> str | None:
 def _settle(session: Session, settings: Settings, facts: Facts) -> Handled:
     state = stripe_payments.merge(session, facts, settings.timezone)
     settled = stripe_payments.settle(session, settings, state)
+    if facts.amount == 0 and settled.payment_id is None:
+        return Handled(status="ignored")  # no money moved (an authorization): nothing to post
     return Handled(payment_id=settled.payment_id, posted=settled.posted)
 
 
