@@ -143,7 +143,7 @@ def test_zero_received_is_zero(api, db, settings, live_server):
 
 def test_checkout_sessions_paid_post_and_unpaid_are_ignored(api, db, settings, live_server):
     base = live_server.base_url
-    a, b, c = open_invoices(api, db, settings, n=3)
+    a, b, c, d = open_invoices(api, db, settings, n=4)
 
     def session(invoice: dict, payment_status: str) -> dict:
         return stripe_object(
@@ -172,7 +172,16 @@ def test_checkout_sessions_paid_post_and_unpaid_are_ignored(api, db, settings, l
     # Stripe's published session as it is (amount_total null, unpaid): ignored.
     row = replay(base, db, "checkout.session.completed", stripe_object("checkout.session"))
     assert row.status == "ignored"
-    assert len(stripe_payments(db)) == 1
+    # A delayed method: completed unpaid, then its money arrives (or never does).
+    later = session(d, "unpaid")
+    assert replay(base, db, "checkout.session.completed", later).status == "ignored"
+    failed = replay(base, db, "checkout.session.async_payment_failed", later)
+    assert (failed.status, failed.payment_id) == ("processed", None)
+    arrived = {**later, "payment_status": "paid"}
+    row = replay(base, db, "checkout.session.async_payment_succeeded", arrived)
+    assert row.status == "processed" and row.payment_id is not None
+    assert _invoice(api, d)["status"] == "paid"
+    assert len(stripe_payments(db)) == 2
     _books_ok(db)
 
 
