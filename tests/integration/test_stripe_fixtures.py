@@ -378,3 +378,52 @@ def test_refund_events_settle_ours_and_ignore_the_dashboards(
     again = api.get(f"/refunds/{refund['id']}").json()
     assert (again["status"], again["failure_reason"]) == ("failed", "expired_or_canceled_card")
     _books_ok(db)
+
+
+def test_a_won_chargeback_ends_the_same_whatever_order_its_events_come_in(
+    api, db, settings, live_server
+):
+    base = live_server.base_url
+    orders = [(0, 1, 2, 3, 4), (4, 3, 2, 1, 0), (3, 0, 4, 1, 2), (1, 4, 0, 3, 2)]
+    invoices = open_invoices(api, db, settings, n=len(orders))
+    finals = set()
+    for invoice, order in zip(invoices, orders, strict=True):
+        charge_id = stripe_object("charge")["id"]
+        pi = _succeeded_pi(invoice, latest_charge=charge_id)
+        dispute = _dispute(pi, charge_id, status="needs_response")
+        events = [
+            ("payment_intent.succeeded", pi),
+            ("charge.dispute.created", dispute),
+            ("charge.dispute.funds_withdrawn", dispute),
+            ("charge.dispute.closed", {**dispute, "status": "won"}),
+            ("charge.dispute.funds_reinstated", {**dispute, "status": "won"}),
+        ]
+        for index in order:
+            row = replay(base, db, *events[index])
+            assert row.status == "processed", (order, index, row.last_error)
+            _books_ok(db)
+        original, back = _payment(db, pi["id"]), _payment(db, dispute["id"])
+        shown = _invoice(api, invoice)
+        finals.add(
+            (shown["status"], shown["amount_due"], original.status, original.amount_reversed,
+             back.amount, back.status)
+        )  # fmt: skip
+    assert finals == {("paid", 0, "reversed", invoices[0]["amount_due"],
+                       invoices[0]["amount_due"], "applied")}  # fmt: skip
+
+
+def test_a_payment_an_inquiry_reversed_comes_back_when_it_closes(api, db, settings, live_server):
+    """Before this rule an inquiry reversed the payment (as a funds_withdrawn would): its
+    warning_closed gives it back."""
+    base = live_server.base_url
+    (invoice,) = open_invoices(api, db, settings)
+    pi, charge_id = _paid(base, api, db, invoice)
+    inquiry = _dispute(pi, charge_id)
+    replay(base, db, "charge.dispute.funds_withdrawn", inquiry)
+    assert _payment(db, pi["id"]).status == "reversed"
+    assert _invoice(api, invoice)["status"] == "open"
+    row = replay(base, db, "charge.dispute.closed", {**inquiry, "status": "warning_closed"})
+    assert row.status == "processed"
+    assert _payment(db, inquiry["id"]).amount == pi["amount"]
+    assert _invoice(api, invoice)["status"] == "paid"
+    _books_ok(db)
