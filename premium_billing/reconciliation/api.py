@@ -154,12 +154,44 @@ class DepositMatchOut(Schema):
     bank_line = fields.Nested(BankLineOut)
 
 
+class PendingPayoutOut(Schema):
+    payout_id = fields.String()
+    event_id = fields.String()
+    amount = fields.Integer(allow_none=True)
+    currency = fields.String(allow_none=True)
+    arrival_date = fields.Date(allow_none=True)
+    status = fields.String(
+        metadata={"description": "The payout.paid event: queued, failed (retried) or dead."}
+    )
+    reason = fields.String(allow_none=True, metadata={"description": "Why it waits."})
+    attempts = fields.Integer()
+    next_attempt_at = fields.DateTime(allow_none=True)
+
+
+class FlaggedDisputeOut(Schema):
+    dispute_id = fields.String()
+    payment_intent_id = fields.String()
+    payment_id = PublicId("payment", allow_none=True)
+    amount = fields.Integer(metadata={"description": "The disputed amount (minor units)."})
+    currency = fields.String(allow_none=True)
+    status = fields.String(allow_none=True)
+    reason = fields.String()
+
+
 class ReconciliationReport(Schema):
     date = fields.Date()
     deposits_matched = fields.List(fields.Nested(DepositMatchOut))
     payouts_unmatched = fields.List(fields.Nested(PayoutOut))
     bank_lines_unexplained = fields.List(fields.Nested(BankLineOut))
     payouts_flagged = fields.Integer()
+    pending_payouts = fields.List(
+        fields.Nested(PendingPayoutOut),
+        metadata={"description": "Paid payouts not recorded yet: their event waits."},
+    )
+    disputes_flagged = fields.List(
+        fields.Nested(FlaggedDisputeOut),
+        metadata={"description": "Disputes larger than their payment, flagged that day."},
+    )
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -265,6 +297,7 @@ class ReconciliationReportView(MethodView):
     @blp.response(200, ReconciliationReport)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """The day's deposit reconciliation: Stripe payouts matched to bank deposits,
-        payouts still unmatched, and bank lines nothing explains."""
+        payouts still unmatched, bank lines nothing explains, payouts waiting to be
+        recorded, and disputes larger than their payment."""
         day = args.get("date") or business_date(_settings().timezone)
         return deposits.day_report(db_session(), day)

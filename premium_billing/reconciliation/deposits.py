@@ -14,8 +14,9 @@ The caller owns the transaction: nothing here commits.
 
 from __future__ import annotations
 
+import json
 import logging
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from premium_billing.config import Settings
 from premium_billing.reconciliation.models import BankLine
-from premium_billing.stripe_billing.models import StripePayout
+from premium_billing.stripe_billing.models import StripeEvent, StripePaymentState, StripePayout
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,11 @@ def day_report(session: Session, day: date) -> dict[str, Any]:
         .where(StripePayout.bank_line_id.is_(None), StripePayout.arrival_date <= day)
         .order_by(StripePayout.arrival_date, StripePayout.id)
     ).all()
+    disputes = session.scalars(
+        select(StripePaymentState)
+        .where(StripePaymentState.dispute_flagged_on == day)
+        .order_by(StripePaymentState.id)
+    ).all()
     flagged = session.scalar(
         select(func.count())
         .select_from(StripePayout)
@@ -110,7 +116,74 @@ def day_report(session: Session, day: date) -> dict[str, Any]:
         "payouts_unmatched": [_payout_out(p) for p in unmatched],
         "bank_lines_unexplained": [_line_out(line) for line in unexplained_on(session, day)],
         "payouts_flagged": int(flagged or 0),
+        "pending_payouts": pending_payouts(session, day),
+        "disputes_flagged": [
+            {
+                "dispute_id": d.dispute_id,
+                "payment_intent_id": d.payment_intent_id,
+                "payment_id": d.payment_id,
+                "amount": d.dispute_amount,
+                "currency": d.currency,
+                "status": d.dispute_status,
+                "reason": d.dispute_flag,
+            }
+            for d in disputes
+        ],  # fmt: skip
     }
+
+
+def pending_payouts(session: Session, day: date) -> list[dict[str, Any]]:
+    """Payouts Stripe says are paid (arrival by `day`) that are not recorded yet: their
+    `payout.paid` event waits in the webhook inbox (queued, failed with its reason and
+    retried, or dead after WEBHOOK_MAX_ATTEMPTS), e.g. while Stripe cannot be reached to
+    list their balance transactions. Few rows: the payload is read here."""
+    recorded = select(StripePayout.payout_id)
+    rows = session.execute(
+        select(StripeEvent)
+        .where(
+            StripeEvent.type == "payout.paid",
+            StripeEvent.status.in_(("queued", "failed", "dead")),
+            StripeEvent.object_id.not_in(recorded),
+        )
+        .order_by(StripeEvent.id)
+    ).scalars()
+    pending = []
+    for row in rows:
+        payout = _payout_of(row.payload)
+        arrival = _arrival(payout.get("arrival_date"))
+        if arrival is not None and arrival > day:
+            continue
+        amount = payout.get("amount")
+        pending.append(
+            {
+                "payout_id": row.object_id,
+                "event_id": row.event_id,
+                "amount": amount if isinstance(amount, int) else None,
+                "currency": str(payout.get("currency") or "").upper() or None,
+                "arrival_date": arrival,
+                "status": row.status,
+                "reason": row.last_error,
+                "attempts": row.attempts,
+                "next_attempt_at": row.next_attempt_at,
+            }
+        )
+    return pending
+
+
+def _payout_of(payload: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(payload)["data"]["object"]
+    except (ValueError, KeyError, TypeError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def _arrival(value: Any) -> date | None:
+    """Stripe's `arrival_date` (a Unix time at midnight UTC) as the date it names."""
+    try:
+        return datetime.fromtimestamp(int(value), UTC).date()
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 def _payout_out(p: StripePayout) -> dict[str, Any]:

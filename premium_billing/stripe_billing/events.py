@@ -20,13 +20,15 @@ from premium_billing.clock import business_date, business_date_of
 from premium_billing.config import Settings
 from premium_billing.db.bulk import insert_rows
 from premium_billing.db.types import utcnow
+from premium_billing.errors import Conflict
 from premium_billing.payments.models import Payment
 from premium_billing.stripe_billing import payments as stripe_payments
 from premium_billing.stripe_billing import payouts
 from premium_billing.stripe_billing import refunds as stripe_refunds
+from premium_billing.stripe_billing.gateway import GatewayError
 from premium_billing.stripe_billing.models import AutopayAttempt, StripePaymentState
 from premium_billing.stripe_billing.payments import Facts
-from premium_billing.stripe_billing.rules import parse_id
+from premium_billing.stripe_billing.rules import dispute_money, money_received, parse_id
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,8 @@ def object_id(value: Any) -> str | None:
 def _settle(session: Session, settings: Settings, facts: Facts) -> Handled:
     state = stripe_payments.merge(session, facts, settings.timezone)
     settled = stripe_payments.settle(session, settings, state)
+    if facts.amount == 0 and settled.payment_id is None:
+        return Handled(status="ignored")  # no money moved (an authorization): nothing to post
     return Handled(payment_id=settled.payment_id, posted=settled.posted)
 
 
@@ -90,7 +94,7 @@ def payment_intent_succeeded(session: Session, settings: Settings, pi: dict[str,
             payment_intent_id=str(pi["id"]),
             charge_id=object_id(pi.get("latest_charge")),
             succeeded=True,
-            amount=_int(pi.get("amount_received") or pi["amount"]),
+            amount=money_received(pi.get("amount_received"), pi.get("amount")),
             currency=str(pi["currency"]),
             metadata=pi.get("metadata") or {},
             customer_id=object_id(pi.get("customer")),
@@ -146,7 +150,9 @@ def charge_refunded(session: Session, settings: Settings, charge: dict[str, Any]
             payment_intent_id=str(object_id(charge.get("payment_intent")) or charge["id"]),
             charge_id=str(charge["id"]),
             succeeded=bool(charge.get("paid", True)),
-            amount=_int(charge.get("amount_captured") or charge["amount"]),
+            amount=money_received(
+                charge.get("amount_captured"), charge["amount"], captured=charge.get("captured")
+            ),
             currency=str(charge["currency"]),
             metadata=charge.get("metadata") or {},
             payer_name=billing.get("name"),
@@ -171,30 +177,51 @@ def refund_event(session: Session, settings: Settings, refund: dict[str, Any]) -
     return Handled(status="processed" if ours else "ignored")
 
 
-def charge_dispute(session: Session, settings: Settings, dispute: dict[str, Any]) -> Handled:
-    pi_id = object_id(dispute.get("payment_intent"))
-    charge_id = object_id(dispute.get("charge"))
-    if pi_id is None and charge_id is not None:
-        pi_id = stripe_payments.state_by_charge(session, charge_id)
-    if pi_id is None:
-        # Not yet known which payment: a retry finds it once the charge's event is in.
-        raise EventError(f"dispute {dispute.get('id')} of an unknown charge {charge_id}")
-    return _settle(
-        session,
-        settings,
-        Facts(
-            payment_intent_id=pi_id,
-            charge_id=charge_id,
-            dispute_id=str(dispute["id"]),
-            dispute_amount=_int(dispute.get("amount")),
-            dispute_status=str(dispute.get("status") or "needs_response"),
-        ),
-    )
+def dispute_handler(event_type: str) -> Handler:
+    """The handler of one `charge.dispute.*` type: what the dispute did to the money
+    (`rules.dispute_money`: an inquiry nothing; funds withdrawn, the payment reversed;
+    reinstated, given back) merged into its PaymentIntent's state, then settled."""
+
+    def charge_dispute(session: Session, settings: Settings, dispute: dict[str, Any]) -> Handled:
+        pi_id = object_id(dispute.get("payment_intent"))
+        charge_id = object_id(dispute.get("charge"))
+        if pi_id is None and charge_id is not None:
+            pi_id = stripe_payments.state_by_charge(session, charge_id)
+        if pi_id is None:
+            # Not yet known which payment: a retry finds it once the charge's event is in.
+            raise EventError(f"dispute {dispute.get('id')} of an unknown charge {charge_id}")
+        status = dispute.get("status")
+        money = dispute_money(event_type, None if status is None else str(status))
+        return _settle(
+            session,
+            settings,
+            Facts(
+                payment_intent_id=pi_id,
+                charge_id=charge_id,
+                dispute_id=str(dispute["id"]),
+                dispute_amount=_int(dispute.get("amount")),
+                dispute_status=str(status or "needs_response"),
+                dispute_withdrawn=money.withdrawn,
+                dispute_reinstated=money.reinstated,
+            ),
+        )
+
+    return charge_dispute
 
 
 def payout_paid(session: Session, settings: Settings, payout: dict[str, Any]) -> Handled:
-    """Kept for deposit reconciliation (see `payouts.record_payout`)."""
-    transactions = stripe_payments.gateway(settings).payout_balance_transactions(payout["id"])
+    """Kept for deposit reconciliation (see `payouts.record_payout`). Its balance
+    transactions are listed from Stripe: when Stripe cannot be reached the event waits
+    (`failed`, the reason stored, retried; listed by the day's reconciliation report as a
+    pending payout)."""
+    try:
+        gateway = stripe_payments.gateway(settings)
+        transactions = gateway.payout_balance_transactions(str(payout["id"]))
+    except (GatewayError, Conflict) as error:
+        raise EventError(
+            f"the balance transactions of payout {payout.get('id')} cannot be listed "
+            f"from Stripe: {error}"
+        ) from error
     payouts.record_payout(
         session,
         payout_id=str(payout["id"]),
@@ -222,9 +249,10 @@ HANDLERS: dict[str, Handler] = {
     "refund.created": refund_event,
     "refund.updated": refund_event,
     "refund.failed": refund_event,
-    "charge.dispute.created": charge_dispute,
-    "charge.dispute.updated": charge_dispute,
-    "charge.dispute.closed": charge_dispute,
+    **{
+        f"charge.dispute.{what}": dispute_handler(f"charge.dispute.{what}")
+        for what in ("created", "updated", "closed", "funds_withdrawn", "funds_reinstated")
+    },
     "payout.paid": payout_paid,
     "setup_intent.succeeded": setup_intent_succeeded,
 }
@@ -265,11 +293,11 @@ def plain_succeeded(key: int, event: dict[str, Any]) -> PlainSucceeded | None:
             return None
         pi = event["data"]["object"]
         metadata = pi.get("metadata") or {}
-        amount = pi.get("amount_received") or pi["amount"]
+        amount = money_received(pi.get("amount_received"), pi["amount"])
         if parse_id("invoice", metadata.get("invoice_id")) is None:
             return None
-        if metadata.get("autopay_attempt") or not isinstance(amount, int):
-            return None
+        if metadata.get("autopay_attempt") or not amount or amount < 0:
+            return None  # 0 received posts nothing: the one-by-one way says so
         created = pi.get("created")
         return PlainSucceeded(
             key=key,

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -84,6 +85,16 @@ class StripePaymentState(Base):
     dispute_id: Mapped[str | None] = mapped_column(String(255))
     dispute_amount: Mapped[int | None] = mapped_column(BigInteger)
     dispute_status: Mapped[str | None] = mapped_column(String(30))
+    # What the dispute did to the money (facts that only grow; `rules.dispute_money`).
+    dispute_funds_withdrawn: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    dispute_funds_reinstated: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    # A dispute larger than its payment: why, and the business date it was seen.
+    dispute_flag: Mapped[str | None] = mapped_column(Text)
+    dispute_flagged_on: Mapped[date | None] = mapped_column(Date)
     failure_code: Mapped[str | None] = mapped_column(String(100))
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), unique=True)
     # A won dispute gives the money back: a payment of its own (external id: the dispute).

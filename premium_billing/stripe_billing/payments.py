@@ -50,7 +50,9 @@ from premium_billing.stripe_billing.gateway import (
 )
 from premium_billing.stripe_billing.models import StripeCustomer, StripePaymentState, StripeRequest
 from premium_billing.stripe_billing.rules import (
+    CLOSED_DISPUTE,
     InvoiceSeen,
+    dispute_flag,
     evidence_of,
     format_id,
     invoice_named,
@@ -60,7 +62,6 @@ from premium_billing.stripe_billing.rules import (
 
 log = logging.getLogger(__name__)
 
-CLOSED_DISPUTE = ("won", "lost", "warning_closed")
 # A stored Checkout Session is offered again for this long (Stripe's expire after 24 h).
 SESSION_REUSE = timedelta(hours=23)
 
@@ -300,6 +301,8 @@ class Facts:
     dispute_id: str | None = None
     dispute_amount: int | None = None
     dispute_status: str | None = None
+    dispute_withdrawn: bool = False  # `rules.dispute_money`
+    dispute_reinstated: bool = False
     failure_code: str | None = None
 
 
@@ -333,6 +336,8 @@ def merge(session: Session, facts: Facts, timezone: tzinfo) -> StripePaymentStat
         value = getattr(facts, name)
         if value is not None and getattr(state, name) is None:
             setattr(state, name, value)
+    if facts.amount and state.amount == 0:
+        state.amount = facts.amount  # an authorization (0 moved) captured since
     if facts.currency and state.currency is None:
         state.currency = facts.currency.upper()
     if facts.metadata and not state.stripe_metadata:
@@ -347,6 +352,8 @@ def merge(session: Session, facts: Facts, timezone: tzinfo) -> StripePaymentStat
             state.dispute_amount = facts.dispute_amount
         if state.dispute_status not in CLOSED_DISPUTE:
             state.dispute_status = facts.dispute_status
+        state.dispute_funds_withdrawn = state.dispute_funds_withdrawn or facts.dispute_withdrawn
+        state.dispute_funds_reinstated = state.dispute_funds_reinstated or facts.dispute_reinstated
     session.flush()
     return state
 
@@ -496,14 +503,16 @@ def _reinstate(
     settings: Settings,
     state: StripePaymentState,
     original: Payment,
+    amount: int,
     on: date,
 ) -> Payment:
-    """A won dispute returns the money: a payment of its own, applied where the original was."""
-    assert state.dispute_id is not None and state.dispute_amount is not None
+    """Disputed funds given back (`amount`, minor units): a payment of its own (external id:
+    the dispute), applied where the original was."""
+    assert state.dispute_id is not None
     payment = payments.create_payment(
         session,
         {
-            "amount": state.dispute_amount,
+            "amount": amount,
             "currency": original.currency,
             "method": "card",
             "received_on": on,
@@ -545,8 +554,8 @@ def _reinstate(
 def settle(session: Session, settings: Settings, state: StripePaymentState) -> Settled:
     """Bring the postings of one PaymentIntent to what its facts imply. Not committed."""
     result = Settled(payment_id=state.payment_id)
-    if not state.succeeded or state.amount is None or state.currency is None:
-        return result  # nothing to post until we know the money arrived
+    if not state.succeeded or not state.amount or state.currency is None:
+        return result  # nothing to post until money arrived (0 moved: an authorization)
     on = business_date(settings.timezone)
     if state.payment_id is None:
         existing = session.scalar(
@@ -573,21 +582,47 @@ def settle(session: Session, settings: Settings, state: StripePaymentState) -> S
                 on=on, commit=False, status="succeeded",
             )  # fmt: skip
         payment = payments.get_fresh(session, payment.id)
+    if state.dispute_id is None:
+        return result
+    _flag_dispute(state, payment, on)
+    # Only money Stripe took is reversed: an inquiry (warning_*) changes nothing.
     held = payment.amount - payment.amount_refunded
-    if state.dispute_id is not None and payment.status != "reversed" and held > 0:
-        payments.reverse(
+    if state.dispute_funds_withdrawn and payment.status != "reversed" and held > 0:
+        payment = payments.reverse(
             session, settings, payment.id, on=on, reason=f"dispute {state.dispute_id}",
             commit=False,
         )  # fmt: skip
+    # What Stripe gave back (won, funds_reinstated; warning_closed: what a reversal of an
+    # inquiry took) comes back once, at most what was reversed.
     if (
-        state.dispute_status == "won"
+        state.dispute_funds_reinstated
         and state.reinstatement_payment_id is None
-        and state.dispute_amount
+        and payment.status == "reversed"
+        and payment.amount_reversed > 0
     ):
-        reinstated = _reinstate(session, settings, state, payment, on)
+        amount = min(state.dispute_amount or payment.amount_reversed, payment.amount_reversed)
+        reinstated = _reinstate(session, settings, state, payment, amount, on)
         state.reinstatement_payment_id = reinstated.id
         session.flush()
     return result
+
+
+def _flag_dispute(state: StripePaymentState, payment: Payment, on: date) -> None:
+    """A dispute larger than its payment is stored, logged and listed for finance (the
+    day's reconciliation report, `disputes_flagged`), once."""
+    if state.dispute_flag is not None or state.dispute_amount is None:
+        return
+    assert state.dispute_id is not None
+    flag = dispute_flag(state.dispute_id, state.dispute_amount, payment.amount, payment.currency)
+    if flag is None:
+        return
+    state.dispute_flag = flag
+    state.dispute_flagged_on = on
+    log.warning(
+        "stripe dispute larger than its payment",
+        extra={"event": "dispute_flagged", "payment_id": payment.id,
+               "dispute_id": state.dispute_id, "amount": state.dispute_amount},
+    )  # fmt: skip
 
 
 def open_invoice_policy(session: Session, invoice_id: int) -> Policy | None:

@@ -96,3 +96,62 @@ def reference_of(metadata: Mapping[str, Any]) -> str | None:
     """The payment reference a Stripe payment carries: the invoice number (or id)."""
     reference = metadata.get("invoice_number") or metadata.get("invoice_id")
     return str(reference)[:500] if reference else None
+
+
+# ----------------------------------------------------------------------------- money moved
+
+
+def money_received(amount_moved: Any, amount: Any, *, captured: Any = True) -> int | None:
+    """What a PaymentIntent (`amount_received`) or a charge (`amount_captured`) says moved,
+    in minor units: the documented field as it is, 0 when it says 0. Only when Stripe leaves
+    it out (an object from an API version before it) the amount, and 0 for an uncaptured
+    charge (`captured: false`: an authorization, no money). None: neither is given."""
+    if amount_moved is not None:
+        return int(amount_moved)
+    if captured is False:
+        return 0
+    return None if amount is None else int(amount)
+
+
+# ----------------------------------------------------------------------------- disputes
+
+# An inquiry (a card network's retrieval request, `case_type: inquiry`) withdraws nothing.
+INQUIRY_STATUSES = ("warning_needs_response", "warning_under_review", "warning_closed")
+# Statuses a dispute ends in; a later event about it never goes back to an open one.
+CLOSED_DISPUTE = ("won", "lost", "warning_closed")
+
+
+@dataclass(frozen=True)
+class DisputeMoney:
+    """What one dispute event says Stripe did with the disputed funds."""
+
+    withdrawn: bool  # Stripe took the disputed amount from the balance
+    reinstated: bool  # and gave it back
+
+
+def dispute_money(event_type: str, status: str | None) -> DisputeMoney:
+    """`charge.dispute.funds_withdrawn`, or any status but the inquiry's `warning_*`, says
+    the funds were withdrawn; `charge.dispute.funds_reinstated`, `won` (taken, then given
+    back) and `warning_closed` (an inquiry closed: what a reversal took comes back) say
+    they were reinstated. A reinstatement implies a withdrawal (whatever order events come
+    in); an inquiry says neither."""
+    reinstated = event_type == "charge.dispute.funds_reinstated" or status in (
+        "won",
+        "warning_closed",
+    )
+    withdrawn = event_type in (
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+    ) or (status is not None and status not in INQUIRY_STATUSES)
+    return DisputeMoney(withdrawn=withdrawn, reinstated=reinstated)
+
+
+def dispute_flag(dispute_id: str, disputed: int, payment_amount: int, currency: str) -> str | None:
+    """Why a dispute needs a person: it claims more than its payment took in (Stripe
+    withdraws the disputed amount; the reversal gives back only the payment)."""
+    if disputed <= payment_amount:
+        return None
+    return (
+        f"dispute {dispute_id} is for {disputed} {currency}, more than its payment of "
+        f"{payment_amount} {currency}"
+    )

@@ -8,16 +8,14 @@ import time
 from datetime import date
 
 import pytest
-import requests
 
 from devtools.fake_stripe import FakeStripe
 from premium_billing.config import Settings
 from premium_billing.jobs.runner import run_job
-from premium_billing.stripe_billing.gateway import sign_webhook
 from webhooks import inbox as webhook_events
 
+from .stripe_fixtures import deliver
 from .stripe_helpers import (
-    WEBHOOK_SECRET,
     fake,  # noqa: F401
     inbox,
     ledger_problems,
@@ -66,18 +64,7 @@ def wait_for(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyp
 
 
 def post_signed(live_server, event: dict) -> dict:  # type: ignore[no-untyped-def]
-    body = json.dumps(event).encode()
-    response = requests.post(
-        f"{live_server.base_url}/webhooks/stripe",
-        data=body,
-        headers={
-            "Content-Type": "application/json",
-            "Stripe-Signature": sign_webhook(body, WEBHOOK_SECRET, int(time.time())),
-        },
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    return dict(response.json())
+    return deliver(live_server.base_url, event)
 
 
 def test_the_webhook_answers_queued_and_the_drain_posts_it(api, db, settings, live_server):
