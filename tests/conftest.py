@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 import requests
 from sqlalchemy import create_engine, text
@@ -22,6 +23,11 @@ from premium_billing.config import Settings
 from premium_billing.db.engine import normalize_url
 from premium_billing.db.migrate import upgrade
 from premium_billing.models import metadata
+
+# No per-example deadline: on a loaded machine (CI, two backends, two workers) a property's
+# example may take longer than 200 ms; what a property test asserts is its property.
+hypothesis.settings.register_profile("billing", deadline=None)
+hypothesis.settings.load_profile("billing")
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
