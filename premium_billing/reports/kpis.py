@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, distinct, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from premium_billing.invoicing.models import Invoice
@@ -195,10 +195,11 @@ def _failed_payments(
         .group_by(AutopayAttempt.currency)
     )
     failed_invoices = (
-        select(distinct(AutopayAttempt.invoice_id).label("invoice_id"))
+        select(AutopayAttempt.invoice_id)
         .where(
             AutopayAttempt.status == "failed", _in_period(AutopayAttempt.scheduled_on, start, end)
         )
+        .distinct()
         .subquery("failed_invoices")
     )
     owed = open_invoices(end, currency)
