@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, select, union_all
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, case, cast, func, select, union_all
 from sqlalchemy.orm import Session
 
 from premium_billing.db import Database
@@ -71,13 +71,13 @@ class AgingReport:
     has_more: bool = False
 
 
-def open_invoices(as_of: date, currency: str | None = None) -> Any:
-    """A subquery of the invoices owed on `as_of`: (invoice_id, policy_id, currency,
-    due_date, remaining), remaining > 0 in minor units."""
-    later = (
+def moved_after(as_of: date) -> Any:
+    """Per invoice, the sum of its receivable legs posted after `as_of` (minor units; < 0
+    what was paid, credited or written off since)."""
+    return (
         select(
             JournalLine.invoice_id.label("invoice_id"),
-            func.sum(JournalLine.amount).label("moved"),
+            cast(func.sum(JournalLine.amount), BigInteger).label("moved"),
         )
         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
         .where(
@@ -86,46 +86,62 @@ def open_invoices(as_of: date, currency: str | None = None) -> Any:
             JournalLine.invoice_id.is_not(None),
         )
         .group_by(JournalLine.invoice_id)
-        .cte("moved_after")
     )
+
+
+def _owed_now(as_of: date, currency: str | None) -> Select[Any]:
+    """The invoices owed today, issued by `as_of` (amount due > 0 only when payable)."""
+    stmt = select(Invoice).where(
+        Invoice.status.in_(PAYABLE_STATUSES), Invoice.amount_due > 0, Invoice.issue_date <= as_of
+    )
+    return stmt.where(Invoice.currency == currency) if currency is not None else stmt
+
+
+def open_invoices(
+    as_of: date, currency: str | None = None, policy_ids: Sequence[int] | None = None
+) -> Any:
+    """A subquery of the invoices owed at the end of `as_of`, exactly: (invoice_id,
+    policy_id, currency, due_date, remaining), remaining > 0 in minor units. Those untouched
+    since owe their amount due; those touched since (few, for a recent day) owe their
+    amount due less what moved on them since."""
+    later = moved_after(as_of).cte("moved_after")
     columns = (
         Invoice.id.label("invoice_id"),
         Invoice.policy_id,
         Invoice.currency,
         Invoice.due_date,
     )
-    # Open now: less what moved on it since (nothing, for most).
-    still_open = (
-        select(*columns, (Invoice.amount_due - func.coalesce(later.c.moved, 0)).label("remaining"))
-        .outerjoin(later, later.c.invoice_id == Invoice.id)
-        .where(Invoice.status.in_(PAYABLE_STATUSES), Invoice.issue_date <= as_of)
+    untouched = (
+        _owed_now(as_of, currency)
+        .with_only_columns(*columns, Invoice.amount_due.label("remaining"))
+        .where(~select(later.c.invoice_id).where(later.c.invoice_id == Invoice.id).exists())
     )
-    # Settled (paid, written off, credited, voided) since: open again as of then.
-    settled_since = (
-        select(*columns, (Invoice.amount_due - later.c.moved).label("remaining"))
+    remaining = Invoice.amount_due - later.c.moved
+    touched = (
+        select(*columns, remaining.label("remaining"))
         .join(later, later.c.invoice_id == Invoice.id)
-        .where(Invoice.status.not_in(PAYABLE_STATUSES), Invoice.issue_date <= as_of)
+        .where(Invoice.issue_date <= as_of, remaining > 0)
     )
     if currency is not None:
-        still_open = still_open.where(Invoice.currency == currency)
-        settled_since = settled_since.where(Invoice.currency == currency)
-    return union_all(still_open, settled_since).subquery("open_as_of")
+        touched = touched.where(Invoice.currency == currency)
+    if policy_ids is not None:
+        untouched = untouched.where(Invoice.policy_id.in_(list(policy_ids)))
+        touched = touched.where(Invoice.policy_id.in_(list(policy_ids)))
+    return union_all(untouched, touched).subquery("open_as_of")
 
 
-def _bucket_sums(owed: Any, as_of: date) -> list[ColumnElement[Any]]:
-    """One `sum(...)` column per bucket, labelled with the bucket's name."""
+def _bucket_sums(due_date: Any, amount: Any, as_of: date) -> list[ColumnElement[Any]]:
+    """One `sum(...)` column per bucket of `amount` by `due_date`, labelled `b_<bucket>`."""
     sums = []
     later_bound: date | None = None
     for cut in rules.bucket_cutoffs(as_of):
         conditions = []
         if cut.earliest_due_date is not None:
-            conditions.append(owed.c.due_date >= cut.earliest_due_date)
+            conditions.append(due_date >= cut.earliest_due_date)
         if later_bound is not None:
-            conditions.append(owed.c.due_date < later_bound)
-        amount = (
-            case((and_(*conditions), owed.c.remaining), else_=0) if conditions else owed.c.remaining
-        )
-        sums.append(func.coalesce(func.sum(amount), 0).label(f"b_{cut.bucket}"))
+            conditions.append(due_date < later_bound)
+        part = case((and_(*conditions), amount), else_=0) if conditions else amount
+        sums.append(func.coalesce(func.sum(part), 0).label(f"b_{cut.bucket}"))
         later_bound = cut.earliest_due_date
     return sums
 
@@ -135,31 +151,59 @@ def _buckets(row: Any) -> dict[str, int]:
 
 
 def aging_totals(session: Session, as_of: date, currency: str | None = None) -> list[AgingTotals]:
-    """Per currency (ascending), what was owed on `as_of` in each bucket."""
-    owed = open_invoices(as_of, currency)
-    stmt = (
-        select(owed.c.currency, *_bucket_sums(owed, as_of), func.count().label("invoices"))
-        .where(owed.c.remaining > 0)
-        .group_by(owed.c.currency)
-        .order_by(owed.c.currency)
+    """Per currency (ascending), what was owed at the end of `as_of` in each bucket.
+
+    Two grouped reads, added per currency: today's amount due of the invoices owed now
+    (the bare GROUP BY), and for the invoices touched since `as_of`, what moved on them
+    since, taken back (−moved), with the count of those owed then but not now less those
+    owed now but not then."""
+    now = _owed_now(as_of, currency).subquery("owed_now")
+    bare = select(
+        now.c.currency, *_bucket_sums(now.c.due_date, now.c.amount_due, as_of), func.count()
+    ).group_by(now.c.currency)
+    later = moved_after(as_of).subquery("moved_after")
+    remaining = Invoice.amount_due - later.c.moved
+    fix = (
+        select(
+            Invoice.currency,
+            *_bucket_sums(Invoice.due_date, -later.c.moved, as_of),
+            func.sum(
+                case((remaining > 0, 1), else_=0) - case((Invoice.amount_due > 0, 1), else_=0)
+            ),
+        )
+        .join(later, later.c.invoice_id == Invoice.id)
+        .where(Invoice.issue_date <= as_of)
+        .group_by(Invoice.currency)
     )
+    if currency is not None:
+        fix = fix.where(Invoice.currency == currency)
+    sums: dict[str, list[int]] = {}
+    for stmt in (bare, fix):
+        for row in session.execute(stmt):
+            into = sums.setdefault(row[0], [0] * (len(rules.BUCKETS) + 1))
+            for i, value in enumerate(row[1:]):
+                into[i] += int(value or 0)
     out = []
-    for row in session.execute(stmt):
-        buckets = _buckets(row)
-        out.append(AgingTotals(row.currency, buckets, sum(buckets.values()), int(row.invoices)))
+    for cur in sorted(sums):
+        *amounts, invoices = sums[cur]
+        if invoices == 0 and not any(amounts):
+            continue
+        buckets = dict(zip(rules.BUCKETS, amounts, strict=True))
+        out.append(AgingTotals(cur, buckets, sum(amounts), invoices))
     return out
 
 
-def _rows_stmt(as_of: date, currency: str | None, after_policy_id: int | None) -> Select[Any]:
-    owed = open_invoices(as_of, currency)
-    per_policy = select(
-        owed.c.policy_id,
-        func.min(owed.c.due_date).label("oldest_due_date"),
-        *_bucket_sums(owed, as_of),
-    ).where(owed.c.remaining > 0)
-    if after_policy_id is not None:
-        per_policy = per_policy.where(owed.c.policy_id > after_policy_id)
-    grouped = per_policy.group_by(owed.c.policy_id).subquery("per_policy")
+def _rows_stmt(as_of: date, currency: str | None, policy_ids: Sequence[int] | None) -> Select[Any]:
+    owed = open_invoices(as_of, currency, policy_ids)
+    grouped = (
+        select(
+            owed.c.policy_id,
+            func.min(owed.c.due_date).label("oldest_due_date"),
+            *_bucket_sums(owed.c.due_date, owed.c.remaining, as_of),
+        )
+        .group_by(owed.c.policy_id)
+        .subquery("per_policy")
+    )
     return (
         select(
             grouped,
@@ -173,6 +217,29 @@ def _rows_stmt(as_of: date, currency: str | None, after_policy_id: int | None) -
         .join(Policyholder, Policyholder.id == Policy.policyholder_id)
         .order_by(grouped.c.policy_id)
     )
+
+
+def _next_policy_ids(
+    session: Session, as_of: date, currency: str | None, after: int | None, count: int
+) -> list[int]:
+    """The first `count` policies after `after` with an invoice owed now or touched since
+    `as_of` (each read in policy order from an index): the candidates of a page."""
+    owed = _owed_now(as_of, currency).with_only_columns(Invoice.policy_id)
+    later = moved_after(as_of).subquery("moved_after")
+    touched = (
+        select(Invoice.policy_id)
+        .join(later, later.c.invoice_id == Invoice.id)
+        .where(Invoice.issue_date <= as_of)
+    )
+    if currency is not None:
+        touched = touched.where(Invoice.currency == currency)
+    found: set[int] = set()
+    for stmt in (owed, touched):
+        if after is not None:
+            stmt = stmt.where(Invoice.policy_id > after)
+        stmt = stmt.distinct().order_by(Invoice.policy_id).limit(count)
+        found.update(session.scalars(stmt))
+    return sorted(found)[:count]
 
 
 def _row(row: Any, as_of: date) -> AgingRow:
@@ -200,9 +267,19 @@ def aging(
     after_policy_id: int | None = None,
 ) -> AgingReport:
     """The totals per currency and one page of rows per policy (ascending policy id, after
-    `after_policy_id`) of what was owed on `as_of`."""
-    stmt = _rows_stmt(as_of, currency, after_policy_id).limit(limit + 1)
-    rows = [_row(row, as_of) for row in session.execute(stmt)]
+    `after_policy_id`) of what was owed at the end of `as_of`."""
+    rows: list[AgingRow] = []
+    after = after_policy_id
+    while len(rows) <= limit:
+        wanted = limit + 1 - len(rows)
+        ids = _next_policy_ids(session, as_of, currency, after, wanted)
+        if not ids:
+            break
+        # A candidate owing nothing then (paid before as_of, undone since) has no row.
+        rows.extend(_row(row, as_of) for row in session.execute(_rows_stmt(as_of, currency, ids)))
+        if len(ids) < wanted:
+            break
+        after = ids[-1]
     return AgingReport(
         as_of=as_of,
         totals=aging_totals(session, as_of, currency),

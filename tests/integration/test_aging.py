@@ -47,8 +47,8 @@ def book(
     return policy, invoice
 
 
-def pay(api: Any, db: Any, settings: Any, invoice: dict[str, Any], amount: int, on: date) -> None:
-    """A check from the policyholder keyed in, allocated to the invoice on `on`."""
+def pay(api: Any, db: Any, settings: Any, invoice: dict[str, Any], amount: int, on: date) -> int:
+    """A check from the policyholder keyed in, allocated to the invoice on `on`: its id."""
     response = api.post(
         "/payments",
         json={
@@ -69,6 +69,7 @@ def pay(api: Any, db: Any, settings: Any, invoice: dict[str, Any], amount: int, 
             on=on,
             auto_write_off=False,
         )
+    return number(response.json()["id"])
 
 
 def aging(api: Any, as_of: date | None = None, **params: Any) -> dict[str, Any]:
@@ -185,6 +186,28 @@ def test_oldest_due_date_and_buckets_of_a_policy_with_several_invoices(api, db, 
     assert (row["oldest_due_date"], row["days_past_due"]) == ("2026-02-15", 64)
     (row,) = aging(api, date(2026, 4, 19))["data"]  # the day before the payment
     assert row["oldest_due_date"] == "2026-01-15"
+
+
+def test_a_payment_undone_later_was_a_payment_then(api, db, settings):
+    """Paid on day 10, the allocation undone on day 20: owed before day 10 and from day 20,
+    owing nothing in between (no row: a page skips the policy and still fills up)."""
+    _, paid = book(api, db, settings, "AGE-P1")
+    payment = pay(api, db, settings, paid, 10000, DUE + timedelta(days=10))
+    with db.session() as session:
+        posting.unallocate(session, settings, payment, on=DUE + timedelta(days=20))
+    book(api, db, settings, "AGE-P2", premium=3000)
+    book(api, db, settings, "AGE-P3", premium=2000)
+    owed = {5: 15000, 10: 5000, 19: 5000, 20: 15000}
+    for days, total in owed.items():
+        (usd,) = aging(api, DUE + timedelta(days=days))["currencies"]
+        assert (days, usd["total"]) == (days, total)
+    page = aging(api, DUE + timedelta(days=15), limit=1)
+    assert ([r["policy_number"] for r in page["data"]], page["has_more"]) == (["AGE-P2"], True)
+    after = page["data"][0]["policy_id"]
+    rest = aging(api, DUE + timedelta(days=15), limit=1, starting_after=after)
+    assert ([r["policy_number"] for r in rest["data"]], rest["has_more"]) == (["AGE-P3"], False)
+    page = aging(api, DUE + timedelta(days=25), limit=1)
+    assert ([r["policy_number"] for r in page["data"]], page["has_more"]) == (["AGE-P1"], True)
 
 
 def test_currencies_apart_currency_filter_and_pages(api, db, settings):
