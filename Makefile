@@ -6,7 +6,7 @@ PORT ?= 8000
 N ?= 1000000
 PG_BENCH_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: install run test lint browser openapi schemathesis bench-invoices bench-webhooks bench-reconcile clean
+.PHONY: install run test lint browser openapi schemathesis bench-invoices bench-webhooks bench-reconcile bench-aging clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,3 +55,6 @@ bench-webhooks: install
 
 bench-reconcile: install
 	$(BIN)/python -m bench.bench_reconcile --lines $(or $(LINES),20000) --invoices $(or $(INVOICES),100000) --admin-url $(PG_BENCH_URL)
+
+bench-aging: install
+	$(BIN)/python -m bench.bench_aging --n $(N) --admin-url $(PG_BENCH_URL)

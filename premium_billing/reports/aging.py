@@ -146,10 +146,6 @@ def _bucket_sums(due_date: Any, amount: Any, as_of: date) -> list[ColumnElement[
     return sums
 
 
-def _buckets(row: Any) -> dict[str, int]:
-    return {bucket: int(getattr(row, f"b_{bucket}")) for bucket in rules.BUCKETS}
-
-
 def aging_totals(session: Session, as_of: date, currency: str | None = None) -> list[AgingTotals]:
     """Per currency (ascending), what was owed at the end of `as_of` in each bucket.
 
@@ -243,18 +239,22 @@ def _next_policy_ids(
 
 
 def _row(row: Any, as_of: date) -> AgingRow:
-    buckets = _buckets(row)
+    # By position (a CSV of a million rows): policy_id, oldest_due_date, the buckets, then
+    # policy_number, policyholder_id, currency, status, policyholder_name (`_rows_stmt`).
+    policy_id, oldest, *rest = row
+    amounts = [int(v) for v in rest[: len(rules.BUCKETS)]]
+    number_, holder_id, currency, status, name = rest[len(rules.BUCKETS) :]
     return AgingRow(
-        policy_id=row.policy_id,
-        policy_number=row.policy_number,
-        policyholder_id=row.policyholder_id,
-        policyholder_name=row.policyholder_name,
-        currency=row.currency,
-        oldest_due_date=row.oldest_due_date,
-        days_past_due=rules.days_past_due(as_of, row.oldest_due_date),
-        buckets=buckets,
-        total=sum(buckets.values()),
-        delinquency_state=row.status,
+        policy_id=policy_id,
+        policy_number=number_,
+        policyholder_id=holder_id,
+        policyholder_name=name,
+        currency=currency,
+        oldest_due_date=oldest,
+        days_past_due=rules.days_past_due(as_of, oldest),
+        buckets=dict(zip(rules.BUCKETS, amounts, strict=True)),
+        total=sum(amounts),
+        delinquency_state=status,
     )
 
 
@@ -310,6 +310,10 @@ CSV_COLUMNS = (
 )
 
 
+# '0.00' per currency: most bucket cells are zero.
+_ZERO: dict[str, str] = {}
+
+
 def _cell(text: str) -> str:
     """Text a spreadsheet shows as text: a leading =, +, -, @, tab or CR would start a
     formula (CSV injection), so it gets a leading apostrophe."""
@@ -318,6 +322,7 @@ def _cell(text: str) -> str:
 
 def csv_line(row: AgingRow) -> list[str]:
     """A row as CSV cells: amounts in major units of its currency ('480.00')."""
+    zero = _ZERO.get(row.currency) or _ZERO.setdefault(row.currency, format_major(0, row.currency))
     return [
         f"pol_{row.policy_id}",
         _cell(row.policy_number),
@@ -327,7 +332,7 @@ def csv_line(row: AgingRow) -> list[str]:
         row.delinquency_state,
         row.oldest_due_date.isoformat(),
         str(row.days_past_due),
-        *(format_major(row.buckets[b], row.currency) for b in rules.BUCKETS),
+        *(format_major(v, row.currency) if v else zero for v in row.buckets.values()),
         format_major(row.total, row.currency),
     ]
 
