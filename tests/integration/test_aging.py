@@ -11,6 +11,8 @@ from typing import Any
 
 from premium_billing.jobs.runner import run_job
 from premium_billing.payments import posting, writeoffs
+from premium_billing.reports.aging import aging_totals
+from premium_billing.reports.trial_balance import trial_balance
 from tests.factories import create_policy, pet_line
 from tests.integration.ledger_helpers import number
 
@@ -70,6 +72,23 @@ def pay(api: Any, db: Any, settings: Any, invoice: dict[str, Any], amount: int, 
             auto_write_off=False,
         )
     return number(response.json()["id"])
+
+
+def assert_aging_is_the_journal(db: Any, first: date, last: date) -> None:
+    """On every day from `first` to `last`, each currency's aging total is the balance of
+    premium receivable in the trial balance of that day (the journal summed forwards)."""
+    day = first
+    with db.session() as session:
+        while day <= last:
+            journal = {
+                block["currency"]: row["balance"]
+                for block in trial_balance(session, day)["currencies"]
+                for row in block["accounts"]
+                if row["account"] == "premium_receivable" and row["balance"]
+            }
+            owed = {t.currency: t.total for t in aging_totals(session, day)}
+            assert (day, owed) == (day, journal)
+            day += timedelta(days=1)
 
 
 def aging(api: Any, as_of: date | None = None, **params: Any) -> dict[str, Any]:
@@ -152,6 +171,7 @@ def test_a_partly_paid_invoice_ages_by_its_remainder(api, db, settings):
             days,
             [expected] if expected else [],
         )
+    assert_aging_is_the_journal(db, DUE - timedelta(days=12), DUE + timedelta(days=52))
 
 
 def test_oldest_due_date_and_buckets_of_a_policy_with_several_invoices(api, db, settings):
@@ -208,6 +228,7 @@ def test_a_payment_undone_later_was_a_payment_then(api, db, settings):
     assert ([r["policy_number"] for r in rest["data"]], rest["has_more"]) == (["AGE-P3"], False)
     page = aging(api, DUE + timedelta(days=25), limit=1)
     assert ([r["policy_number"] for r in page["data"]], page["has_more"]) == (["AGE-P1"], True)
+    assert_aging_is_the_journal(db, DUE - timedelta(days=12), DUE + timedelta(days=22))
 
 
 def test_currencies_apart_currency_filter_and_pages(api, db, settings):

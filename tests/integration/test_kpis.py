@@ -11,7 +11,7 @@ from premium_billing.payments import writeoffs
 from tests.factories import create_policy, pet_line
 from tests.integration.ledger_helpers import number
 from tests.integration.recon_helpers import csv_file, upload
-from tests.integration.test_aging import pay
+from tests.integration.test_aging import assert_aging_is_the_journal, pay
 
 APRIL = {"from": "2026-04-01", "to": "2026-04-30"}
 
@@ -123,6 +123,7 @@ def test_kpis_of_a_hand_computed_april(api, db, settings):
         "USD": (13000, 8000),
     }
     assert list(kpis(api, currency="EUR", **APRIL)) == ["EUR"]
+    assert_aging_is_the_journal(db, date(2026, 2, 18), date(2026, 5, 3))
 
 
 def test_march_and_a_period_without_billing(api, db, settings):
