@@ -67,9 +67,9 @@ def _in_period(column: Any, start: date, end: date) -> Any:
 def _journal_figures(
     session: Session, start: date, end: date, currency: str | None
 ) -> dict[str, dict[str, int]]:
-    """Per currency: opening and closing receivables, billed, collected, written off."""
+    """Per currency: billed, collected and written off in the period (the entries of its
+    days only: read by date from their index)."""
     line, entry = JournalLine, JournalEntry
-    in_period = entry.occurred_on >= start
     receivable = line.account == ledger.PREMIUM_RECEIVABLE
 
     def total(condition: Any, sign: int = 1) -> Any:
@@ -78,17 +78,15 @@ def _journal_figures(
     stmt = (
         select(
             line.currency,
-            total(and_(receivable, entry.occurred_on < start)).label("opening"),
-            total(receivable).label("closing"),
-            total(and_(line.account == ledger.PREMIUM_BILLED, in_period), -1).label("billed"),
-            total(and_(receivable, in_period, entry.kind.in_(sorted(ledger.PAID_KINDS))), -1).label(
+            total(line.account == ledger.PREMIUM_BILLED, -1).label("billed"),
+            total(and_(receivable, entry.kind.in_(sorted(ledger.PAID_KINDS))), -1).label(
                 "collected"
             ),
-            total(and_(line.account == ledger.WRITEOFF_EXPENSE, in_period)).label("written_off"),
+            total(line.account == ledger.WRITEOFF_EXPENSE).label("written_off"),
         )
         .join(entry, entry.id == line.entry_id)
         .where(
-            entry.occurred_on <= end,
+            _in_period(entry.occurred_on, start, end),
             line.account.in_(
                 (ledger.PREMIUM_RECEIVABLE, ledger.PREMIUM_BILLED, ledger.WRITEOFF_EXPENSE)
             ),
@@ -234,18 +232,31 @@ def kpis(
     """The KPIs of `start`..`end` per currency (ascending): every currency with receivable,
     billing, payments or events up to `end`, or only `currency`."""
     journal = _journal_figures(session, start, end, currency)
-    current = {t.currency: t.buckets[rules.CURRENT] for t in aging_totals(session, end, currency)}
+    # Receivables at opening and closing: the aging's totals (= the receivable account's
+    # balance on those days; read from the open invoices and what moved since).
+    closing_aging = {t.currency: t for t in aging_totals(session, end, currency)}
+    opening_aging = {
+        t.currency: t.total for t in aging_totals(session, start - timedelta(days=1), currency)
+    }
     suspense = _suspense(session, end, currency)
     matching = _auto_match(session, start, end, currency)
     failures = _failed_payments(session, start, end, currency)
-    currencies = sorted(set(journal) | set(suspense) | set(matching) | set(failures))
+    currencies = sorted(
+        set(journal)
+        | set(closing_aging)
+        | set(opening_aging)
+        | set(suspense)
+        | set(matching)
+        | set(failures)
+    )
     days = rules.period_days(start, end)
     out = []
     for cur in currencies:
         j = journal.get(cur, {})
-        opening, closing = j.get("opening", 0), j.get("closing", 0)
+        opening = opening_aging.get(cur, 0)
+        closing = closing_aging[cur].total if cur in closing_aging else 0
         billed, collected = j.get("billed", 0), j.get("collected", 0)
-        closing_current = current.get(cur, 0)
+        closing_current = closing_aging[cur].buckets[rules.CURRENT] if cur in closing_aging else 0
         bank_payments, auto_matched = matching.get(cur, (0, 0))
         held, held_amount = suspense.get(cur, (0, 0))
         f = failures.get(cur, {})
