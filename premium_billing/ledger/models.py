@@ -23,7 +23,11 @@ class JournalEntry(Base):
     """A double-entry journal entry: its lines sum to zero in each currency."""
 
     __tablename__ = "journal_entries"
-    __table_args__ = (Index("ix_journal_entries_kind_occurred_on", "kind", "occurred_on"),)
+    __table_args__ = (
+        Index("ix_journal_entries_kind_occurred_on", "kind", "occurred_on"),
+        # The aging as of a past date: the legs posted after it (reports.aging).
+        Index("ix_journal_entries_occurred_on", "occurred_on"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))

@@ -63,6 +63,8 @@ MATRIX: list[tuple[str, str, set[str]]] = [
     ("GET", "/reconciliation/suspense", {F}),
     ("GET", "/reports/reconciliation", {F}),
     ("GET", "/reports/trial-balance", {F}),
+    ("GET", "/reports/aging", {F}),
+    ("GET", "/reports/kpis", {F}),
     ("GET", "/jobs", set()),
     ("POST", "/jobs/job_999/runs", set()),
 ]

@@ -1,0 +1,294 @@
+"""Billing KPIs of a period, per currency, from the journal and the events (formulas in
+docs/kpis.md; the arithmetic in `reports.rules`).
+
+The period is `start`..`end`, both included, in business dates (an entry's `occurred_on`,
+a payment's `received_on`, a bank line's `booking_date`, an autopay attempt's
+`scheduled_on`; a Stripe event's `processed_at` taken as a date in BILLING_TIMEZONE).
+Amounts are minor units of the one currency; currencies are never added together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session
+
+from premium_billing.invoicing.models import Invoice
+from premium_billing.ledger import rules as ledger
+from premium_billing.ledger.models import JournalEntry, JournalLine
+from premium_billing.payments.models import Payment
+from premium_billing.reconciliation.models import BankLine
+from premium_billing.reports import rules
+from premium_billing.reports.aging import aging_totals, open_invoices
+from premium_billing.stripe_billing.models import AutopayAttempt, StripeEvent
+
+
+@dataclass(frozen=True)
+class Kpis:
+    """One currency's KPIs for the period (amounts in minor units; ratios `Decimal`, None
+    when their denominator is zero)."""
+
+    currency: str
+    start: date
+    end: date
+    days: int
+    billed: int
+    collected: int
+    collection_rate: Decimal | None
+    opening_receivables: int
+    closing_receivables: int
+    closing_current_receivables: int
+    dso: Decimal | None
+    cei: Decimal | None
+    written_off: int
+    bank_payments: int
+    auto_matched: int
+    auto_match_rate: Decimal | None
+    suspense_count: int
+    suspense_amount: int
+    median_posting_latency_seconds: Decimal | None
+    payment_attempts: int
+    failed_payments: int
+    failed_payment_rate: Decimal | None
+    failed_invoices: int
+    recovered_invoices: int
+    recovery_rate: Decimal | None
+
+
+def _in_period(column: Any, start: date, end: date) -> Any:
+    return and_(column >= start, column <= end)
+
+
+def _journal_figures(
+    session: Session, start: date, end: date, currency: str | None
+) -> dict[str, dict[str, int]]:
+    """Per currency: billed, collected and written off in the period (the entries of its
+    days only: read by date from their index)."""
+    line, entry = JournalLine, JournalEntry
+    receivable = line.account == ledger.PREMIUM_RECEIVABLE
+
+    def total(condition: Any, sign: int = 1) -> Any:
+        return func.coalesce(func.sum(case((condition, sign * line.amount), else_=0)), 0)
+
+    stmt = (
+        select(
+            line.currency,
+            total(line.account == ledger.PREMIUM_BILLED, -1).label("billed"),
+            total(and_(receivable, entry.kind.in_(sorted(ledger.PAID_KINDS))), -1).label(
+                "collected"
+            ),
+            total(line.account == ledger.WRITEOFF_EXPENSE).label("written_off"),
+        )
+        .join(entry, entry.id == line.entry_id)
+        .where(
+            _in_period(entry.occurred_on, start, end),
+            line.account.in_(
+                (ledger.PREMIUM_RECEIVABLE, ledger.PREMIUM_BILLED, ledger.WRITEOFF_EXPENSE)
+            ),
+        )
+        .group_by(line.currency)
+    )
+    if currency is not None:
+        stmt = stmt.where(line.currency == currency)
+    return {row.currency: {k: int(v) for k, v in row._mapping.items() if k != "currency"}
+            for row in session.execute(stmt)}  # fmt: skip
+
+
+def _suspense(session: Session, end: date, currency: str | None) -> dict[str, tuple[int, int]]:
+    """Per currency, (payments, amount) in suspense (payer unknown) at the end of `end`."""
+    per_payment = (
+        select(
+            JournalLine.currency, JournalLine.payment_id, func.sum(JournalLine.amount).label("held")
+        )
+        .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+        .where(JournalEntry.occurred_on <= end, JournalLine.account == ledger.UNAPPLIED_CASH)
+        .group_by(JournalLine.currency, JournalLine.payment_id)
+        .having(func.sum(JournalLine.amount) != 0)
+    )
+    if currency is not None:
+        per_payment = per_payment.where(JournalLine.currency == currency)
+    held = per_payment.subquery()
+    stmt = select(held.c.currency, func.count(), func.sum(held.c.held)).group_by(held.c.currency)
+    return {cur: (int(n), -int(amount)) for cur, n, amount in session.execute(stmt)}
+
+
+def _auto_match(
+    session: Session, start: date, end: date, currency: str | None
+) -> dict[str, tuple[int, int]]:
+    """Per currency, (bank-file payments booked in the period, those the matcher applied)."""
+    by_matcher = and_(
+        Payment.match_rule.is_not(None),
+        Payment.match_rule != "manual",
+        Payment.amount_allocated > 0,
+    )
+    stmt = (
+        select(
+            Payment.currency,
+            func.count(),
+            func.coalesce(func.sum(case((by_matcher, 1), else_=0)), 0),
+        )
+        .join(BankLine, BankLine.payment_id == Payment.id)
+        .where(BankLine.kind == "payment", _in_period(BankLine.booking_date, start, end))
+        .group_by(Payment.currency)
+    )
+    if currency is not None:
+        stmt = stmt.where(Payment.currency == currency)
+    return {cur: (int(n), int(auto)) for cur, n, auto in session.execute(stmt)}
+
+
+def _period_instants(start: date, end: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The UTC instants where the business day `start` begins and the day after `end` begins."""
+    first = datetime.combine(start, time.min, tzinfo=tz)
+    after = datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz)
+    return first, after
+
+
+def _median_latency(
+    session: Session, start: date, end: date, tz: ZoneInfo, currency: str
+) -> Decimal | None:
+    """The median posting latency of the Stripe events that posted a payment in this
+    currency, processed in the period: the middle value(s) read by offset (both dialects)."""
+    first, after = _period_instants(start, end, tz)
+    where = (
+        StripeEvent.posting_latency_ms.is_not(None),
+        StripeEvent.processed_at >= first,
+        StripeEvent.processed_at < after,
+        Payment.currency == currency,
+    )
+    joined = select(StripeEvent.posting_latency_ms).join(
+        Payment, Payment.id == StripeEvent.payment_id
+    )
+    count = session.scalar(select(func.count()).select_from(joined.where(*where).subquery()))
+    offset, how_many = rules.middle_offsets(int(count or 0))
+    if how_many == 0:
+        return None
+    middle = session.scalars(
+        joined.where(*where).order_by(StripeEvent.posting_latency_ms).offset(offset).limit(how_many)
+    ).all()
+    return rules.median_ms_as_seconds([int(ms) for ms in middle])
+
+
+def _failed_payments(
+    session: Session, start: date, end: date, currency: str | None
+) -> dict[str, dict[str, int]]:
+    """Per currency: autopay attempts decided in the period (succeeded or failed), those
+    failed, the invoices with a failed one, and of those the ones owed nothing at `end`."""
+    attempts = (
+        select(
+            AutopayAttempt.currency,
+            func.count().label("attempts"),
+            func.coalesce(func.sum(case((AutopayAttempt.status == "failed", 1), else_=0)), 0).label(
+                "failed"
+            ),
+        )
+        .where(
+            AutopayAttempt.status.in_(("succeeded", "failed")),
+            _in_period(AutopayAttempt.scheduled_on, start, end),
+        )
+        .group_by(AutopayAttempt.currency)
+    )
+    failed_invoices = (
+        select(AutopayAttempt.invoice_id)
+        .where(
+            AutopayAttempt.status == "failed", _in_period(AutopayAttempt.scheduled_on, start, end)
+        )
+        .distinct()
+        .subquery("failed_invoices")
+    )
+    owed = open_invoices(end, currency)
+    still_owed = select(owed.c.invoice_id).where(owed.c.remaining > 0)
+    recovery = (
+        select(
+            Invoice.currency,
+            func.count().label("failed_invoices"),
+            func.coalesce(func.sum(case((Invoice.id.in_(still_owed), 0), else_=1)), 0).label(
+                "recovered"
+            ),
+        )
+        .join(failed_invoices, failed_invoices.c.invoice_id == Invoice.id)
+        .group_by(Invoice.currency)
+    )
+    if currency is not None:
+        attempts = attempts.where(AutopayAttempt.currency == currency)
+        recovery = recovery.where(Invoice.currency == currency)
+    out: dict[str, dict[str, int]] = {}
+    for row in session.execute(attempts):
+        out.setdefault(row.currency, {}).update(attempts=int(row.attempts), failed=int(row.failed))
+    for row in session.execute(recovery):
+        out.setdefault(row.currency, {}).update(
+            failed_invoices=int(row.failed_invoices), recovered=int(row.recovered)
+        )
+    return out
+
+
+def kpis(
+    session: Session, start: date, end: date, tz: ZoneInfo, currency: str | None = None
+) -> list[Kpis]:
+    """The KPIs of `start`..`end` per currency (ascending): every currency with receivable,
+    billing, payments or events up to `end`, or only `currency`."""
+    journal = _journal_figures(session, start, end, currency)
+    # Receivables at opening and closing: the aging's totals (= the receivable account's
+    # balance on those days; read from the open invoices and what moved since).
+    closing_aging = {t.currency: t for t in aging_totals(session, end, currency)}
+    opening_aging = {
+        t.currency: t.total for t in aging_totals(session, start - timedelta(days=1), currency)
+    }
+    suspense = _suspense(session, end, currency)
+    matching = _auto_match(session, start, end, currency)
+    failures = _failed_payments(session, start, end, currency)
+    currencies = sorted(
+        set(journal)
+        | set(closing_aging)
+        | set(opening_aging)
+        | set(suspense)
+        | set(matching)
+        | set(failures)
+    )
+    days = rules.period_days(start, end)
+    out = []
+    for cur in currencies:
+        j = journal.get(cur, {})
+        opening = opening_aging.get(cur, 0)
+        closing = closing_aging[cur].total if cur in closing_aging else 0
+        billed, collected = j.get("billed", 0), j.get("collected", 0)
+        closing_current = closing_aging[cur].buckets[rules.CURRENT] if cur in closing_aging else 0
+        bank_payments, auto_matched = matching.get(cur, (0, 0))
+        held, held_amount = suspense.get(cur, (0, 0))
+        f = failures.get(cur, {})
+        attempts, failed = f.get("attempts", 0), f.get("failed", 0)
+        failed_invoices, recovered = f.get("failed_invoices", 0), f.get("recovered", 0)
+        out.append(
+            Kpis(
+                currency=cur,
+                start=start,
+                end=end,
+                days=days,
+                billed=billed,
+                collected=collected,
+                collection_rate=rules.ratio(collected, billed),
+                opening_receivables=opening,
+                closing_receivables=closing,
+                closing_current_receivables=closing_current,
+                dso=rules.dso(closing, billed, days),
+                cei=rules.cei(opening, billed, closing, closing_current),
+                written_off=j.get("written_off", 0),
+                bank_payments=bank_payments,
+                auto_matched=auto_matched,
+                auto_match_rate=rules.ratio(auto_matched, bank_payments),
+                suspense_count=held,
+                suspense_amount=held_amount,
+                median_posting_latency_seconds=_median_latency(session, start, end, tz, cur),
+                payment_attempts=attempts,
+                failed_payments=failed,
+                failed_payment_rate=rules.ratio(failed, attempts),
+                failed_invoices=failed_invoices,
+                recovered_invoices=recovered,
+                recovery_rate=rules.ratio(recovered, failed_invoices),
+            )
+        )
+    return out
