@@ -189,7 +189,9 @@ def read_csv(
     rows = csv.reader(lines_after, delimiter=layout.delimiter)
     header, header_line = _read_header(rows, layout.skip_lines)
     positions = _column_positions(header, header_line, mapping, currency, split)
-    lines = _rows(rows, len(header), positions, layout, account)
+    # A bank's export (a mapping given) may end its rows with empty fields its header does
+    # not name (Chase writes one more comma): those are dropped, anything else refused.
+    lines = _rows(rows, len(header), positions, layout, account, loose=bool(mapping or options))
     return Statement(
         format="csv",
         account=account,
@@ -322,8 +324,9 @@ def _rows(
     positions: dict[str, int | None],
     layout: Layout,
     account: str | None,
+    loose: bool = False,
 ) -> Iterator[StatementLine]:
-    parse = _RowParser(width, positions, layout, account)
+    parse = _RowParser(width, positions, layout, account, loose)
     skipped = layout.skip_lines
     previous_end = rows.line_num + skipped  # type: ignore[attr-defined]
     while True:
@@ -349,7 +352,9 @@ class _RowParser:
         positions: dict[str, int | None],
         layout: Layout,
         account: str | None,
+        loose: bool = False,
     ) -> None:
+        self.loose = loose
         self.width = width
         self.positions = positions
         self.needed = max(p for p in positions.values() if p is not None) + 1
@@ -401,6 +406,8 @@ class _RowParser:
         return credit - debit
 
     def __call__(self, row: list[str], line: int) -> StatementLine:
+        if len(row) > self.width and self.loose and not any(c.strip() for c in row[self.width :]):
+            row = row[: self.width]
         if len(row) > self.width:
             raise StatementError(f"{len(row)} fields, but the header has {self.width}", line=line)
         if len(row) < self.needed:
