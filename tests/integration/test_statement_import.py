@@ -321,18 +321,7 @@ DEUTSCHE_BANK_COLUMNS = (
     "bank_reference=,skip_lines=4,delimiter=semicolon,encoding=cp1252,"
     "date_format=DD.MM.YYYY,decimal=comma,thousands=dot"
 )
-DEUTSCHE_BANK_EXPORT = (
-    "Umsätze Girokonto;Zeitraum: 01.12.2026 - 31.12.2026;\n"
-    "Neuer Kontostand;31.12.2026;;2.517,15;EUR\n"
-    "Kontonummer;DE02120300000000202051;\n"
-    ";\n"
-    "Buchungstag;Wert;Umsatzart;Begünstigter / Auftraggeber;Verwendungszweck;IBAN;BIC;"
-    "Kundenreferenz;Mandatsreferenz ;Gläubiger ID;Fremde Gebühren;Betrag;"
-    "Abweichender Empfänger;Anzahl der Aufträge;Anzahl der Schecks;Soll;Haben;Währung\n"
-    "02.12.2026;02.12.2026;SEPA-Überweisung von;Jonas Weber;RF18539007547034 Prämie Bello;"
-    "DE89370400440532013000;COBADEFFXXX;;;;;;;;;;1.480,00;EUR\n"
-    "03.12.2026;03.12.2026;Entgelt;;Kontoführung;;;;;;;;;;;-12,50;;EUR\n"
-)
+DEUTSCHE_BANK_EXPORT = (BANK / "deutsche_bank_export.csv").read_bytes().decode("cp1252")
 
 
 def test_a_bank_csv_export_read_through_bank_csv_columns(db, settings):
@@ -345,9 +334,9 @@ def test_a_bank_csv_export_read_through_bank_csv_columns(db, settings):
     data = DEUTSCHE_BANK_EXPORT.encode("cp1252")
     with db.session() as session:
         result = import_statement(session, configured, io.BytesIO(data))
-    assert (result.lines, result.payments_created) == (2, 1)
+    assert (result.lines, result.payments_created) == (3, 2)
     with db.session() as s:
-        payment = s.scalars(select(Payment)).one()
+        payment = s.scalars(select(Payment).where(Payment.payer_name == "Jonas Weber")).one()
         assert (payment.amount, payment.currency, payment.payer_name) == (
             148000,
             "EUR",
@@ -363,10 +352,10 @@ def test_a_bank_csv_export_read_through_bank_csv_columns(db, settings):
         try:
             import_statement(session, configured, io.BytesIO(bad))
         except Unprocessable as error:
-            assert "line 8" in error.message and "more decimals than EUR" in error.message
+            assert "line 9" in error.message and "more decimals than EUR" in error.message
         else:
             raise AssertionError("a fraction of a cent was accepted")
-    assert _count(db, Payment) == 1
+    assert _count(db, Payment) == 2
     assert ledger_problems(db) == []
 
 
@@ -376,7 +365,7 @@ def test_cli_import_statement_with_a_bank_layout(database_url, tmp_path, monkeyp
     monkeypatch.setenv("BANK_CSV_COLUMNS", DEUTSCHE_BANK_COLUMNS)
     done = cli(database_url, "import-statement", "--quiet", str(export))
     assert done.returncode == 0, done.stderr
-    assert '"payments_created": 1' in done.stdout
+    assert '"payments_created": 2' in done.stdout
     monkeypatch.setenv(
         "BANK_CSV_COLUMNS", DEUTSCHE_BANK_COLUMNS.replace("skip_lines=4", "skip_lines=2")
     )

@@ -316,23 +316,10 @@ def test_chase_export_us_dates_signed_amount_derived_references() -> None:
     assert [line.bank_reference for line in again] == [line.bank_reference for line in lines]
 
 
-# Deutsche Bank (DE) export: a preamble of 4 lines before its header, ';' between fields,
-# Windows-1252 text, DD.MM.YYYY, '1.234,56', debit (Soll, written negative) and credit
-# (Haben) in two columns.
-DEUTSCHE_BANK = (
-    "Umsätze Girokonto;Zeitraum: 01.12.2026 - 31.12.2026;\n"
-    "Neuer Kontostand;31.12.2026;;2.517,15;EUR\n"
-    "Kontonummer;DE02120300000000202051;\n"
-    ";\n"
-    "Buchungstag;Wert;Umsatzart;Begünstigter / Auftraggeber;Verwendungszweck;IBAN;BIC;"
-    "Kundenreferenz;Mandatsreferenz ;Gläubiger ID;Fremde Gebühren;Betrag;"
-    "Abweichender Empfänger;Anzahl der Aufträge;Anzahl der Schecks;Soll;Haben;Währung\n"
-    "02.12.2026;02.12.2026;SEPA-Überweisung von;Jonas Weber;RF18539007547034 Prämie Bello;"
-    "DE89370400440532013000;COBADEFFXXX;;;;;;;;;;1.480,00;EUR\n"
-    "03.12.2026;03.12.2026;Entgelt;;Kontoführung;;;;;;;;;;;-12,50;;EUR\n"
-    "04.12.2026;04.12.2026;SEPA-Überweisung von;Lena Fischer;Prämie Dezember;"
-    "DE75512108001245126199;GENODEF1S02;;;;;;;;;;1.049,65;EUR\n"
-)
+# Deutsche Bank (DE) export (tests/fixtures/bank/deutsche_bank_export.csv): a preamble of 4
+# lines before its header, ';' between fields, Windows-1252 text, DD.MM.YYYY, '1.234,56',
+# debit (Soll, written negative) and credit (Haben) in two columns.
+DEUTSCHE_BANK = (BANK / "deutsche_bank_export.csv").read_bytes().decode("cp1252")
 DEUTSCHE_BANK_MAPPING = {
     "date": "Buchungstag",
     "value_date": "Wert",

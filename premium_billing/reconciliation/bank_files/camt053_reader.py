@@ -365,9 +365,7 @@ def _entry(
     code = _bank_transaction_code(entry)
     entry_reference = _text(entry, "AcctSvcrRef") or _text(entry, "NtryRef")
 
-    def line(
-        parts: list[ET.Element], amount: int, bank_reference: str | None, fallback: list[object]
-    ) -> StatementLine:
+    def line(parts: list[ET.Element], amount: int, bank_reference: str | None) -> StatementLine:
         reasons = _unique(
             _all_texts(parts, "RtrInf/Rsn/Cd") + _all_texts(parts, "RtrInf/Rsn/Prtry")
         )
@@ -390,7 +388,6 @@ def _entry(
                 reversal,
                 ",".join(payer_ids),
                 _derivation_text(parts, entry),
-                *fallback,
             )
         return StatementLine(
             line_no=index,
@@ -416,7 +413,7 @@ def _entry(
         )
         if bank_reference:
             bank_reference = unique_reference(references, header.account, bank_reference)
-        return [line(transactions, signed, bank_reference, [])]
+        return [line(transactions, signed, bank_reference)]
 
     # A batch: the details must add up to the entry, else the file is refused.
     amounts = [
@@ -452,7 +449,7 @@ def _entry(
         if detail_id is None or seen.count(detail_id) > 1:
             detail_id = str(position)  # no id of its own, or one its batch repeats
         reference = unique_reference(references, header.account, f"{base}/{detail_id}")
-        lines.append(line([tx], detail_amount, reference, []))
+        lines.append(line([tx], detail_amount, reference))
     return lines
 
 
