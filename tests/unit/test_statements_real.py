@@ -85,6 +85,19 @@ def test_a_batch_detail_without_an_amount_names_its_element() -> None:
     assert caught.value.element == "Ntry[1]/NtryDtls/TxDtls[3]"
 
 
+def test_a_batch_whose_details_carry_no_amount_at_all_stays_one_line() -> None:
+    data = re.sub(
+        r'<Amt Ccy="CHF">[0-9.]+</Amt>\s*<CdtDbtInd>CRDT</CdtDbtInd>\s*<BkTxCd>\s*'
+        r"<Domn>\s*<Cd>PMNT</Cd>\s*<Fmly>\s*<Cd>RCDT</Cd>\s*<SubFmlyCd>VCOM"
+        r"</SubFmlyCd>\s*</Fmly>\s*</Domn>\s*</BkTxCd>\s*<RltdPties>",
+        "<RltdPties>",
+        SWISS_BATCH.read_text(),
+    )
+    (line,) = lines_of(data.encode())
+    assert line.amount == 374475
+    assert line.bank_reference == "20261130NCXX0AOJ0M8Z"
+
+
 def test_batch_details_without_ids_of_their_own_are_told_apart_by_position() -> None:
     data = SWISS_BATCH.read_text()
     data = re.sub(r"<AcctSvcrRef>2026113000\d{4}</AcctSvcrRef>", "", data)

@@ -405,7 +405,9 @@ def _entry(
             names=tuple(_transaction_ids(parts)) if is_return else (),
         )
 
-    if len(transactions) < 2:
+    # A batch whose details carry no amount at all cannot be split: one line, as booked.
+    itemised = any(_find(tx, tag) is not None for tx in transactions for tag in _DETAIL_AMOUNTS)
+    if len(transactions) < 2 or not itemised:
         bank_reference = (
             entry_reference
             or next(iter(_all_texts(transactions, "Refs/AcctSvcrRef")), None)
@@ -453,10 +455,13 @@ def _entry(
     return lines
 
 
+_DETAIL_AMOUNTS = ("Amt", "AmtDtls/TxAmt/Amt", "AmtDtls/CntrValAmt/Amt")
+
+
 def _detail_amount(tx: ET.Element, currency: str, indicator: str, path: str) -> int:
     """A batch detail's signed amount in the entry's currency: its Amt (001.04 on), else
     AmtDtls/TxAmt (001.02); its own CdtDbtInd, else the entry's."""
-    for tag in ("Amt", "AmtDtls/TxAmt/Amt", "AmtDtls/CntrValAmt/Amt"):
+    for tag in _DETAIL_AMOUNTS:
         element = _find(tx, tag)
         if element is None or (element.get("Ccy") or "").strip() != currency:
             continue
