@@ -380,6 +380,12 @@ class _RowParser:
 
     def _amount(self, raw: str, field: str, currency: str, line: int) -> int:
         try:
+            if self.layout.decimal == ".":
+                try:
+                    return parse_major(raw, currency)  # plain '-1234.56': the common case
+                except InvalidAmount as exc:
+                    if "decimals" in exc.message:
+                        raise
             written = amount_text(raw, self.layout.decimal, self.layout.thousands)
             return parse_major(written, currency)
         except ValueError:
