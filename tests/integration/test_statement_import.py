@@ -377,3 +377,17 @@ def test_cli_import_statement_with_a_bank_layout(database_url, tmp_path, monkeyp
     assert len(lines) == 1 and "line 3" in lines[0] and "Buchungstag" in lines[0], failed.stderr
     checked = cli(database_url, "ledger", "check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_bai2_fedwire_originator_names_the_payer_and_its_obi_the_reference(api, db):
+    content = (BANK / "svb_fedwire_example.bai2").read_bytes()
+    response = upload(api, content, name="wires.bai2")
+    assert response.status_code == 201, response.text
+    wire = _payments_by_reference(api)["172629"]
+    assert (wire["amount"], wire["payer_name"], wire["reference"]) == (
+        490196, "PAWS AND CLAWS LLC", "INV-2026-000101 PREMIUM",
+    )  # fmt: skip
+    with db.session() as s:
+        line = s.scalars(select(BankLine).where(BankLine.bank_reference == "172629")).one()
+        assert line.payer_account == "987654321"
+    assert ledger_problems(db) == []
