@@ -63,7 +63,9 @@ class Settings:
     reconcile_auto_threshold: float = 0.90  # a match scoring at least this is posted
     reconcile_interval_minutes: int = 15  # the scheduler's `reconcile` job
     # Another bank's CSV header names: "date=Booking Date,amount=Amount,bank_reference=" (an
-    # empty name: the bank has no such column; the line's reference is then derived).
+    # empty name: the bank has no such column; the line's reference is then derived), and
+    # its layout: date_format=, decimal=, thousands=, delimiter=, skip_lines=, encoding=,
+    # statement_currency=, debit=/credit= columns (reconciliation/bank_files/csv_reader.py).
     bank_csv_columns: str = ""
     stripe_deposit_descriptor: str = "STRIPE"  # bank text of a Stripe payout deposit
     deposit_window_days: int = 3  # a payout's bank deposit: arrival date ± this many days

@@ -257,13 +257,17 @@ _MAJOR = re.compile(r"^([+-]?)(\d+)(?:\.(\d+))?$")
 
 
 def parse_major(text: str, currency: str) -> int:
-    """'480.00' in USD → 48000. Refuses more decimals than the currency has, and non-numbers."""
+    """'480.00' in USD → 48000. Any amount exact in minor units is taken ('18.150' EUR,
+    '5442.09000' RON: ISO 20022 allows five decimals); a real fraction of a minor unit
+    ('480.001' USD) is refused, and so are non-numbers."""
     digits = exponent(currency)
     cleaned = text.strip() if isinstance(text, str) else text
     match = _MAJOR.match(cleaned) if isinstance(cleaned, str) else None
     if match is None:
         raise InvalidAmount(f"{text!r} is not an amount", field="amount")
     sign, whole, fraction = match.group(1), match.group(2), match.group(3) or ""
+    if len(fraction) > digits and not fraction[digits:].strip("0"):
+        fraction = fraction[:digits]  # trailing zeros: the same amount, exactly
     if len(fraction) > digits:
         raise InvalidAmount(
             f"{text!r} has more than {digits} decimals for {currency}", field="amount"

@@ -412,8 +412,9 @@ def _reverse_returns(
 
 def find_returned_payment(session: Session, line: StatementLine) -> int | None:
     """The payment a returned item returns: same currency and amount, received on or before
-    the return, not reversed; its bank reference named in the return's text, else the same
-    payer account, else the same payer name. The most recent such payment."""
+    the return, not reversed; its bank reference named in the return's text or ids (a
+    batched return names each original's transaction id), else the same payer account, else
+    the same payer name. The most recent such payment."""
     amount = -line.amount
     stmt = (
         select(Payment.id, Payment.external_id, Payment.payer_name, BankLine.payer_account)
@@ -430,8 +431,14 @@ def find_returned_payment(session: Session, line: StatementLine) -> int | None:
     )
     rows = session.execute(stmt).all()
     text = f"{line.reference} {line.return_reason or ''}".upper()
+    names = {name.upper() for name in line.names}
     for row in rows:
-        if row.external_id and row.external_id.upper() in text:
+        external_id = (row.external_id or "").upper()
+        # A batched credit's payment is '<entry reference>/<transaction id>': a batched
+        # return names the transaction id (its EndToEndId).
+        if external_id and (
+            external_id in text or external_id in names or external_id.rsplit("/", 1)[-1] in names
+        ):
             return int(row.id)
     if line.payer_account:
         key = normalize_account(line.payer_account)

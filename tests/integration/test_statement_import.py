@@ -230,3 +230,164 @@ def test_cli_import_statement_and_its_errors(database_url, tmp_path):
     assert len(lines) == 1 and "line 2" in lines[0] and "XYZ" in lines[0], failed.stderr
     missing = cli(database_url, "import-statement", str(tmp_path / "nope.csv"))
     assert missing.returncode != 0 and "nope.csv" in missing.stderr
+
+
+# -- issue 13: bank files read exactly as banks write them ---------------------------------
+
+
+def _payments_by_reference(api):
+    payments = api.get("/payments", params={"limit": 500}).json()["data"]
+    return {p["external_id"]: p for p in payments}
+
+
+def test_a_batched_camt_entry_becomes_a_payment_per_transaction(api, db):
+    content = (BANK / "swiss_qr_batch_camt053.xml").read_bytes()
+    response = upload(api, content, name="camt053.xml")
+    assert response.status_code == 201, response.text
+    assert (response.json()["lines"], response.json()["payments_created"]) == (10, 10)
+    payments = _payments_by_reference(api)
+    assert len(payments) == 10
+    assert sum(p["amount"] for p in payments.values()) == 374475
+    muster = payments["20261130NCXX0AOJ0M8Z/20261130000001"]
+    assert (muster["amount"], muster["currency"], muster["payer_name"], muster["reference"]) == (
+        112000, "CHF", "Muster AG", "210000000003139471430009017",
+    )  # fmt: skip
+    hans = payments["20261130NCXX0AOJ0M8Z/E2E-202611203"]
+    assert (hans["amount"], hans["payer_name"], hans["reference"]) == (
+        8550, "Hans Meier", "RF18539007547034",
+    )  # fmt: skip
+    assert payments["20261130NCXX0AOJ0M8Z/20261130000004"]["payer_name"] == (
+        "Tierarztpraxis Bern GmbH"
+    )
+    # The same entries in another file (a re-sent statement): nothing new.
+    resent = content.replace(b"<MsgId>20261130375204000006", b"<MsgId>20261130375204000099")
+    again = upload(api, resent, name="camt053-resent.xml").json()
+    assert (again["payments_created"], again["duplicates_skipped"]) == (0, 10)
+    assert _count(db, Payment) == 10
+    assert ledger_problems(db) == []
+
+
+def test_a_batch_that_does_not_add_up_is_refused_naming_the_entry(api, db):
+    content = (BANK / "swiss_qr_batch_camt053.xml").read_bytes()
+    bad = content.replace(b'<Amt Ccy="CHF">85.50</Amt>', b'<Amt Ccy="CHF">85.05</Amt>')
+    response = upload(api, bad, name="camt053.xml")
+    assert response.status_code == 422, response.text
+    assert "element Ntry[1]:" in response.json()["detail"]
+    assert "not the entry's 3744.75 CHF" in response.json()["detail"]
+    assert _count(db, Payment) == 0
+    assert _count(db, BankLine) == 0
+    assert _count(db, BankStatement) == 0
+
+
+def test_a_batched_return_reverses_each_original_it_names(api, db):
+    collected = upload(api, (BANK / "sepa_dd_batch_camt053.xml").read_bytes(), name="c.xml")
+    assert collected.status_code == 201, collected.text
+    assert collected.json()["payments_created"] == 3
+    payments = _payments_by_reference(api)
+    assert payments["2026120100045678/PV-2026-12-000101"]["amount"] == 1815  # 18.150 EUR
+    returned = upload(api, (BANK / "sepa_dd_batch_return_camt053.xml").read_bytes(), name="r.xml")
+    assert returned.status_code == 201, returned.text
+    assert (returned.json()["returns_reversed"], returned.json()["payments_created"]) == (2, 0)
+    statuses = {ref: p["status"] for ref, p in _payments_by_reference(api).items()}
+    assert statuses == {
+        "2026120100045678/PV-2026-12-000101": "unapplied",
+        "2026120100045678/PV-2026-12-000102": "reversed",
+        "2026120100045678/PV-2026-12-000103": "reversed",
+    }
+    with db.session() as s:
+        reasons = set(s.scalars(select(BankLine.return_reason).where(BankLine.kind == "return")))
+    assert reasons == {"AM04", "MD06"}
+    assert ledger_problems(db) == []
+
+
+def test_bai2_published_sample_is_imported(api, db):
+    content = (BANK / "bai2_spec_sample.bai2").read_bytes()
+    response = upload(api, content, name="sample.bai2")
+    assert response.status_code == 201, response.text
+    assert (response.json()["lines"], response.json()["payments_created"]) == (4, 4)
+    amounts = sorted(p["amount"] for p in _payments_by_reference(api).values())
+    assert amounts == [450000, 500000, 10000000, 20000000]
+    bad = content.replace(b"49,4000000,5/", b"49,4000001,5/")
+    refused = upload(api, bad, name="bad.bai2")
+    assert refused.status_code == 422
+    assert "line 11" in refused.json()["detail"] and "control total" in refused.json()["detail"]
+    assert _count(db, Payment) == 4
+    assert ledger_problems(db) == []
+
+
+DEUTSCHE_BANK_COLUMNS = (
+    "date=Buchungstag,value_date=Wert,payer_name=Begünstigter / Auftraggeber,"
+    "reference=Verwendungszweck,payer_account=IBAN,currency=Währung,debit=Soll,credit=Haben,"
+    "bank_reference=,skip_lines=4,delimiter=semicolon,encoding=cp1252,"
+    "date_format=DD.MM.YYYY,decimal=comma,thousands=dot"
+)
+DEUTSCHE_BANK_EXPORT = (BANK / "deutsche_bank_export.csv").read_bytes().decode("cp1252")
+
+
+def test_a_bank_csv_export_read_through_bank_csv_columns(db, settings):
+    import io
+
+    from premium_billing.errors import Unprocessable
+    from premium_billing.reconciliation.imports import import_statement
+
+    configured = settings.with_overrides(bank_csv_columns=DEUTSCHE_BANK_COLUMNS)
+    data = DEUTSCHE_BANK_EXPORT.encode("cp1252")
+    with db.session() as session:
+        result = import_statement(session, configured, io.BytesIO(data))
+    assert (result.lines, result.payments_created) == (3, 2)
+    with db.session() as s:
+        payment = s.scalars(select(Payment).where(Payment.payer_name == "Jonas Weber")).one()
+        assert (payment.amount, payment.currency, payment.payer_name) == (
+            148000,
+            "EUR",
+            "Jonas Weber",
+        )
+        assert payment.received_on == date(2026, 12, 2)
+        fee = s.scalars(select(BankLine).where(BankLine.kind == "debit")).one()
+        assert (fee.amount, fee.line_no) == (-1250, 7)
+    bad = (DEUTSCHE_BANK_EXPORT + "04.12.2026;04.12.2026;x;A;B;;;;;;;;;;;;1,001;EUR\n").encode(
+        "cp1252"
+    )
+    with db.session() as session:
+        try:
+            import_statement(session, configured, io.BytesIO(bad))
+        except Unprocessable as error:
+            assert "line 9" in error.message and "more decimals than EUR" in error.message
+        else:
+            raise AssertionError("a fraction of a cent was accepted")
+    assert _count(db, Payment) == 2
+    assert ledger_problems(db) == []
+
+
+def test_cli_import_statement_with_a_bank_layout(database_url, tmp_path, monkeypatch):
+    export = tmp_path / "umsaetze.csv"
+    export.write_bytes(DEUTSCHE_BANK_EXPORT.encode("cp1252"))
+    monkeypatch.setenv("BANK_CSV_COLUMNS", DEUTSCHE_BANK_COLUMNS)
+    done = cli(database_url, "import-statement", "--quiet", str(export))
+    assert done.returncode == 0, done.stderr
+    assert '"payments_created": 2' in done.stdout
+    monkeypatch.setenv(
+        "BANK_CSV_COLUMNS", DEUTSCHE_BANK_COLUMNS.replace("skip_lines=4", "skip_lines=2")
+    )
+    other = tmp_path / "umsaetze2.csv"
+    other.write_bytes(DEUTSCHE_BANK_EXPORT.replace("2026", "2025").encode("cp1252"))
+    failed = cli(database_url, "import-statement", "--quiet", str(other))
+    assert failed.returncode != 0
+    lines = [line for line in failed.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "line 3" in lines[0] and "Buchungstag" in lines[0], failed.stderr
+    checked = cli(database_url, "ledger", "check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_bai2_fedwire_originator_names_the_payer_and_its_obi_the_reference(api, db):
+    content = (BANK / "svb_fedwire_example.bai2").read_bytes()
+    response = upload(api, content, name="wires.bai2")
+    assert response.status_code == 201, response.text
+    wire = _payments_by_reference(api)["172629"]
+    assert (wire["amount"], wire["payer_name"], wire["reference"]) == (
+        490196, "PAWS AND CLAWS LLC", "INV-2026-000101 PREMIUM",
+    )  # fmt: skip
+    with db.session() as s:
+        line = s.scalars(select(BankLine).where(BankLine.bank_reference == "172629")).one()
+        assert line.payer_account == "987654321"
+    assert ledger_problems(db) == []

@@ -170,6 +170,9 @@ def test_unknown_currency() -> None:
         ("1000", "JPY", 1000),
         ("1.234", "KWD", 1234),
         ("0.0001", "CLF", 1),
+        ("18.150", "EUR", 1815),  # ISO 20022 allows five decimals: trailing zeros are exact
+        ("5442.09000", "RON", 544209),
+        ("1000.000", "JPY", 1000),
     ],
 )
 def test_parse_major(text: str, currency: str, expected: int) -> None:
@@ -178,7 +181,15 @@ def test_parse_major(text: str, currency: str, expected: int) -> None:
 
 @pytest.mark.parametrize(
     ("text", "currency"),
-    [("1.234", "USD"), ("1.5", "JPY"), ("abc", "USD"), ("", "USD"), ("1,000.00", "USD")],
+    [
+        ("1.234", "USD"),
+        ("1.5", "JPY"),
+        ("abc", "USD"),
+        ("", "USD"),
+        ("1,000.00", "USD"),
+        ("18.151", "EUR"),
+        ("0.00001", "EUR"),
+    ],
 )
 def test_parse_major_refuses(text: str, currency: str) -> None:
     with pytest.raises(InvalidAmount) as info:
@@ -210,3 +221,20 @@ def test_parse_major_inverts_format_major_for_every_currency(amount: int, curren
         assert len(text.rsplit(".", 1)[1]) == digits
     else:
         assert "." not in text
+
+
+@given(
+    amount=amounts,
+    currency=st.sampled_from(sorted(CURRENCY_EXPONENTS)),
+    zeros=st.integers(min_value=1, max_value=5),
+    digit=st.integers(min_value=1, max_value=9),
+)
+def test_trailing_zeros_are_exact_and_a_fraction_of_a_minor_unit_is_refused(
+    amount: int, currency: str, zeros: int, digit: int
+) -> None:
+    text = format_major(amount, currency)
+    if "." not in text:
+        text += "."
+    assert parse_major(text + "0" * zeros, currency) == amount
+    with pytest.raises(InvalidAmount):
+        parse_major(text + "0" * (zeros - 1) + str(digit), currency)

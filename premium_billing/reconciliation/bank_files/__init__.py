@@ -67,17 +67,27 @@ def read_statement(
 ) -> Statement:
     """Read a statement from a binary stream; the format is detected when not given.
 
+    `csv_mapping` (BANK_CSV_COLUMNS) applies to a CSV file; a BAI2 or CAMT.053 file
+    detected as such is read as it is.
+
     CSV and CAMT.053 lines are read lazily, so keep `stream` open until `lines` is consumed.
     """
     if format is not None and format not in FORMATS:
         raise StatementError(f"unknown format {format!r}: use one of {', '.join(FORMATS)}")
+    if format is not None and format != "csv" and csv_mapping:
+        raise StatementError("a column mapping applies to CSV files only")
     if format is None:
         head, stream = _peek(stream, HEAD_SIZE)
-        format = detect_format(head)
+        try:
+            format = detect_format(head)
+        except StatementError:
+            if not csv_mapping:
+                raise
+            # A bank's CSV export may open with a preamble, or be written in another
+            # encoding: the configured mapping reads it (and names the line at fault).
+            format = "csv"
     if format == "csv":
         return read_csv(stream, csv_mapping)
-    if csv_mapping:
-        raise StatementError("a column mapping applies to CSV files only")
     if format == "bai2":
         return read_bai2(stream)
     return read_camt053(stream)

@@ -4,6 +4,10 @@ The package parses a whole file into groups (02/98), accounts (03/49) and transa
 details (16, with their 88 continuations); it also checks the control totals and record
 counts. This module maps every 16 record to a StatementLine and adds what the package does
 not keep: the physical line number of each record, for the error messages and `line_no`.
+Continuation records (88) are joined here, as the specification says, not by the package:
+after a record that ends with its delimiter `/` a continuation starts a new field (the
+package glued `190/` + `88,500000` into type code `190500000`); inside the text of a 16 record
+it continues the text.
 
 Amounts in BAI2 carry no decimal point: they are already in the currency's minor unit
 (implied decimals per ISO 4217). The sign comes from the type code: 100-399 credits,
@@ -60,8 +64,16 @@ RETURN_TYPE_CODES: dict[str, str] = {
 OPENING_LEDGER = "010"
 CLOSING_LEDGER = "015"
 
-# Tagged continuation text, as Citi UK writes it: "PY:<reference> BO:<account> BO1:<name>".
-_TAG = re.compile(r"(?:^|(?<=\s))([A-Z][A-Z0-9]{1,3}):")
+# Tagged continuation text: Citi UK "PY:<reference> BO:<account> BO1:<name>", Fedwire
+# "ORG:=<originator> OBI:=<originator to beneficiary information>" (also "ORG=", "ORG:"),
+# Goldman Sachs "DBNM: <debtor name> DACT: <account> REMI: <remittance>".
+_TAG = re.compile(r"(?:^|(?<=\s))([A-Z][A-Z0-9]{1,3})(?::=|:|=)")
+# Tags naming the payer, its account and the remittance, most specific first.
+PAYER_TAGS = ("BO1", "ORG", "DBNM")
+ACCOUNT_TAGS = ("BO", "DACT")
+REFERENCE_TAGS = ("PY", "OBI", "REMI")
+# A Fedwire originator may lead with its account: "/123456789 ACME CORP".
+_LEADING_ACCOUNT = re.compile(r"^/(\S+)\s+(.*)$")
 # NACHA-style text of US banks: "ORIG CO NAME:ACME CORP ORIG ID:123 ...".
 _ACH_NAME = re.compile(
     r"ORIG CO NAME:\s*(.*?)\s*(?=ORIG ID:|DESC DATE:|CO ENTRY DESCR:|SEC:|TRACE#:|EED:"
@@ -77,13 +89,16 @@ class _Record:
 
 
 class _NumberedHelper(IteratorHelper):  # type: ignore[misc]
-    """The package's record iterator, remembering which logical record it is on."""
+    """The package's record iterator over our joined records, remembering which logical
+    record it is on."""
 
     def __init__(self, lines: list[str]) -> None:
         self.index = -1
         self.previous_index = -1
         self.exhausted = False
-        super().__init__(lines)
+        self._generator = joined_records(lines)
+        self.current_record = None
+        self.advance()
 
     def advance(self) -> None:
         self.previous_index = self.index
@@ -163,6 +178,84 @@ def _records(numbered: list[tuple[int, str]]) -> list[_Record]:
     if records[0].code != RecordCode.file_header.value:
         raise StatementError("a BAI2 file starts with a file header (01)", line=records[0].line)
     return records
+
+
+def joined_records(lines: list[str]) -> Iterator[Record]:
+    """Each record with its continuation (88) records joined into one list of fields."""
+    rows: list[tuple[RecordCode, str]] = []
+    for line in lines:
+        row = (RecordCode(line[:2]), line[3:])
+        if row[0] == RecordCode.continuation and rows:
+            rows.append(row)
+            continue
+        if rows:
+            yield _joined(rows)
+        rows = [row]
+    if rows:
+        yield _joined(rows)
+
+
+def _joined(rows: list[tuple[RecordCode, str]]) -> Record:
+    """The fields of a record and its continuations. A `/` ends a record's fields, so a
+    continuation starts the next field (`190/` + `500000` is type code 190, amount 500000);
+    inside the text field of a 16 record it continues the text (joined with a space). An
+    account summary's empty field left where a type code starts (banks that write `,0,/`
+    before an `88`) is the bank's extra delimiter, not a field."""
+    code = rows[0][0]
+    fields: list[str] = []
+    for number, (_, raw) in enumerate(rows):
+        body = raw.rstrip()
+        body = body[:-1] if body.endswith("/") else body
+        if number == 0:
+            fields = body.split(",")
+            continue
+        if code == RecordCode.transaction_detail and len(fields) > _text_index(fields):
+            fields[-1] = f"{fields[-1]} {body}".strip() if fields[-1] else body
+            continue
+        extra_delimiter = fields and not fields[-1] and len(fields) - 1 in _summary_starts(fields)
+        if code == RecordCode.account_identifier and extra_delimiter:
+            fields.pop()
+        fields.extend(body.split(","))
+    if code == RecordCode.transaction_detail and len(fields) > 5 and fields[2].strip() == "S":
+        # A distributed availability amount left empty is defaulted: zero (the spec's own
+        # sample writes "S,,200000,300000"); the package would fail on int('').
+        fields[3:6] = [amount or "0" for amount in fields[3:6]]
+    return Record(code=code, fields=fields, rows=rows)
+
+
+def _availability_fields(funds_type: str, count: str) -> int:
+    """How many fields follow a funds type: S three amounts, V a date and a time, D a
+    count and that many (day, amount) pairs."""
+    funds_type = funds_type.strip().upper()
+    if funds_type == "S":
+        return 3
+    if funds_type == "V":
+        return 2
+    if funds_type == "D":
+        return 1 + 2 * int(count) if count.strip().isdigit() else 1
+    return 0
+
+
+def _text_index(fields: list[str]) -> int:
+    """Where the text of a 16 record starts: type code, amount, funds type, its
+    availability, bank reference, customer reference."""
+    if len(fields) < 3:
+        return 5
+    count = fields[3] if len(fields) > 3 else ""
+    return 3 + _availability_fields(fields[2], count) + 2
+
+
+def _summary_starts(fields: list[str]) -> set[int]:
+    """The indexes where an account summary item (type code, amount, count, funds type)
+    starts, after the account number and currency."""
+    starts: set[int] = set()
+    position = 2
+    while position < len(fields):
+        starts.add(position)
+        funds_type = fields[position + 3] if position + 3 < len(fields) else ""
+        count = fields[position + 4] if position + 4 < len(fields) else ""
+        position += 4 + _availability_fields(funds_type, count)
+    return starts
 
 
 def _index(helper: _NumberedHelper | None) -> int:
@@ -256,10 +349,14 @@ def _line(
 
     text = _SPACES.sub(" ", detail.text or "").strip()
     tags = _tags(text)
-    reference = tags.get("PY") or text
-    payer_name = tags.get("BO1") or _ach_name(text)
-    payer_account = tags.get("BO")
-    if payer_account:
+    reference = _first(tags, REFERENCE_TAGS) or text
+    payer_name = _first(tags, PAYER_TAGS)
+    payer_account = _first(tags, ACCOUNT_TAGS)
+    if payer_name is not None and (leading := _LEADING_ACCOUNT.match(payer_name)):
+        payer_account = payer_account or leading.group(1)
+        payer_name = leading.group(2).strip() or None
+    payer_name = payer_name or _ach_name(text)
+    if payer_account and tags.get("BO") == payer_account:
         sort_code = (tags.get("OB") or "").split(" ")[0]
         if sort_code.isdigit() and len(sort_code) == 6:
             payer_account = f"{sort_code}-{payer_account}"
@@ -314,6 +411,10 @@ def _tags(text: str) -> dict[str, str]:
         if value:
             tags.setdefault(match.group(1), value)
     return tags
+
+
+def _first(tags: dict[str, str], names: tuple[str, ...]) -> str | None:
+    return next((tags[name] for name in names if tags.get(name)), None)
 
 
 def _ach_name(text: str) -> str | None:

@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import IO, Any, BinaryIO
 
 from premium_billing.errors import InvalidAmount
-from premium_billing.money import is_currency, parse_major
+from premium_billing.money import format_major, is_currency, parse_major
 from premium_billing.reconciliation.bank_files.records import (
     OccurrenceCounter,
     Statement,
@@ -296,10 +296,9 @@ def _entries(
         if _local(element.tag) == "Ntry":
             entry_index += 1
             header = headers[min(statement_index, len(headers) - 1)]
-            line = _entry(element, entry_index, header, references, derived)
+            lines = _entry(element, entry_index, header, references, derived)
             stack[-1].remove(element)
-            if line is not None:
-                yield line
+            yield from lines
         else:
             statement_index += 1
             stack[-1].remove(element)
@@ -340,7 +339,10 @@ def _entry(
     header: _StatementHeader,
     references: OccurrenceCounter,
     derived: OccurrenceCounter,
-) -> StatementLine | None:
+) -> list[StatementLine]:
+    """The lines of one booked entry: itself, or each of its transaction details when it
+    books a batch (several TxDtls: a Swiss QR/ISR batch, a SEPA batch booking, a batched
+    return), each with its own amount, payer, reference and bank reference."""
     path = f"Ntry[{index}]"
     amount, currency = _amount(entry, path)
     indicator = _text(entry, "CdtDbtInd")
@@ -348,7 +350,7 @@ def _entry(
         raise StatementError(f"{indicator!r} is neither CRDT nor DBIT", element=f"{path}/CdtDbtInd")
     status = _text(entry, "Sts") or _text(entry, "Sts/Cd")
     if status in _NOT_BOOKED:
-        return None
+        return []
     signed = -amount if indicator == "DBIT" else amount
 
     booking_date = _date(entry, "BookgDt", path)
@@ -360,65 +362,167 @@ def _entry(
 
     transactions = _findall(entry, "NtryDtls/TxDtls")
     reversal = (_text(entry, "RvslInd") or "").lower() in ("true", "1")
-    reasons = _unique(
-        _all_texts(transactions, "RtrInf/Rsn/Cd") + _all_texts(transactions, "RtrInf/Rsn/Prtry")
-    )
-    has_return_info = any(_find(tx, "RtrInf") is not None for tx in transactions)
-    is_return = reversal or has_return_info
+    code = _bank_transaction_code(entry)
+    entry_reference = _text(entry, "AcctSvcrRef") or _text(entry, "NtryRef")
 
-    remittance = _unique(
-        _all_texts(transactions, "RmtInf/Ustrd")
-        + _all_texts(transactions, "RmtInf/Strd/CdtrRefInf/Ref")
-    )
-    if not remittance:
-        remittance = _unique(_all_texts(transactions, "AddtlTxInf"))
-    if not remittance:
-        remittance = _unique(_all_texts([entry], "AddtlNtryInf"))
-    reference = " ".join(remittance)
-
-    payer_name, payer_account = _counterparty(transactions, indicator, is_return, header.account)
-
-    bank_reference = (
-        _text(entry, "AcctSvcrRef")
-        or _text(entry, "NtryRef")
-        or next(iter(_all_texts(transactions, "Refs/AcctSvcrRef")), None)
-        or next(iter(_all_texts(transactions, "Refs/TxId")), None)
-    )
-    if bank_reference:
-        bank_reference = unique_reference(references, header.account, bank_reference)
-    else:
-        # Payer-assigned ids (EndToEndId, InstrId, MndtId) are not unique over time (a payer
-        # may send EndToEndId "115" every month): they identify the line only together with
-        # the date, amount and direction.
-        payer_ids = _all_texts(transactions, "Refs/EndToEndId") + _all_texts(
-            transactions, "Refs/InstrId"
+    def line(parts: list[ET.Element], amount: int, bank_reference: str | None) -> StatementLine:
+        reasons = _unique(
+            _all_texts(parts, "RtrInf/Rsn/Cd") + _all_texts(parts, "RtrInf/Rsn/Prtry")
         )
-        bank_reference = derive_reference(
+        is_return = reversal or any(_find(tx, "RtrInf") is not None for tx in parts)
+        reference = " ".join(_remittance(parts, entry))
+        direction = indicator if amount == signed else ("DBIT" if amount < 0 else "CRDT")
+        payer_name, payer_account = _counterparty(parts, direction, is_return, header.account)
+        if bank_reference is None:
+            # Payer-assigned ids (EndToEndId, InstrId, MndtId) are not unique over time (a
+            # payer may send EndToEndId "115" every month): they identify the line only
+            # together with the date, amount and direction.
+            payer_ids = _all_texts(parts, "Refs/EndToEndId") + _all_texts(parts, "Refs/InstrId")
+            bank_reference = derive_reference(
+                derived,
+                "camt053",
+                header.account,
+                booking_date,
+                amount,
+                currency,
+                reversal,
+                ",".join(payer_ids),
+                _derivation_text(parts, entry),
+            )
+        return StatementLine(
+            line_no=index,
+            booking_date=booking_date,
+            value_date=value_date,
+            amount=amount,
+            currency=currency,
+            payer_name=payer_name,
+            payer_account=payer_account,
+            reference=reference,
+            bank_reference=bank_reference,
+            is_return=is_return,
+            return_reason=", ".join(reasons) or None,
+            bank_transaction_code=code,
+            names=tuple(_transaction_ids(parts)) if is_return else (),
+        )
+
+    # A batch whose details carry no amount at all cannot be split: one line, as booked.
+    itemised = any(_find(tx, tag) is not None for tx in transactions for tag in _DETAIL_AMOUNTS)
+    if len(transactions) < 2 or not itemised:
+        bank_reference = (
+            entry_reference
+            or next(iter(_all_texts(transactions, "Refs/AcctSvcrRef")), None)
+            or next(iter(_all_texts(transactions, "Refs/TxId")), None)
+        )
+        if bank_reference:
+            bank_reference = unique_reference(references, header.account, bank_reference)
+        return [line(transactions, signed, bank_reference)]
+
+    # A batch: the details must add up to the entry, else the file is refused.
+    amounts = [
+        _detail_amount(tx, currency, indicator, f"{path}/NtryDtls/TxDtls[{n}]")
+        for n, tx in enumerate(transactions, start=1)
+    ]
+    if sum(amounts) != signed:
+        raise StatementError(
+            f"its {len(transactions)} transaction details add up to"
+            f" {format_major(sum(amounts), currency)} {currency},"
+            f" not the entry's {format_major(signed, currency)} {currency}",
+            element=path,
+        )
+    ids = [_detail_id(tx) for tx in transactions]
+    seen = [i for i in ids if i is not None]
+    if entry_reference:
+        base = unique_reference(references, header.account, entry_reference)
+    else:
+        base = derive_reference(
             derived,
-            "camt053",
+            "camt053-batch",
             header.account,
             booking_date,
             signed,
             currency,
             reversal,
-            ",".join(payer_ids),
-            reference,
+            ",".join(i or "" for i in ids),
         )
+    lines = []
+    for position, (tx, detail_amount, detail_id) in enumerate(
+        zip(transactions, amounts, ids, strict=True), start=1
+    ):
+        if detail_id is None or seen.count(detail_id) > 1:
+            detail_id = str(position)  # no id of its own, or one its batch repeats
+        reference = unique_reference(references, header.account, f"{base}/{detail_id}")
+        lines.append(line([tx], detail_amount, reference))
+    return lines
 
-    return StatementLine(
-        line_no=index,
-        booking_date=booking_date,
-        value_date=value_date,
-        amount=signed,
-        currency=currency,
-        payer_name=payer_name,
-        payer_account=payer_account,
-        reference=reference,
-        bank_reference=bank_reference,
-        is_return=is_return,
-        return_reason=", ".join(reasons) or None,
-        bank_transaction_code=_bank_transaction_code(entry),
+
+_DETAIL_AMOUNTS = ("Amt", "AmtDtls/TxAmt/Amt", "AmtDtls/CntrValAmt/Amt")
+
+
+def _detail_amount(tx: ET.Element, currency: str, indicator: str, path: str) -> int:
+    """A batch detail's signed amount in the entry's currency: its Amt (001.04 on), else
+    AmtDtls/TxAmt (001.02); its own CdtDbtInd, else the entry's."""
+    for tag in _DETAIL_AMOUNTS:
+        element = _find(tx, tag)
+        if element is None or (element.get("Ccy") or "").strip() != currency:
+            continue
+        parent_path, _, _ = tag.rpartition("/")
+        parent = _find(tx, parent_path) if parent_path else tx
+        assert parent is not None
+        amount, _ = _amount(parent, f"{path}/{parent_path}" if parent_path else path)
+        own = _text(tx, "CdtDbtInd") or indicator
+        if own not in ("CRDT", "DBIT"):
+            raise StatementError(f"{own!r} is neither CRDT nor DBIT", element=f"{path}/CdtDbtInd")
+        return -amount if own == "DBIT" else amount
+    raise StatementError(f"a batch detail without an amount in {currency}", element=path)
+
+
+def _detail_id(tx: ET.Element) -> str | None:
+    """A batch detail's own id: EndToEndId (unless NOTPROVIDED), AcctSvcrRef, TxId."""
+    for tag in ("Refs/EndToEndId", "Refs/AcctSvcrRef", "Refs/TxId"):
+        value = _text(tx, tag)
+        if value and value.upper() != "NOTPROVIDED":
+            return value
+    return None
+
+
+def _transaction_ids(transactions: list[ET.Element]) -> list[str]:
+    """The ids a returned item names of the payment it returns (EndToEndId, TxId, ...)."""
+    ids: list[str] = []
+    for tag in (
+        "Refs/EndToEndId",
+        "Refs/TxId",
+        "Refs/InstrId",
+        "Refs/AcctSvcrRef",
+        "RtrInf/OrgnlBkTxCd",
+    ):
+        ids.extend(_all_texts(transactions, tag))
+    return [i for i in _unique(ids) if i.upper() != "NOTPROVIDED"]
+
+
+def _derivation_text(transactions: list[ET.Element], entry: ET.Element) -> str:
+    """The remittance text as the derived bank references of earlier versions read it
+    (unstructured first): a file imported before gets the same references again."""
+    text = _unique(
+        _all_texts(transactions, "RmtInf/Ustrd")
+        + _all_texts(transactions, "RmtInf/Strd/CdtrRefInf/Ref")
     )
+    text = text or _unique(_all_texts(transactions, "AddtlTxInf"))
+    return " ".join(text or _unique(_all_texts([entry], "AddtlNtryInf")))
+
+
+def _remittance(transactions: list[ET.Element], entry: ET.Element) -> list[str]:
+    """The remittance: structured creditor references (RF, QR, ISR) and referred document
+    numbers first, then the unstructured text; else AddtlTxInf, else AddtlNtryInf."""
+    remittance = _unique(
+        _all_texts(transactions, "RmtInf/Strd/CdtrRefInf/Ref")
+        + _all_texts(transactions, "RmtInf/Strd/RfrdDocInf/Nb")
+        + _all_texts(transactions, "RmtInf/Ustrd")
+    )
+    if not remittance:
+        remittance = _unique(_all_texts(transactions, "AddtlTxInf"))
+    if not remittance:
+        remittance = _unique(_all_texts([entry], "AddtlNtryInf"))
+    return remittance
 
 
 def _counterparty(
@@ -438,7 +542,12 @@ def _counterparty(
         sides = sides[:1]
     for party, account_tag in sides:
         for tx in transactions:
-            name = _text(tx, f"RltdPties/{party}/Nm") or _text(tx, f"RltdPties/{party}/Pty/Nm")
+            name = (
+                _text(tx, f"RltdPties/{party}/Nm")
+                or _text(tx, f"RltdPties/{party}/Pty/Nm")
+                or _text(tx, f"RltdPties/Ultmt{party}/Nm")
+                or _text(tx, f"RltdPties/Ultmt{party}/Pty/Nm")
+            )
             account = _text(tx, f"RltdPties/{account_tag}/Id/IBAN") or _text(
                 tx, f"RltdPties/{account_tag}/Id/Othr/Id"
             )

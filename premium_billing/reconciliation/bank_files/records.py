@@ -27,6 +27,9 @@ class StatementLine:
     is_return: bool  # a reversal / returned item: never new money
     return_reason: str | None
     bank_transaction_code: str | None
+    # The ids a returned item names of the payment it returns (CAMT EndToEndId, TxId, ...):
+    # not stored, used to find that payment.
+    names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Text the database cannot store refuses the file, naming the line (never a 500).
