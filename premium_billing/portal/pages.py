@@ -259,12 +259,13 @@ def install(app: Flask, settings: Settings) -> None:
         default_limits=[],
         strategy="fixed-window",
     )
-    limiter.limit(settings.portal_rate_limit, on_breach=_too_many)(bp)
+    limiter.limit(settings.portal_rate_limit)(bp)
     app.register_blueprint(bp)
     app.extensions["premium_billing.portal_limiter"] = limiter
 
 
-def _too_many(_limit: Any) -> Response:
+@bp.errorhandler(429)
+def too_many(_error: Exception) -> Response:
     return _render(
         "portal/message.html",
         429,
