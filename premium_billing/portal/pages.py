@@ -71,13 +71,8 @@ def _html(body: str, status: int = 200) -> Response:
 
 
 def _render(template: str, status: int = 200, **context: Any) -> Response:
-    return _html(
-        render_template(
-            template, money=_money, csrf_token=generate_csrf, insurer=_settings().insurer_name,
-            **context,
-        ),
-        status,
-    )  # fmt: skip
+    defaults = {"money": _money, "csrf_token": generate_csrf, "insurer": _settings().insurer_name}
+    return _html(render_template(template, **{**defaults, **context}), status)
 
 
 def not_found() -> Response:
@@ -226,7 +221,13 @@ def statement_page(token: str) -> Response:
     if holder is None:
         return not_found()
     s, today = page.statement_of_account(db_session(), _settings(), holder)
-    return _render("portal/statement.html", s=s, token=token, today=today)
+    return _render(
+        "portal/statement.html",
+        s=s,
+        token=token,
+        today=today,
+        money=lambda amount, currency: format_major(amount, currency, thousands=True),
+    )  # the currency heads each account's table
 
 
 @bp.get("/portal/<token>/statement.pdf")
