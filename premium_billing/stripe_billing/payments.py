@@ -44,6 +44,7 @@ from premium_billing.payments.rules import (
     tolerance_write_offs,
 )
 from premium_billing.policies.models import Policy, Policyholder
+from premium_billing.stripe_billing import rules as stripe_rules
 from premium_billing.stripe_billing.gateway import (
     CheckoutSession,
     GatewayUnavailable,
@@ -51,15 +52,11 @@ from premium_billing.stripe_billing.gateway import (
 )
 from premium_billing.stripe_billing.models import StripeCustomer, StripePaymentState, StripeRequest
 from premium_billing.stripe_billing.rules import (
-    INVOICE_LIST_KEY,
     InvoiceSeen,
     evidence_of,
     format_id,
-    invoice_list,
     invoice_named,
-    invoices_named,
     mismatch,
-    mismatch_many,
     reference_of,
 )
 
@@ -277,7 +274,7 @@ def start_checkout_many(
     invoices.sort(key=lambda i: (i.due_date, i.id))
     amount = sum(i.amount_due for i in invoices)
     holder, currency = holders.pop(), currencies.pop()
-    listed = invoice_list([i.id for i in invoices])
+    listed = stripe_rules.invoice_list([i.id for i in invoices])
     digest = hashlib.sha256(listed.encode()).hexdigest()[:16]
     target = f"{format_id('policyholder', holder)}:{digest}"  # the same invoices: reused
     reusable = session.scalar(
@@ -298,7 +295,7 @@ def start_checkout_many(
         select(StripeCustomer.customer_id).where(StripeCustomer.policyholder_id == holder)
     )
     metadata = {
-        INVOICE_LIST_KEY: listed,
+        stripe_rules.INVOICE_LIST_KEY: listed,
         "invoice_numbers": ",".join(i.number for i in invoices)[:500],
         "policyholder_id": format_id("policyholder", holder) or "",
     }
@@ -493,7 +490,7 @@ def post_succeeded(
     committed."""
     order = settings.allocation_order
     named = [invoice_named(item.metadata) for item in items]
-    several = [invoices_named(item.metadata) for item in items]
+    several = [stripe_rules.invoices_named(item.metadata) for item in items]
     wanted = {i for i in named if i is not None} | {i for ids in several for i in ids or ()}
     policies = policies_of(session, wanted) if order != "as_named" else Policies({}, {})
     seen = payments.lock_invoices(session, settings, wanted | policies.ids())
@@ -591,7 +588,7 @@ def _several(
     when `rules.mismatch_many` finds nothing wrong, each invoice gets what it has due, in
     allocation order within each policy (`due` is updated for the items after it)."""
     invs = [seen.get(i) for i in invoice_ids]
-    why = mismatch_many(
+    why = stripe_rules.mismatch_many(
         item.metadata,
         item.amount,
         item.currency,
