@@ -21,6 +21,7 @@ from tests.integration.portal_helpers import (
     holder_with_invoices,
     live_server,  # noqa: F401
     portal_link,
+    processing,  # noqa: F401
     public_port,  # noqa: F401
     settings,  # noqa: F401
 )

@@ -31,10 +31,32 @@ def public_port() -> int:
 
 
 @pytest.fixture
-def settings(database_url: str, fake: FakeStripe, public_port: int) -> Settings:
+def processing() -> str:
+    """WEBHOOK_PROCESSING (a test may parametrize it)."""
+    return "inline"
+
+
+@pytest.fixture
+def settings(database_url: str, fake: FakeStripe, public_port: int, processing: str) -> Settings:
     # The portal's links and Checkout's return pages are under PUBLIC_BASE_URL: the live
     # server's address.
-    return stripe_settings(database_url, fake, public_base_url=f"http://127.0.0.1:{public_port}")
+    return stripe_settings(
+        database_url,
+        fake,
+        public_base_url=f"http://127.0.0.1:{public_port}",
+        webhook_processing=processing,
+        webhook_drain_delay_ms=20,
+    )
+
+
+def wait_until(check: Any, timeout: float = 20) -> Any:
+    """Poll `check()` until it is true (deferred webhooks post in the drain thread)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 @pytest.fixture

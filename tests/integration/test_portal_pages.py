@@ -19,6 +19,7 @@ from .portal_helpers import (
     holder_with_invoices,
     live_server,  # noqa: F401
     portal_link,
+    processing,  # noqa: F401
     public_port,  # noqa: F401
     settings,  # noqa: F401
 )
