@@ -116,39 +116,45 @@ def home(token: str) -> Response:
     return _render("portal/home.html", p=view, token=token)
 
 
-@bp.post("/portal/<token>/invoices/<invoice_id>/pay")
-def pay_invoice(token: str, invoice_id: str) -> Response:
+def _form_holder(token: str) -> int | Response:
+    """The policyholder a form was posted for, or the answer: 404 (token), 400 (CSRF)."""
     holder = _holder(token)
-    number = parse_id("invoice", invoice_id)
-    if holder is None or number is None:
+    if holder is None:
         return not_found()
     if not _checked_form():
         return _refused(EXPIRED_FORM, token, 400)
+    return holder
+
+
+@bp.post("/portal/<token>/invoices/<invoice_id>/pay")
+def pay_invoice(token: str, invoice_id: str) -> Response:
+    holder = _form_holder(token)
+    number = parse_id("invoice", invoice_id)
+    if isinstance(holder, Response) or number is None:
+        return holder if isinstance(holder, Response) else not_found()
+    urls = _urls(token)
     return _to_checkout(
-        token, holder, lambda s: pay.pay_invoice(s, _settings(), holder, number, _urls(token))
+        token, holder, lambda s: pay.pay_invoice(s, _settings(), holder, number, urls)
     )
 
 
 @bp.post("/portal/<token>/pay-overdue")
 def pay_overdue(token: str) -> Response:
-    holder = _holder(token)
-    if holder is None:
-        return not_found()
-    if not _checked_form():
-        return _refused(EXPIRED_FORM, token, 400)
+    holder = _form_holder(token)
+    if isinstance(holder, Response):
+        return holder
     currency = (request.form.get("currency") or "").strip().upper()[:3]
+    urls = _urls(token)
     return _to_checkout(
-        token, holder, lambda s: pay.pay_overdue(s, _settings(), holder, currency, _urls(token))
+        token, holder, lambda s: pay.pay_overdue(s, _settings(), holder, currency, urls)
     )
 
 
 @bp.post("/portal/<token>/autopay")
 def autopay(token: str) -> Response:
-    holder = _holder(token)
-    if holder is None:
-        return not_found()
-    if not _checked_form():
-        return _refused(EXPIRED_FORM, token, 400)
+    holder = _form_holder(token)
+    if isinstance(holder, Response):
+        return holder
     if request.form.get("autopay") == "off":
         with acting_as(_actor(holder)):
             try:
@@ -156,9 +162,8 @@ def autopay(token: str) -> Response:
             except Conflict as error:
                 return _refused(str(error), token, 409)
         return redirect(f"/portal/{token}#autopay", code=303)  # type: ignore[return-value]
-    return _to_checkout(
-        token, holder, lambda s: pay.autopay_on(s, _settings(), holder, _urls(token))
-    )
+    urls = _urls(token)
+    return _to_checkout(token, holder, lambda s: pay.autopay_on(s, _settings(), holder, urls))
 
 
 def _actor(holder: int) -> Actor:

@@ -205,12 +205,55 @@ def start_checkout(
     if not is_payable(invoice.status) or invoice.amount_due <= 0:
         raise Conflict(f"the invoice is {invoice.status}; there is nothing to pay")
     target = format_id("invoice", invoice.id) or ""
+    return _checkout(
+        session,
+        settings,
+        Checkout(
+            purpose="checkout",
+            target=target,
+            holder=invoice.policyholder_id,
+            amount=invoice.amount_due,
+            currency=invoice.currency,
+            description=f"Invoice {invoice.number}",
+            metadata=invoice_metadata(invoice),
+            client_reference_id=target,
+        ),
+        success_url=success_url,
+        cancel_url=cancel_url,
+    )
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A payment-mode Checkout Session to make: one stored request per `purpose` and
+    `target` (its idempotency key), reused while valid for the same amount."""
+
+    purpose: str
+    target: str
+    holder: int
+    amount: int
+    currency: str
+    description: str
+    metadata: dict[str, str]
+    client_reference_id: str | None
+
+
+def _checkout(
+    session: Session,
+    settings: Settings,
+    checkout: Checkout,
+    *,
+    success_url: str | None,
+    cancel_url: str | None,
+) -> CheckoutSession:
+    """The Checkout Session: the one made for the same purpose, target and amount in the
+    last SESSION_REUSE, or a new one (the request's key stored before the call)."""
     reusable = session.scalar(
         select(StripeRequest)
         .where(
-            StripeRequest.purpose == "checkout",
-            StripeRequest.target == target,
-            StripeRequest.amount == invoice.amount_due,
+            StripeRequest.purpose == checkout.purpose,
+            StripeRequest.target == checkout.target,
+            StripeRequest.amount == checkout.amount,
             StripeRequest.status == "succeeded",
             StripeRequest.created_at > utcnow() - SESSION_REUSE,
         )
@@ -220,19 +263,16 @@ def start_checkout(
     if reusable is not None and reusable.result_id and reusable.result_url:
         return CheckoutSession(id=reusable.result_id, url=reusable.result_url)
     customer = session.scalar(
-        select(StripeCustomer.customer_id).where(
-            StripeCustomer.policyholder_id == invoice.policyholder_id
-        )
+        select(StripeCustomer.customer_id).where(StripeCustomer.policyholder_id == checkout.holder)
     )
-    metadata = invoice_metadata(invoice)
-    request = _stored_request(session, "checkout", target, invoice.amount_due)
+    request = _stored_request(session, checkout.purpose, checkout.target, checkout.amount)
     try:
         result = gateway(settings).create_checkout_session(
-            amount=invoice.amount_due,
-            currency=invoice.currency,
-            description=f"Invoice {invoice.number}",
-            metadata=metadata,
-            client_reference_id=target,
+            amount=checkout.amount,
+            currency=checkout.currency,
+            description=checkout.description,
+            metadata=checkout.metadata,
+            client_reference_id=checkout.client_reference_id,
             success_url=success_url or settings.checkout_success_url,
             cancel_url=cancel_url or settings.checkout_cancel_url,
             customer=customer,
@@ -277,47 +317,30 @@ def start_checkout_many(
     listed = stripe_rules.invoice_list([i.id for i in invoices])
     digest = hashlib.sha256(listed.encode()).hexdigest()[:16]
     target = f"{format_id('policyholder', holder)}:{digest}"  # the same invoices: reused
-    reusable = session.scalar(
-        select(StripeRequest)
-        .where(
-            StripeRequest.purpose == "checkout_many",
-            StripeRequest.target == target,
-            StripeRequest.amount == amount,
-            StripeRequest.status == "succeeded",
-            StripeRequest.created_at > utcnow() - SESSION_REUSE,
-        )
-        .order_by(StripeRequest.id.desc())
-        .limit(1)
-    )
-    if reusable is not None and reusable.result_id and reusable.result_url:
-        return CheckoutSession(id=reusable.result_id, url=reusable.result_url), amount
-    customer = session.scalar(
-        select(StripeCustomer.customer_id).where(StripeCustomer.policyholder_id == holder)
-    )
     metadata = {
         stripe_rules.INVOICE_LIST_KEY: listed,
         "invoice_numbers": ",".join(i.number for i in invoices)[:500],
         "policyholder_id": format_id("policyholder", holder) or "",
     }
-    request = _stored_request(session, "checkout_many", target, amount)
-    try:
-        result = gateway(settings).create_checkout_session(
+    several = len(invoices) > 1
+    result = _checkout(
+        session,
+        settings,
+        Checkout(
+            purpose="checkout_many",
+            target=target,
+            holder=holder,
             amount=amount,
             currency=currency,
             description=f"{len(invoices)} overdue invoices"
-            if len(invoices) > 1
+            if several
             else f"Invoice {invoices[0].number}",
             metadata=metadata,
             client_reference_id=None,  # no single invoice: the metadata names them
-            success_url=success_url or settings.checkout_success_url,
-            cancel_url=cancel_url or settings.checkout_cancel_url,
-            customer=customer,
-            idempotency_key=request.idempotency_key,
-        )
-    except Exception as error:
-        _fail_request(session, request, error)
-        raise
-    _finish_request(session, request, result.id, result.url)
+        ),
+        success_url=success_url,
+        cancel_url=cancel_url,
+    )
     return result, amount
 
 
