@@ -1,4 +1,6 @@
-"""the policyholder portal: portal_checkouts (which invoices each Checkout it started pays)
+"""the policyholder portal: portal_checkouts (which invoices each Checkout it started pays);
+payments by policyholder and date (the portal's payment history and the statement of account
+read a policyholder's payments: without it, a scan of every payment)
 
 Revision ID: 0009_portal
 Revises: 0008_settle
@@ -40,8 +42,12 @@ def upgrade() -> None:
         sa.UniqueConstraint("session_id", name=op.f("uq_portal_checkouts_session_id")),
     )
     op.create_index("ix_portal_checkouts_policyholder_id", "portal_checkouts", ["policyholder_id"])
+    op.create_index(
+        "ix_payments_policyholder_received", "payments", ["policyholder_id", "received_on"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_payments_policyholder_received", table_name="payments")
     op.drop_index("ix_portal_checkouts_policyholder_id", table_name="portal_checkouts")
     op.drop_table("portal_checkouts")
