@@ -265,9 +265,14 @@ def install(app: Flask, settings: Settings) -> None:
         default_limits=[],
         strategy="fixed-window",
     )
-    limiter.limit(settings.portal_rate_limit)(bp)
+    # Pages and forms count; the style sheet does not (a page view is one request).
+    limiter.limit(settings.portal_rate_limit, exempt_when=_is_asset)(bp)
     app.register_blueprint(bp)
     app.extensions["premium_billing.portal_limiter"] = limiter
+
+
+def _is_asset() -> bool:
+    return request.endpoint == "portal.static"
 
 
 @bp.errorhandler(429)
