@@ -81,8 +81,9 @@ def database(url: str) -> Database:
 
 def mount(app: Flask) -> BillingApi:
     """Every feature's resources on the app: /api/v1 (bearer keys), the Stripe webhook, the
-    checkout return pages, the API docs, health, and what GET /metrics reads at scrape time
-    (the features count their own events in their `metrics` modules)."""
+    checkout return pages, the policyholder portal, the API docs, health, and what
+    GET /metrics reads at scrape time (the features count their own events in their
+    `metrics` modules)."""
     from premium_billing.accounts.api import blp as policyholders_blp
     from premium_billing.cancellations.api import blp as cancellations_blp
     from premium_billing.http.docs import bp as api_docs_bp
@@ -94,6 +95,8 @@ def mount(app: Flask) -> BillingApi:
     from premium_billing.payments.refunds_api import blp as refunds_blp
     from premium_billing.payments.writeoffs_api import blp as writeoffs_blp
     from premium_billing.policies.api import blp as policies_blp
+    from premium_billing.portal import pages as portal_pages
+    from premium_billing.portal.api import blp as portal_links_blp
     from premium_billing.reconciliation.api import blp as reconciliation_blp
     from premium_billing.reconciliation.import_api import blp as bank_statements_blp
     from premium_billing.reports.api import blp as reports_blp
@@ -116,10 +119,13 @@ def mount(app: Flask) -> BillingApi:
         bank_statements_blp,
         reconciliation_blp,
         checkout_blp,
+        portal_links_blp,
     ):
         api.register_blueprint(blp)
     app.register_blueprint(stripe_webhooks_bp)  # /webhooks/stripe: signed, no bearer key
     app.register_blueprint(pages_bp)
+    # GET /portal/{token}: the policyholder's pages (signed link, CSRF, rate-limited).
+    portal_pages.install(app, app.config["SETTINGS"])
     app.register_blueprint(api_docs_bp)  # GET /api/v1/docs: Swagger UI, our own files
     register_request_logging(app)
     # The webhook queue's depth, read from the inbox on each scrape.

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from limits import parse_many
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ALLOCATION_ORDERS = ("oldest_first", "as_named")  # see Settings.allocation_order
 
@@ -118,6 +120,11 @@ class Settings:
     mail_from: str = "billing@example.com"
     # The policyholder portal: how long a portal link (in every email) stays good.
     portal_token_days: int = 30
+    # The insurer's name, shown on the portal, its statement of account and its PDF.
+    insurer_name: str = "Premium Pet Insurance"
+    # Portal requests per client address (flask-limiter's syntax, e.g. "60/minute;600/hour"),
+    # counted in each process (gunicorn worker) on its own.
+    portal_rate_limit: str = "60/minute"
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -194,6 +201,12 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name.upper()}: must be at least 1")
+        try:
+            parse_many(self.portal_rate_limit)
+        except ValueError:
+            raise SettingsError(
+                f"PORTAL_RATE_LIMIT: {self.portal_rate_limit!r} is not a rate (e.g. 60/minute)"
+            ) from None
         if self.hsts_max_age < 0:
             raise SettingsError("HSTS_MAX_AGE: must not be negative")
         if self.stripe_outbound_rate <= 0 or self.webhook_max_attempts < 1:

@@ -10,6 +10,7 @@ from premium_billing.jobs import models as jobs_models
 from premium_billing.ledger import models as ledger_models
 from premium_billing.payments import models as payments_models
 from premium_billing.policies import models as policies_models
+from premium_billing.portal import models as portal_models
 from premium_billing.reconciliation import models as reconciliation_models
 from premium_billing.stripe_billing import models as stripe_models
 
@@ -22,6 +23,7 @@ FEATURE_MODELS = (
     ledger_models,
     payments_models,
     policies_models,
+    portal_models,
     reconciliation_models,
     stripe_models,
 )

@@ -58,6 +58,8 @@ class Payment(Timestamps, Base):
             name="unapplied",
         ),
         Index("ix_payments_status", "status"),
+        # A policyholder's payments, newest first: the portal's history, the statement.
+        Index("ix_payments_policyholder_received", "policyholder_id", "received_on"),
         # Credit balances: the one query `apply_credit_balances` runs at every invoicing batch.
         Index(
             "ix_payments_credit",

@@ -10,6 +10,7 @@ ends in the same payments, allocations and invoice amounts.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -43,6 +44,7 @@ from premium_billing.payments.rules import (
     tolerance_write_offs,
 )
 from premium_billing.policies.models import Policy, Policyholder
+from premium_billing.stripe_billing import rules as stripe_rules
 from premium_billing.stripe_billing.gateway import (
     CheckoutSession,
     GatewayUnavailable,
@@ -188,20 +190,71 @@ def ensure_customer(session: Session, settings: Settings, policyholder_id: int) 
 # ----------------------------------------------------------------------------- pay online
 
 
-def start_checkout(session: Session, settings: Settings, invoice_id: int) -> CheckoutSession:
-    """A Checkout Session for the invoice's amount due. Paid, void or written-off: Conflict."""
+def start_checkout(
+    session: Session,
+    settings: Settings,
+    invoice_id: int,
+    *,
+    success_url: str | None = None,
+    cancel_url: str | None = None,
+) -> CheckoutSession:
+    """A Checkout Session for the invoice's amount due. Paid, void or written-off: Conflict.
+    Stripe returns the payer to `success_url` / `cancel_url` (default: the settings')."""
     invoice = session.get(Invoice, invoice_id)
     if invoice is None:
         raise NotFound("invoice not found")
     if not is_payable(invoice.status) or invoice.amount_due <= 0:
         raise Conflict(f"the invoice is {invoice.status}; there is nothing to pay")
     target = format_id("invoice", invoice.id) or ""
+    return _checkout(
+        session,
+        settings,
+        Checkout(
+            purpose="checkout",
+            target=target,
+            holder=invoice.policyholder_id,
+            amount=invoice.amount_due,
+            currency=invoice.currency,
+            description=f"Invoice {invoice.number}",
+            metadata=invoice_metadata(invoice),
+            client_reference_id=target,
+        ),
+        success_url=success_url,
+        cancel_url=cancel_url,
+    )
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A payment-mode Checkout Session to make: one stored request per `purpose` and
+    `target` (its idempotency key), reused while valid for the same amount."""
+
+    purpose: str
+    target: str
+    holder: int
+    amount: int
+    currency: str
+    description: str
+    metadata: dict[str, str]
+    client_reference_id: str | None
+
+
+def _checkout(
+    session: Session,
+    settings: Settings,
+    checkout: Checkout,
+    *,
+    success_url: str | None,
+    cancel_url: str | None,
+) -> CheckoutSession:
+    """The Checkout Session: the one made for the same purpose, target and amount in the
+    last SESSION_REUSE, or a new one (the request's key stored before the call)."""
     reusable = session.scalar(
         select(StripeRequest)
         .where(
-            StripeRequest.purpose == "checkout",
-            StripeRequest.target == target,
-            StripeRequest.amount == invoice.amount_due,
+            StripeRequest.purpose == checkout.purpose,
+            StripeRequest.target == checkout.target,
+            StripeRequest.amount == checkout.amount,
             StripeRequest.status == "succeeded",
             StripeRequest.created_at > utcnow() - SESSION_REUSE,
         )
@@ -211,21 +264,18 @@ def start_checkout(session: Session, settings: Settings, invoice_id: int) -> Che
     if reusable is not None and reusable.result_id and reusable.result_url:
         return CheckoutSession(id=reusable.result_id, url=reusable.result_url)
     customer = session.scalar(
-        select(StripeCustomer.customer_id).where(
-            StripeCustomer.policyholder_id == invoice.policyholder_id
-        )
+        select(StripeCustomer.customer_id).where(StripeCustomer.policyholder_id == checkout.holder)
     )
-    metadata = invoice_metadata(invoice)
-    request = _stored_request(session, "checkout", target, invoice.amount_due)
+    request = _stored_request(session, checkout.purpose, checkout.target, checkout.amount)
     try:
         result = gateway(settings).create_checkout_session(
-            amount=invoice.amount_due,
-            currency=invoice.currency,
-            description=f"Invoice {invoice.number}",
-            metadata=metadata,
-            client_reference_id=target,
-            success_url=settings.checkout_success_url,
-            cancel_url=settings.checkout_cancel_url,
+            amount=checkout.amount,
+            currency=checkout.currency,
+            description=checkout.description,
+            metadata=checkout.metadata,
+            client_reference_id=checkout.client_reference_id,
+            success_url=success_url or settings.checkout_success_url,
+            cancel_url=cancel_url or settings.checkout_cancel_url,
             customer=customer,
             idempotency_key=request.idempotency_key,
         )
@@ -236,8 +286,72 @@ def start_checkout(session: Session, settings: Settings, invoice_id: int) -> Che
     return result
 
 
+def start_checkout_many(
+    session: Session,
+    settings: Settings,
+    invoice_ids: Sequence[int],
+    *,
+    success_url: str | None = None,
+    cancel_url: str | None = None,
+) -> tuple[CheckoutSession, int]:
+    """One Checkout Session for what several invoices of one policyholder in one currency
+    have due together (Pay everything overdue), and that amount. Its metadata names every
+    invoice (`rules.invoice_list`), so its payment pays each what it has due
+    (`post_succeeded`). An invoice not payable, or several policyholders or currencies:
+    Conflict. The same session is offered again while valid for the same invoices and sum."""
+    ids = sorted(set(invoice_ids))
+    if not ids:
+        raise Conflict("there is nothing to pay")
+    invoices = list(session.scalars(select(Invoice).where(Invoice.id.in_(ids))))
+    if len(invoices) != len(ids):
+        raise NotFound("invoice not found")
+    for invoice in invoices:
+        if not is_payable(invoice.status) or invoice.amount_due <= 0:
+            raise Conflict(f"invoice {invoice.number} is {invoice.status}; nothing to pay")
+    holders = {i.policyholder_id for i in invoices}
+    currencies = {i.currency for i in invoices}
+    if len(holders) != 1 or len(currencies) != 1:
+        raise Conflict("one checkout pays the invoices of one policyholder in one currency")
+    invoices.sort(key=lambda i: (i.due_date, i.id))
+    amount = sum(i.amount_due for i in invoices)
+    holder, currency = holders.pop(), currencies.pop()
+    listed = stripe_rules.invoice_list([i.id for i in invoices])
+    digest = hashlib.sha256(listed.encode()).hexdigest()[:16]
+    target = f"{format_id('policyholder', holder)}:{digest}"  # the same invoices: reused
+    metadata = {
+        stripe_rules.INVOICE_LIST_KEY: listed,
+        "invoice_numbers": ",".join(i.number for i in invoices)[:500],
+        "policyholder_id": format_id("policyholder", holder) or "",
+    }
+    several = len(invoices) > 1
+    result = _checkout(
+        session,
+        settings,
+        Checkout(
+            purpose="checkout_many",
+            target=target,
+            holder=holder,
+            amount=amount,
+            currency=currency,
+            description=f"{len(invoices)} overdue invoices"
+            if several
+            else f"Invoice {invoices[0].number}",
+            metadata=metadata,
+            client_reference_id=None,  # no single invoice: the metadata names them
+        ),
+        success_url=success_url,
+        cancel_url=cancel_url,
+    )
+    return result, amount
+
+
 def start_autopay_setup(
-    session: Session, settings: Settings, policyholder_id: int
+    session: Session,
+    settings: Settings,
+    policyholder_id: int,
+    *,
+    success_url: str | None = None,
+    cancel_url: str | None = None,
 ) -> CheckoutSession:
     """A setup-mode Checkout Session that saves a card for off-session autopay charges."""
     customer = ensure_customer(session, settings, policyholder_id)
@@ -246,8 +360,8 @@ def start_autopay_setup(
     try:
         result = gateway(settings).create_setup_session(
             customer=customer.customer_id,
-            success_url=settings.checkout_success_url,
-            cancel_url=settings.checkout_cancel_url,
+            success_url=success_url or settings.checkout_success_url,
+            cancel_url=cancel_url or settings.checkout_cancel_url,
             metadata={"policyholder_id": target, "purpose": "autopay"},
             idempotency_key=request.idempotency_key,
         )
@@ -406,7 +520,8 @@ def post_succeeded(
     committed."""
     order = settings.allocation_order
     named = [invoice_named(item.metadata) for item in items]
-    wanted = {i for i in named if i is not None}
+    several = [stripe_rules.invoices_named(item.metadata) for item in items]
+    wanted = {i for i in named if i is not None} | {i for ids in several for i in ids or ()}
     policies = policies_of(session, wanted) if order != "as_named" else Policies({}, {})
     seen = payments.lock_invoices(session, settings, wanted | policies.ids())
     # What each invoice has due as the items before have left it (`post` then posts the
@@ -416,7 +531,13 @@ def post_succeeded(
     received: list[payments.Received] = []
     reasons: list[str | None] = []
     allocations: list[tuple[list[tuple[int, int]], dict[str, Any]]] = []  # and evidence
-    for item, invoice_id in zip(items, named, strict=True):
+    for item, invoice_id, invoice_ids in zip(items, named, several, strict=True):
+        if invoice_ids is not None:  # Pay everything overdue: each invoice named its due
+            decided = _several(item, invoice_ids, seen, due, policies, order)
+            reasons.append(decided.why)
+            allocations.append((decided.ordered, decided.evidence))
+            received.append(decided.received)
+            continue
         inv = seen.get(invoice_id) if invoice_id is not None else None
         installments: list[Installment] = []
         policy_due = None
@@ -475,6 +596,60 @@ def post_succeeded(
                 extra={"event": "stripe_unmatched", "payment_id": pid, "why": why},
             )
     return list(zip(ids, reasons, strict=True))
+
+
+@dataclass(frozen=True)
+class _Decided:
+    why: str | None
+    ordered: list[tuple[int, int]]
+    evidence: dict[str, Any]
+    received: payments.Received
+
+
+def _several(
+    item: Succeeded,
+    invoice_ids: list[int],
+    seen: dict[int, payments.InvoiceState],
+    due: dict[int, int],
+    policies: Policies,
+    order: str,
+) -> _Decided:
+    """A payment naming several invoices (`rules.invoices_named`: Pay everything overdue):
+    when `rules.mismatch_many` finds nothing wrong, each invoice gets what it has due, in
+    allocation order within each policy (`due` is updated for the items after it)."""
+    invs = [seen.get(i) for i in invoice_ids]
+    why = stripe_rules.mismatch_many(
+        item.metadata,
+        item.amount,
+        item.currency,
+        [None if inv is None else InvoiceSeen(inv.currency, inv.status, due[inv.id], inv.total)
+         for inv in invs],
+    )  # fmt: skip
+    evidence = evidence_of(item.payment_intent_id, item.charge_id, item.metadata)
+    ordered: list[tuple[int, int]] = []
+    holder = None
+    if why is None:
+        requested = [(i, due[i]) for i in invoice_ids]
+        installments = policies.installments(invoice_ids, lambda i: due.get(i, 0))
+        ordered = allocation_order(requested, installments, order)
+        for i, amount in ordered:
+            due[i] -= amount
+        if not same_allocations(ordered, requested):
+            evidence = named_evidence(evidence, requested)
+        holders = {inv.holder for inv in invs if inv is not None}
+        holder = holders.pop() if len(holders) == 1 else None
+    received = payments.Received(
+        amount=item.amount,
+        currency=item.currency,
+        method="card",
+        received_on=item.received_on,
+        external_id=item.payment_intent_id,
+        payer_name=item.payer_name,
+        reference=reference_of(item.metadata),
+        policyholder_id=holder,
+        match_evidence=None if why is None else {**evidence, "unmatched": why},
+    )
+    return _Decided(why, ordered, evidence, received)
 
 
 def _receive(session: Session, settings: Settings, state: StripePaymentState, on: date) -> int:

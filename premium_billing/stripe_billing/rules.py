@@ -5,7 +5,7 @@ road its event took."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,35 @@ def invoice_named(metadata: Mapping[str, Any] | None) -> int | None:
     if not metadata:
         return None
     return parse_id("invoice", metadata.get("invoice_id"))
+
+
+# Pay everything overdue: one Checkout for several invoices, named in one metadata value
+# (`invoice_ids`: 'inv_1,inv_2'); Stripe keeps at most 500 characters a value.
+MAX_INVOICES_NAMED = 30
+INVOICE_LIST_KEY = "invoice_ids"
+
+
+def invoice_list(invoice_ids: Sequence[int]) -> str:
+    """The metadata value naming several invoices: 'inv_1,inv_2' (at most
+    MAX_INVOICES_NAMED; each at most 18 characters, so within Stripe's 500)."""
+    if not 0 < len(invoice_ids) <= MAX_INVOICES_NAMED:
+        raise ValueError(f"a checkout names 1 to {MAX_INVOICES_NAMED} invoices")
+    return ",".join(f"inv_{int(i)}" for i in invoice_ids)
+
+
+def invoices_named(metadata: Mapping[str, Any] | None) -> list[int] | None:
+    """The invoices a Pay-everything-overdue payment names (`invoice_ids`), in the order
+    named, or None when the metadata has no such list. An unreadable or repeated id makes
+    the list empty (nothing can be applied: the payment waits in suspense)."""
+    if not metadata or INVOICE_LIST_KEY not in metadata:
+        return None
+    text = metadata.get(INVOICE_LIST_KEY)
+    if not isinstance(text, str):
+        return []
+    ids = [parse_id("invoice", part.strip()) for part in text.split(",")]
+    if not ids or None in ids or len(set(ids)) != len(ids):
+        return []
+    return [i for i in ids if i is not None]
 
 
 @dataclass(frozen=True)
@@ -87,14 +116,45 @@ def mismatch(
     return None
 
 
+def mismatch_many(
+    metadata: Mapping[str, Any],
+    amount: int,
+    currency: str,
+    invoices: Sequence[InvoiceSeen | None],
+) -> str | None:
+    """Why a succeeded PaymentIntent of `amount` `currency` that names several invoices
+    (`invoices_named`, in that order: `invoices`) cannot pay each what it has due (None: it
+    can): every invoice must exist, be in the same currency and be payable with something
+    due, and `amount` must be exactly what they have due together. Anything else (one paid
+    meanwhile by another road, say) waits in suspense for a person."""
+    if not invoices:
+        return f"unreadable {INVOICE_LIST_KEY} in the metadata"
+    for position, invoice in enumerate(invoices):
+        if invoice is None:
+            return f"unknown invoice (number {position + 1} named)"
+        if invoice.currency != currency:
+            return f"currency {currency}, an invoice named is in {invoice.currency}"
+        if not is_payable(invoice.status) or invoice.amount_due <= 0:
+            return f"an invoice named is {invoice.status}, nothing due"
+    due = sum(invoice.amount_due for invoice in invoices if invoice is not None)
+    if due != amount:
+        return f"amount {amount}, the invoices named have {due} due"
+    return None
+
+
 def evidence_of(pi_id: str, charge_id: str | None, metadata: Mapping[str, Any]) -> dict[str, Any]:
     """The match evidence recorded on a Stripe payment."""
     return {"payment_intent": pi_id, "charge": charge_id, "metadata": dict(metadata)}
 
 
 def reference_of(metadata: Mapping[str, Any]) -> str | None:
-    """The payment reference a Stripe payment carries: the invoice number (or id)."""
-    reference = metadata.get("invoice_number") or metadata.get("invoice_id")
+    """The payment reference a Stripe payment carries: the invoice number(s) (or ids)."""
+    reference = (
+        metadata.get("invoice_number")
+        or metadata.get("invoice_numbers")
+        or metadata.get("invoice_id")
+        or metadata.get(INVOICE_LIST_KEY)
+    )
     return str(reference)[:500] if reference else None
 
 

@@ -17,6 +17,15 @@ OUTSIDE_SPEC = {
     ("POST", "/webhooks/stripe"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/docs"),
+    # The policyholder portal's pages (HTML, a signed token in the path).
+    ("GET", "/portal/{}"),
+    ("POST", "/portal/{}/invoices/{}/pay"),
+    ("POST", "/portal/{}/pay-overdue"),
+    ("POST", "/portal/{}/autopay"),
+    ("GET", "/portal/{}/checkout/done"),
+    ("GET", "/portal/{}/checkout/cancelled"),
+    ("GET", "/portal/{}/statement"),
+    ("GET", "/portal/{}/statement.pdf"),
 }
 
 
