@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from devtools.sinks import SmtpSink, parts
 from premium_billing.config import Settings
@@ -49,13 +49,10 @@ def two_pet_policy(api: Any, locale: str | None = None, **overrides: Any) -> dic
     return {"holder": holder, "policy": policy}
 
 
-def set_locale(db: Any, holder_id: str, locale: str) -> None:
-    with db.session() as session:
-        session.execute(
-            text("UPDATE policyholders SET locale = :l WHERE id = :id"),
-            {"l": locale, "id": parse_id("policyholder", holder_id)},
-        )
-        session.commit()
+def set_locale(api: Any, holder_id: str, locale: str) -> None:
+    response = api.patch(f"/policyholders/{holder_id}", json={"locale": locale})
+    assert response.status_code == 200, response.text
+    assert response.json()["locale"] == locale
 
 
 def drain(db: Any, settings: Settings, **kw: Any) -> int:
@@ -126,7 +123,7 @@ def test_invoice_issued_email_names_pets_amount_reference_and_link(api, db, sett
 
 def test_a_notice_published_twice_is_stored_and_sent_once(api, db, settings, smtp):
     made = two_pet_policy(api)
-    set_locale(db, made["holder"]["id"], "en_GB")
+    set_locale(api, made["holder"]["id"], "en_GB")
     policy_id = parse_id("policy", made["policy"]["id"])
     step = {
         "step_id": 7,
@@ -164,7 +161,7 @@ def test_a_notice_published_twice_is_stored_and_sent_once(api, db, settings, smt
 )
 def test_each_collections_step_sends_its_notice(api, db, settings, smtp, step, offset, words):
     made = two_pet_policy(api, currency="EUR")
-    set_locale(db, made["holder"]["id"], "de_DE")
+    set_locale(api, made["holder"]["id"], "de_DE")
     facts = {
         "step_id": 1,
         "step": step,
@@ -323,3 +320,13 @@ def test_receipt_refund_and_failure_notices_from_the_domain_events(api, db, sett
     assert "$72.00" in failed and "insufficient_funds" in failed
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(Notification)) == 3
+
+
+def test_locale_is_a_known_one(api):
+    holder = create_policyholder(api)
+    assert holder["locale"] == "en_US"
+    for bad in ("xx_YY", "english", "", "en_us"):
+        response = api.patch(f"/policyholders/{holder['id']}", json={"locale": bad})
+        assert response.status_code == 422 and "locale" in response.json()["errors"], bad
+    made = api.post("/policyholders", json={"name": "Eva", "email": "e@x.de", "locale": "de_DE"})
+    assert made.status_code == 201 and made.json()["locale"] == "de_DE"
