@@ -29,13 +29,33 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
 
 
+def wanted(session: Session, event_type: str) -> bool:
+    """Whether an enabled endpoint subscribes to `event_type`: an event nobody is sent is
+    not stored (an endpoint gets the events from its registration on, as Stripe's do), so
+    a service without endpoints writes no event rows at all."""
+    return (
+        session.scalar(
+            select(WebhookSubscription.endpoint_id)
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookSubscription.endpoint_id)
+            .where(
+                WebhookSubscription.event_type == event_type,
+                WebhookEndpoint.status == "enabled",
+                WebhookEndpoint.deleted_at.is_(None),
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def record(session: Session, events: Sequence[tuple[str, str, dict[str, Any]]]) -> list[int]:
-    """Store `events` ((type, business key, data)) not stored yet and fan each new one out to
-    its endpoints; the new events' ids."""
+    """Store `events` ((type, business key, data)) not stored yet whose type an endpoint
+    wants, and fan each new one out to its endpoints; the new events' ids."""
+    types = {t: wanted(session, t) for t in {t for t, _k, _d in events}}
     ids = insert_rows_new(
         session,
         OutboundEvent.__table__,
-        [{"type": t, "business_key": k[:100], "data": d} for t, k, d in events],
+        [{"type": t, "business_key": k[:100], "data": d} for t, k, d in events if types[t]],
     )
     fan_out(session, ids)
     return ids
@@ -77,7 +97,7 @@ def fan_out(session: Session, event_ids: Sequence[int]) -> int:
 
 def invoices_issued(session: Session, invoice_ids: Sequence[int]) -> list[int]:
     """`invoice.issued` per invoice."""
-    if not invoice_ids:
+    if not invoice_ids or not wanted(session, "invoice.issued"):
         return []
     rows = session.execute(
         select(
@@ -124,7 +144,7 @@ def payments_posted(
     for payment_id, invoice_id, amount in allocations:
         if amount > 0:
             given[payment_id][invoice_id] = given[payment_id].get(invoice_id, 0) + amount
-    if not given:
+    if not given or not wanted(session, "payment.posted"):
         return []
     payments = session.execute(
         select(
@@ -186,8 +206,8 @@ def payments_failed(session: Session, failures: Sequence[Mapping[str, Any]]) -> 
 def delinquency_changed(session: Session, transitions: Sequence[Mapping[str, Any]]) -> list[int]:
     """`policy.past_due`, `policy.in_grace`, `policy.lapsed`, `policy.reinstated` per
     transition into that state (business key: the policy, the state and the day)."""
-    wanted = [t for t in transitions if t["to_state"] in STATE_EVENTS]
-    holders = policy_holders(session, sorted({t["policy_id"] for t in wanted}))
+    changes = [t for t in transitions if t["to_state"] in STATE_EVENTS]
+    holders = policy_holders(session, sorted({t["policy_id"] for t in changes}))
     return record(
         session,
         [
@@ -205,7 +225,7 @@ def delinquency_changed(session: Session, transitions: Sequence[Mapping[str, Any
                     "currency": t.get("currency"),
                 },
             )
-            for t in wanted
+            for t in changes
         ],
     )
 

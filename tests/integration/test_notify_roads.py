@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from premium_billing.jobs.runner import run_job
 from premium_billing.notifications.models import Notification
+from premium_billing.outbound.endpoints import create_endpoint
 from premium_billing.outbound.models import OutboundEvent
+from premium_billing.outbound.rules import EVENT_TYPES
 
 from .stripe_helpers import (
     EFFECTIVE,
@@ -22,6 +25,13 @@ from .stripe_helpers import (
     stripe_payments,
 )
 from .test_autopay import _save_card
+
+
+@pytest.fixture(autouse=True)
+def endpoint(db):
+    """An endpoint for every event type (an event no endpoint wants is not stored)."""
+    with db.session() as session:
+        create_endpoint(session, "http://127.0.0.1:9/events", list(EVENT_TYPES))
 
 
 def kinds(db) -> list[str]:

@@ -86,7 +86,7 @@ def test_events_signed_delivered_once_only_to_subscribers(api, db, settings, sin
     assert sorted(h["webhook-id"] for h in sink.headers) == sorted(e["id"] for e in sink.events)
     with db.session() as session:
         types = sorted(session.scalars(select(OutboundEvent.type)))
-    assert types == ["invoice.issued", "policy.in_grace", "policy.lapsed"]
+    assert types == ["invoice.issued", "policy.lapsed"]  # no endpoint wants policy.in_grace
     assert deliver_all(db, settings) == 0  # nothing twice
 
     deliveries = api.get(f"/webhook-endpoints/{endpoint['id']}/deliveries").json()["data"]
@@ -182,3 +182,13 @@ def test_endpoint_input_roles_and_delete(api, db, make_key, sink):
     assert api.get(f"/webhook-endpoints/{endpoint['id']}/deliveries").status_code == 404
     assert api.get("/webhook-endpoints/we_x/deliveries").status_code == 404
     assert api.post("/events/evt_999/redeliver").status_code == 404
+
+
+def test_an_event_no_endpoint_wants_is_not_stored(api, db, settings, sink):
+    holder = create_policyholder(api)
+    create_policy(api, holder["id"])
+    api.post("/jobs/issue_invoices/runs", json={"as_of": "2026-01-20"})
+    register(api, sink, ["payment.posted"])  # from now on: not invoice.issued
+    with db.session() as session:
+        assert session.scalars(select(OutboundEvent)).all() == []
+    assert deliver_all(db, settings) == 0 and sink.events == []
