@@ -6,7 +6,7 @@ PORT ?= 8000
 N ?= 1000000
 PG_BENCH_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: install run test lint browser openapi schemathesis bench-invoices bench-webhooks bench-reconcile clean
+.PHONY: install run test lint browser openapi schemathesis bench-invoices bench-webhooks bench-reconcile bench-senders clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,3 +55,9 @@ bench-webhooks: install
 
 bench-reconcile: install
 	$(BIN)/python -m bench.bench_reconcile --lines $(or $(LINES),20000) --invoices $(or $(INVOICES),100000) --admin-url $(PG_BENCH_URL)
+
+# The email and event senders: SENDERS_N invoices' notices to an SMTP server and their
+# invoice.issued events to an HTTP receiver, both on loopback; >= 100/s each.
+SENDERS_N ?= 2000
+bench-senders: install
+	$(BIN)/python -m bench.bench_senders --n $(SENDERS_N) --admin-url $(PG_BENCH_URL)

@@ -79,8 +79,9 @@ class WebhookSink:
     verified with `standardwebhooks` (a bad signature is a 400 and kept in `rejected`);
     `answer` decides the status (e.g. 500 to fail every delivery)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.secret = ""
+        self.stats: Callable[[], dict[str, Any]] = self.counts
         self.events: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.rejected: list[str] = []
@@ -109,8 +110,11 @@ class WebhookSink:
                         sink.headers.append(headers)
                 self._reply(status)
 
-            def _reply(self, status: int) -> None:
-                body = json.dumps({"status": status}).encode()
+            def do_GET(self) -> None:  # noqa: N802
+                self._reply(200, sink.stats())  # what was received (the bench reads it)
+
+            def _reply(self, status: int, content: dict[str, Any] | None = None) -> None:
+                body = json.dumps(content or {"status": status}).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
@@ -120,10 +124,18 @@ class WebhookSink:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def counts(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "events": len(self.events),
+                "distinct_webhook_ids": len({e["id"] for e in self.events}),
+                "rejected": len(self.rejected),
+            }
 
     def __enter__(self) -> WebhookSink:
         self.thread.start()
@@ -133,3 +145,38 @@ class WebhookSink:
         self.server.shutdown()
         self.thread.join(timeout=5)
         self.server.server_close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m devtools.sinks --smtp-port P --http-port Q --secret whsec_…`: both
+    receivers in a process of their own until SIGTERM; `GET /stats` on the HTTP port
+    answers what they received."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--smtp-port", type=int, required=True)
+    parser.add_argument("--http-port", type=int, required=True)
+    parser.add_argument("--secret", required=True)
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with SmtpSink(args.smtp_port) as smtp, WebhookSink(args.http_port) as hooks:
+        hooks.secret = args.secret
+
+        def stats() -> dict[str, Any]:
+            with smtp.lock:
+                emails = {
+                    "emails": len(smtp.messages),
+                    "distinct_message_ids": len({m["Message-ID"] for m in smtp.messages}),
+                }
+            return {**hooks.counts(), **emails}
+
+        hooks.stats = stats
+        print("ready", flush=True)
+        stop.wait()
+
+
+if __name__ == "__main__":
+    main()

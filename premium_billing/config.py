@@ -118,6 +118,8 @@ class Settings:
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_timeout_seconds: float = 10.0
+    # How many SMTP connections a sender's pass uses at once (each sends its share).
+    smtp_connections: int = 4
     mail_from: str = "billing@example.com"
     # The senders (`premium-billing send-notifications`): each pass claims at most
     # SENDER_BATCH rows for SENDER_LEASE_SECONDS and stops after SENDER_PASS_SECONDS, so a
@@ -216,7 +218,12 @@ class Settings:
             raise SettingsError("HSTS_MAX_AGE: must not be negative")
         if self.smtp_tls not in ("off", "starttls", "ssl"):
             raise SettingsError("SMTP_TLS: must be off, starttls or ssl")
-        for name in ("sender_batch", "sender_lease_seconds", "notify_max_attempts"):
+        for name in (
+            "sender_batch",
+            "sender_lease_seconds",
+            "notify_max_attempts",
+            "smtp_connections",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name.upper()}: must be at least 1")
         if self.sender_pass_seconds * 2 > self.sender_lease_seconds:

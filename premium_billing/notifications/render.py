@@ -9,7 +9,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from email.message import EmailMessage
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
 from email.utils import formataddr, formatdate
 from functools import cache
 from typing import Any
@@ -32,6 +35,7 @@ from premium_billing.portal_links import portal_url
 from .rules import cover_at_risk, message_id
 
 DEFAULT_LOCALE = "en_US"
+SMTP_LINES = compat32.clone(linesep="\r\n")  # what goes over the wire
 
 SUBJECTS = {
     "invoice_issued": "Your invoice {invoice_number}: {amount_due} due {due_date}",
@@ -161,23 +165,25 @@ def load_context(session: Session, rows: Sequence[Any]) -> Context:
 
 @dataclass(frozen=True)
 class Email:
-    recipient: str
+    recipient: str  # the To header: name and address
+    address: str  # the envelope's recipient
     subject: str
     text: str
     html: str
     message_id: str
 
-    def message(self, sender: str) -> EmailMessage:
-        """The MIME message: text/plain with a text/html alternative."""
-        message = EmailMessage()
+    def message(self, sender: str) -> bytes:
+        """The MIME message: text/plain with a text/html alternative, UTF-8 (the compat32
+        classes: a tenth of the header handling of email.message.EmailMessage)."""
+        message = MIMEMultipart("alternative")
         message["From"] = sender
         message["To"] = self.recipient
-        message["Subject"] = self.subject
+        message["Subject"] = Header(self.subject, "utf-8").encode()
         message["Date"] = formatdate(localtime=False, usegmt=True)
         message["Message-ID"] = self.message_id
-        message.set_content(self.text)
-        message.add_alternative(self.html, subtype="html")
-        return message
+        message.attach(MIMEText(self.text, "plain", "utf-8"))
+        message.attach(MIMEText(self.html, "html", "utf-8"))
+        return message.as_bytes(policy=SMTP_LINES)
 
 
 def variables(row: Any, context: Context, settings: Settings) -> dict[str, Any]:
@@ -243,7 +249,8 @@ def render(row: Any, context: Context, settings: Settings) -> Email:
     holder = context.holders[row.policyholder_id]
     domain = settings.mail_from.rpartition("@")[2] or "localhost"
     return Email(
-        recipient=formataddr((holder.name, holder.email)),
+        recipient=formataddr((holder.name, holder.email), charset="utf-8"),
+        address=holder.email,
         subject=subject,
         text=text,
         html=html,

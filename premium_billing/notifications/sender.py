@@ -13,6 +13,7 @@ a crash inside that window sends it again (once its lease ends), with the same M
 
 Never blocks billing: billing only inserts the outbox row; this runs in its own process
 (`premium-billing send-notifications`) with its own transactions, a few milliseconds each.
+A pass sends over SMTP_CONNECTIONS connections at once, each taking its share of the batch.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -116,13 +118,15 @@ def _claim(db: Database, settings: Settings, now: datetime) -> tuple[list[Any], 
 
 
 def _mark(db: Database, notification_id: int, **values: Any) -> None:
-    with db.session() as session:
-        session.execute(
-            update(Notification)
-            .where(Notification.id == notification_id)
+    """One notice's outcome in one statement, committed as it runs (autocommit: one round
+    trip, the shortest window after the server's reply)."""
+    table = Notification.__table__
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(
+            update(table)
+            .where(table.c.id == notification_id)
             .values(claimed_until=None, updated_at=utcnow(), **values)
         )
-        session.commit()
 
 
 def _failed_attempt(
@@ -190,16 +194,43 @@ def send_pass(
     now: datetime | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> PassStats:
-    """Claim a batch of due notices and send it over one SMTP connection, bounded by
-    SENDER_BATCH notices and SENDER_PASS_SECONDS. `now` (UTC) decides what is due and when
-    a failure is retried (tests give a later one instead of waiting)."""
+    """Claim a batch of due notices and send it over SMTP_CONNECTIONS connections at once
+    (a message is a few round trips: latency, not work), bounded by SENDER_BATCH notices
+    and SENDER_PASS_SECONDS. `now` (UTC) decides what is due and when a failure is retried
+    (tests give a later one instead of waiting)."""
     now = now or utcnow()
-    stats = PassStats()
     rows, context = _claim(db, settings, now)
-    stats.claimed = len(rows)
     if not rows:
-        return stats
+        return PassStats()
     deadline = clock() + settings.sender_pass_seconds
+    count = max(1, min(settings.smtp_connections, len(rows)))
+    shares = [rows[i::count] for i in range(count)]
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        parts = list(
+            pool.map(
+                lambda share: _send_share(db, settings, share, context, now, deadline, clock),
+                shares,
+            )
+        )
+    stats = PassStats(claimed=len(rows))
+    for part in parts:
+        for name in ("sent", "retried", "failed", "released"):
+            setattr(stats, name, getattr(stats, name) + getattr(part, name))
+        stats.errors.extend(part.errors)
+    return stats
+
+
+def _send_share(
+    db: Database,
+    settings: Settings,
+    rows: Sequence[Any],
+    context: Context,
+    now: datetime,
+    deadline: float,
+    clock: Callable[[], float],
+) -> PassStats:
+    """Send `rows` over one SMTP connection until the deadline; release what is left."""
+    stats = PassStats()
     try:
         smtp = connect(settings)
     except (*CONNECTION_ERRORS, smtplib.SMTPException) as error:
@@ -211,9 +242,7 @@ def send_pass(
         return stats
     pending = list(rows)
     try:
-        while pending:
-            if clock() > deadline:
-                break
+        while pending and clock() <= deadline:
             row = pending.pop(0)
             try:
                 email = render(row, context, settings)
@@ -222,8 +251,7 @@ def send_pass(
                 _failed_attempt(db, settings, row, now, f"render: {error}", permanent=True)
                 stats.failed += 1
                 continue
-            outcome = _send_one(db, settings, smtp, row, email, now, stats)
-            if outcome == "disconnected":
+            if _send_one(db, settings, smtp, row, email, now, stats) == "disconnected":
                 break
     finally:
         try:
@@ -246,11 +274,7 @@ def _send_one(
     stats: PassStats,
 ) -> str:
     try:
-        smtp.send_message(
-            email.message(settings.mail_from),
-            from_addr=settings.mail_from,
-            to_addrs=[email.recipient],
-        )
+        smtp.sendmail(settings.mail_from, [email.address], email.message(settings.mail_from))
     except CONNECTION_ERRORS as error:
         stats.errors.append(str(error))
         outcome = _failed_attempt(db, settings, row, now, f"SMTP: {error}", permanent=False)
