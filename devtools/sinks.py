@@ -64,6 +64,16 @@ class SmtpSink:
         self.stop()
 
 
+def until_idle(one_pass: Callable[[], Any]) -> int:
+    """Run a sender's passes until one claims nothing; how many were sent."""
+    sent = 0
+    while True:
+        stats = one_pass()
+        sent += stats.sent
+        if stats.claimed == 0:
+            return sent
+
+
 def parts(message: EmailMessage) -> tuple[str, str]:
     """The plain text and the HTML of a message."""
     text = message.get_body(preferencelist=("plain",))

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import String, cast, literal, select
+from sqlalchemy import String, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from premium_billing.db.bulk import any_of, insert_new, insert_rows_new
@@ -180,29 +180,34 @@ def policy_holders(session: Session, policy_ids: Sequence[int]) -> dict[int, int
     }
 
 
-def queue_refunds_sent(session: Session, refund_ids: Sequence[int]) -> list[int]:
-    """A `refund_sent` notice per refund paid out (business key `re_<id>`)."""
+def refunds_paid(session: Session, refund_ids: Sequence[int]) -> list[Any]:
+    """The refunds paid out, each with its payer (the refund's, else its payment's)."""
     if not refund_ids:
         return []
-    refunds = session.execute(
-        select(
-            Refund.id,
-            Refund.amount,
-            Refund.currency,
-            Refund.paid_on,
-            Refund.channel,
-            Refund.payment_id,
-            Refund.policyholder_id,
-            Payment.policyholder_id.label("payer_id"),
-        )
-        .join(Payment, Payment.id == Refund.payment_id)
-        .where(any_of(session, Refund.id, refund_ids))
-    ).all()
+    return list(
+        session.execute(
+            select(
+                Refund.id,
+                Refund.amount,
+                Refund.currency,
+                Refund.paid_on,
+                Refund.channel,
+                Refund.payment_id,
+                func.coalesce(Refund.policyholder_id, Payment.policyholder_id).label("payer"),
+            )
+            .join(Payment, Payment.id == Refund.payment_id)
+            .where(any_of(session, Refund.id, refund_ids))
+        ).all()
+    )
+
+
+def queue_refunds_sent(session: Session, refund_ids: Sequence[int]) -> list[int]:
+    """A `refund_sent` notice per refund paid out (business key `re_<id>`)."""
     rows = [
         _queued(
             kind="refund_sent",
             business_key=f"re_{r.id}",
-            policyholder_id=r.policyholder_id or r.payer_id,
+            policyholder_id=r.payer,
             policy_id=None,
             invoice_id=None,
             facts=_json_facts(
@@ -215,7 +220,7 @@ def queue_refunds_sent(session: Session, refund_ids: Sequence[int]) -> list[int]
                 }
             ),
         )
-        for r in refunds
-        if (r.policyholder_id or r.payer_id) is not None
+        for r in refunds_paid(session, refund_ids)
+        if r.payer is not None
     ]
     return insert_rows_new(session, Notification.__table__, rows)

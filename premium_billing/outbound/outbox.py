@@ -18,8 +18,8 @@ from premium_billing.db.types import UTCDateTime, utcnow
 from premium_billing.http.ids import format_id
 from premium_billing.invoicing.models import Invoice
 from premium_billing.invoicing.rules import payment_reference
-from premium_billing.notifications.outbox import policy_holders
-from premium_billing.payments.models import Payment, Refund
+from premium_billing.notifications.outbox import policy_holders, refunds_paid
+from premium_billing.payments.models import Payment
 
 from .models import EventDelivery, OutboundEvent, WebhookEndpoint, WebhookSubscription
 from .rules import STATE_EVENTS
@@ -232,19 +232,8 @@ def delinquency_changed(session: Session, transitions: Sequence[Mapping[str, Any
 
 def refunds_sent(session: Session, refund_ids: Sequence[int]) -> list[int]:
     """`refund.sent` per refund paid out."""
-    if not refund_ids:
+    if not refund_ids or not wanted(session, "refund.sent"):
         return []
-    refunds = session.execute(
-        select(
-            Refund.id,
-            Refund.amount,
-            Refund.currency,
-            Refund.paid_on,
-            Refund.channel,
-            Refund.payment_id,
-            Refund.policyholder_id,
-        ).where(any_of(session, Refund.id, refund_ids))
-    ).all()
     return record(
         session,
         [
@@ -254,13 +243,13 @@ def refunds_sent(session: Session, refund_ids: Sequence[int]) -> list[int]:
                 {
                     "refund_id": format_id("refund", r.id),
                     "payment_id": format_id("payment", r.payment_id),
-                    "policyholder_id": format_id("policyholder", r.policyholder_id),
+                    "policyholder_id": format_id("policyholder", r.payer),
                     "amount": r.amount,
                     "currency": r.currency,
                     "channel": r.channel,
                     "paid_on": _iso(r.paid_on),
                 },
             )
-            for r in refunds
+            for r in refunds_paid(session, refund_ids)
         ],
     )

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from devtools.sinks import SmtpSink, parts
+from devtools.sinks import SmtpSink, parts, until_idle
 from premium_billing.config import Settings
 from premium_billing.db import hooks
 from premium_billing.db.types import utcnow
@@ -57,12 +57,7 @@ def set_locale(api: Any, holder_id: str, locale: str) -> None:
 
 def drain(db: Any, settings: Settings, **kw: Any) -> int:
     """Send passes until one claims nothing; how many were sent."""
-    sent = 0
-    while True:
-        stats = send_pass(db, settings, **kw)
-        sent += stats.sent
-        if stats.claimed == 0:
-            return sent
+    return until_idle(lambda: send_pass(db, settings, **kw))
 
 
 def notices(db: Any, **where: Any) -> list[Notification]:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from devtools.sinks import WebhookSink
+from devtools.sinks import WebhookSink, until_idle
 from premium_billing.db import hooks
 from premium_billing.db.types import utcnow
 from premium_billing.http.ids import parse_id
@@ -51,12 +51,7 @@ def transition(db: Any, settings: Any, policy_id: int, to_state: str, on: date) 
 
 
 def deliver_all(db: Any, settings: Any, **kw: Any) -> int:
-    sent = 0
-    while True:
-        stats = deliver_pass(db, settings, **kw)
-        sent += stats.sent
-        if stats.claimed == 0:
-            return sent
+    return until_idle(lambda: deliver_pass(db, settings, **kw))
 
 
 def test_events_signed_delivered_once_only_to_subscribers(api, db, settings, sink):
