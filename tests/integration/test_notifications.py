@@ -325,3 +325,30 @@ def test_locale_is_a_known_one(api):
         assert response.status_code == 422 and "locale" in response.json()["errors"], bad
     made = api.post("/policyholders", json={"name": "Eva", "email": "e@x.de", "locale": "de_DE"})
     assert made.status_code == 201 and made.json()["locale"] == "de_DE"
+
+
+def test_send_notifications_command_sends_and_a_bad_setting_is_one_line(api, db, settings, smtp):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    made = two_pet_policy(api)
+    steps_taken(
+        db,
+        settings,
+        parse_id("policy", made["policy"]["id"]),
+        {"step_id": 1, "step": "reinstatement", "on": date(2027, 3, 20)},
+    )
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "SMTP_PORT": str(smtp.port)}
+    command = [sys.executable, "-m", "premium_billing", "send-notifications", "--once"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["emails"]["sent"] == 1 and figures["events"]["claimed"] == 0
+    assert len(smtp.messages) == 1 and "reinstated" in smtp.messages[0]["Subject"]
+    bad = subprocess.run(
+        command, env={**env, "SMTP_TLS": "maybe"}, capture_output=True, text=True, timeout=120
+    )
+    assert bad.returncode != 0
+    assert bad.stderr.strip().splitlines()[-1] == "error: SMTP_TLS: must be off, starttls or ssl"
