@@ -15,7 +15,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0009_notify"
 down_revision = "0008_settle"
 branch_labels = None
