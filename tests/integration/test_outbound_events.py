@@ -187,3 +187,33 @@ def test_an_event_no_endpoint_wants_is_not_stored(api, db, settings, sink):
     with db.session() as session:
         assert session.scalars(select(OutboundEvent)).all() == []
     assert deliver_all(db, settings) == 0 and sink.events == []
+
+
+def test_two_senders_at_once_deliver_each_event_once(api, db, settings, sink):
+    import threading
+
+    register(api, sink, ["policy.past_due"])
+    policy_id = parse_id("policy", create_policy(api, create_policyholder(api)["id"])["id"])
+    with db.session() as session:
+        hooks.publish(
+            session,
+            hooks.DELINQUENCY_CHANGED,
+            transitions=[
+                {"policy_id": policy_id, "from_state": "active", "to_state": "past_due",
+                 "on": date(2026, 2, 3) + timedelta(days=i), "amount_overdue": 100 + i,
+                 "currency": "USD"}
+                for i in range(60)
+            ],
+            settings=settings,
+        )  # fmt: skip
+        session.commit()
+    small = settings.with_overrides(sender_batch=7)
+    threads = [threading.Thread(target=deliver_all, args=(db, small)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sink.rejected == []
+    assert len(sink.events) == 60 and len({e["id"] for e in sink.events}) == 60
+    with db.session() as session:
+        assert set(session.scalars(select(EventDelivery.status))) == {"succeeded"}
