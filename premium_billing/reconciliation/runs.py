@@ -528,7 +528,9 @@ def _apply_all(
     def write(matches: list[MatchDecision], others: list[tuple[MatchDecision, str | None]]) -> None:
         writer_session = getattr(local, "session", None)
         if writer_session is None:
-            writer_session = local.session = Session(bind=bind, expire_on_commit=False)
+            writer_session = local.session = Session(
+                bind=bind, expire_on_commit=False, info=dict(session.info)
+            )  # the domain events wired as in the run's session
             with lock:
                 sessions.append(writer_session)
         refused = _post_batch(writer_session, settings, run_id, matches, as_of) if matches else {}
