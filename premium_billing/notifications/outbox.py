@@ -33,8 +33,9 @@ def _queued(**row: Any) -> dict[str, Any]:
 
 
 def queue_invoices_issued(session: Session, invoice_ids: Sequence[int]) -> int:
-    """An `invoice_issued` notice per invoice (business key `inv_<id>`): one INSERT …
-    SELECT over the invoices."""
+    """An `invoice_issued` notice per invoice with something to pay (business key
+    `inv_<id>`; one a credit balance settled at issue has its payment receipt instead):
+    one INSERT … SELECT over the invoices."""
     if not invoice_ids:
         return 0
     now = literal(utcnow(), UTCDateTime())
@@ -54,7 +55,7 @@ def queue_invoices_issued(session: Session, invoice_ids: Sequence[int]) -> int:
         now,
         now,
         now,
-    ).where(any_of(session, Invoice.id, invoice_ids), Invoice.total > 0)
+    ).where(any_of(session, Invoice.id, invoice_ids), Invoice.amount_due > 0)
     result = session.execute(insert_new(session, table).from_select(columns, chosen))
     return int(result.rowcount or 0)
 

@@ -38,7 +38,7 @@ DEFAULT_LOCALE = "en_US"
 SMTP_LINES = compat32.clone(linesep="\r\n")  # what goes over the wire
 
 SUBJECTS = {
-    "invoice_issued": "Your invoice {invoice_number}: {amount_due} due {due_date}",
+    "invoice_issued": "Your invoice {invoice_number}: {total} due {due_date}",
     "payment_receipt": "Payment received: {amount}, thank you",
     "payment_failed": "Your payment of {amount} did not go through",
     "reminder": "Reminder: {amount_overdue} {reminder_when}",
@@ -178,7 +178,12 @@ class Email:
         message = MIMEMultipart("alternative")
         message["From"] = sender
         message["To"] = self.recipient
-        message["Subject"] = Header(self.subject, "utf-8").encode()
+        # Non-ASCII: RFC 2047 words, folded by the generator knowing the header's name.
+        message["Subject"] = (
+            self.subject
+            if self.subject.isascii()
+            else Header(self.subject, "utf-8", header_name="Subject")  # type: ignore[assignment]
+        )
         message["Date"] = formatdate(localtime=False, usegmt=True)
         message["Message-ID"] = self.message_id
         message.attach(MIMEText(self.text, "plain", "utf-8"))
@@ -232,6 +237,7 @@ def variables(row: Any, context: Context, settings: Settings) -> dict[str, Any]:
             invoice_number=invoice.number,
             total=money(invoice.total, invoice.currency, locale),
             amount_due=money(invoice.amount_due, invoice.currency, locale),
+            paid=invoice.amount_due == 0,  # paid (or credited) before this was sent
             due_date=day(invoice.due_date, locale),
             reference=format_reference(payment_reference(invoice.number)),
         )

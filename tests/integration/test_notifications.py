@@ -311,6 +311,8 @@ def test_receipt_refund_and_failure_notices_from_the_domain_events(api, db, sett
     texts = {m["Subject"]: parts(m)[0] for m in smtp.messages}
     receipt = next(t for s, t in texts.items() if s.startswith("Payment received"))
     assert invoice["number"] in receipt
+    issued = next(t for s, t in texts.items() if s.startswith("Your invoice"))
+    assert "already paid" in issued  # paid before the sender got to it: no "please pay"
     failed = next(t for s, t in texts.items() if "did not go through" in s)
     assert "$72.00" in failed and "insufficient_funds" in failed
     with db.session() as session:
