@@ -179,7 +179,7 @@ def _load_rows(session: Any, today: date) -> Iterator[str]:
         session, {"name": "Raj Patel", "email": "raj.patel@example.com"}
     )
     eva = policyholders.create_policyholder(
-        session, {"name": "Eva Schmidt", "email": "eva.schmidt@example.com"}
+        session, {"name": "Eva Schmidt", "email": "eva.schmidt@example.com", "locale": "de_DE"}
     )
     started = add_months(today.replace(day=min(today.day, 28)), -3)
     rex = policies.create_policy(
