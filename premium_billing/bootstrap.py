@@ -16,6 +16,8 @@ from premium_billing import models  # noqa: F401  (every table registered)
 from premium_billing.audit import trail
 from premium_billing.cancellations import settlement
 from premium_billing.clock import business_date
+from premium_billing.collections import assess as collections
+from premium_billing.collections.plans import plans as delinquency_plans
 from premium_billing.config import Settings
 from premium_billing.db import Database, hooks
 from premium_billing.db.hooks import Handler
@@ -37,7 +39,21 @@ def handlers() -> dict[str, list[Handler]]:
         hooks.REFUNDS_OWED: [_send_refunds],
         # An endorsement's premium cut with nothing left to bill is credited off the bills.
         hooks.PREMIUM_CUT: [_credit_premium_cut],
+        # Money moved (any road): the delinquent policies it touched are re-evaluated.
+        hooks.MONEY_MOVED: [_reassess_delinquency],
     }
+
+
+def _reassess_delinquency(
+    session: Session,
+    *,
+    invoice_ids: list[int],
+    on: date,
+    settings: Settings | None,
+    **_facts: object,
+) -> int:
+    outcome = collections.after_money_moved(session, settings or Settings(), invoice_ids, on)
+    return len(outcome.transitions)
 
 
 def _apply_credits(session: Session, *, invoice_ids: list[int], settings: Settings) -> int:
@@ -85,6 +101,7 @@ def mount(app: Flask) -> BillingApi:
     (the features count their own events in their `metrics` modules)."""
     from premium_billing.accounts.api import blp as policyholders_blp
     from premium_billing.cancellations.api import blp as cancellations_blp
+    from premium_billing.collections.api import blp as collections_blp
     from premium_billing.http.docs import bp as api_docs_bp
     from premium_billing.http.metrics import add_collector
     from premium_billing.invoicing.api import blp as invoices_blp
@@ -102,11 +119,14 @@ def mount(app: Flask) -> BillingApi:
     from webhooks.metrics import InboxCollector
     from webhooks.views import bp as stripe_webhooks_bp
 
+    # A bad delinquency plan stops start-up here, with one line naming the field.
+    delinquency_plans(app.config["SETTINGS"])
     api = register_http(app)
     for blp in (
         policyholders_blp,
         policies_blp,
         cancellations_blp,
+        collections_blp,
         invoices_blp,
         jobs_blp,
         payments_blp,
