@@ -52,13 +52,15 @@ class Heard:
         return days
 
 
-def monthly_policy(api: Any, number: str, *, premium: int = 120000, **extra: Any) -> dict[str, Any]:
+def monthly_policy(
+    api: Any, number: str, *, premium: int = 120000, effective: str = "2026-01-01", **extra: Any
+) -> dict[str, Any]:
     holder = create_policyholder(api)["id"]
     return create_policy(
         api,
         holder,
         policy_number=number,
-        effective_date="2026-01-01",
+        effective_date=effective,
         billing_plan="monthly",
         lines=[pet_line(annual_premium=premium)],
         fees=NO_FEES,
@@ -66,9 +68,10 @@ def monthly_policy(api: Any, number: str, *, premium: int = 120000, **extra: Any
     )
 
 
-def run_days(db: Any, settings: Any, first: str, last: str) -> None:
+def run_days(db: Any, settings: Any, first: str | date, last: str | date) -> None:
     """issue_invoices then collections, for each day from `first` to `last`."""
-    day, end = date.fromisoformat(first), date.fromisoformat(last)
+    day = first if isinstance(first, date) else date.fromisoformat(first)
+    end = last if isinstance(last, date) else date.fromisoformat(last)
     while day <= end:
         run_job(db, settings, "issue_invoices", day)
         run_job(db, settings, "collections", day)
