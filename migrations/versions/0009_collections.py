@@ -1,7 +1,7 @@
 """collections: each policy's delinquency state and the steps taken, once each
 
 - delinquencies: one row per policy that collections has seen (state, since, anchor, amount
-  overdue, the days already stepped, when it lapsed);
+  overdue, the days already stepped, the next day something happens, when it lapsed);
 - collection_steps: one row per (policy, step, days after the due date, anchor): unique, so
   two runs or two processes take a step once;
 - invoices: a partial index of the open invoices by policy and due date (the job's reads).
@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("through", sa.Integer(), nullable=True),
         sa.Column("evaluated_on", sa.Date(), nullable=False),
+        sa.Column("next_on", sa.Date(), nullable=True),
         sa.Column("lapsed_on", sa.Date(), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(

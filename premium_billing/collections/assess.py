@@ -72,6 +72,7 @@ def assess_policies(
     if not policy_ids:
         return outcome
     by_plan = plans(settings)
+    stale_days = settings.collections_stale_days
     heads = session.execute(
         select(
             Policy.id,
@@ -82,59 +83,75 @@ def assess_policies(
             Delinquency.anchor_due_date,
             Delinquency.through,
             Delinquency.amount_overdue,
+            Delinquency.next_on,
         )
         .outerjoin(Delinquency, Delinquency.policy_id == Policy.id)
         .where(any_of(session, Policy.id, policy_ids), Policy.status.in_(CHASED))
     ).all()
     if not heads:
         return outcome
-    unpaid: dict[int, list[tuple[date, int, int | None]]] = {}
+    unpaid: dict[int, list[rules.Unpaid]] = {}
+    anchors: dict[int, int | None] = {}  # the oldest unpaid installment of each policy
     for policy_id, due, amount, installment_id in session.execute(
         select(Invoice.policy_id, Invoice.due_date, Invoice.amount_due, Invoice.installment_id)
         .where(
             any_of(session, Invoice.policy_id, [h[0] for h in heads]),
             Invoice.status.in_(PAYABLE_STATUSES),
             Invoice.due_date <= horizon(settings, as_of),
+            Invoice.amount_due > 0,
         )
         .order_by(Invoice.policy_id, Invoice.due_date, Invoice.id)
     ):
-        unpaid.setdefault(policy_id, []).append((due, int(amount), installment_id))
+        owed = unpaid.setdefault(policy_id, [])
+        if not owed:
+            anchors[policy_id] = installment_id
+        owed.append(rules.Unpaid(due, amount))
     new_rows: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
     step_rows: list[dict[str, Any]] = []
     facts: dict[int, dict[str, Any]] = {}
-    for policy_id, product, currency, status, old, anchor, through, overdue in heads:
-        plan = by_plan[product]
+    for policy_id, product, currency, status, old, anchor, through, overdue, next_on in heads:
         owed = unpaid.get(policy_id, [])
         found = rules.assess(
-            [rules.Unpaid(d, a) for d, a, _i in owed],
-            plan,
+            owed,
+            by_plan[product],
             as_of,
-            stale_days=settings.collections_stale_days,
-            through=through if anchor is not None and anchor == _anchor(owed) else None,
+            stale_days=stale_days,
+            through=through if anchor is not None and owed and anchor == owed[0].due_date else None,
         )
         # The lapse is the job's (a cancellation): until it is settled the policy is in grace.
         state = "in_grace" if found.state == "lapsed" else found.state
         previous = old or "active"
         if previous == "reinstated" and state == "active":
             state = "reinstated"  # stays reinstated until it falls behind again
-        steps = [s for s in found.steps if not s.stale] if take_steps else []
         if take_steps:
             new_through = found.stepped_through
+            steps = [s for s in found.steps if not s.stale]
         else:
             new_through = through if found.anchor == anchor else None
+            steps = []
+        if found.anchor is None:
+            new_through = None
+        key = (state, found.anchor, found.amount_overdue, new_through, found.next_on)
+        if old is None:
+            if state == "active" and not steps:
+                continue
+        elif key == (old, anchor, overdue, through, next_on):
+            continue
         row = {
             "policy_id": policy_id,
             "state": state,
-            "since": as_of if state != previous else None,
+            "since": as_of if state != previous or old is None else None,
             "anchor_due_date": found.anchor,
             "amount_overdue": found.amount_overdue,
             "currency": currency,
-            "through": new_through if found.anchor is not None else None,
+            "through": new_through,
             "evaluated_on": as_of,
+            "next_on": found.next_on,
             "old_state": old,
             "old_through": through,
         }
+        (new_rows if old is None else changed).append(row)
         facts[policy_id] = {
             "from_state": previous,
             "to_state": state,
@@ -142,25 +159,13 @@ def assess_policies(
             "amount_overdue": found.amount_overdue,
             "currency": currency,
             "grace_ends_on": found.grace_ends_on,
-            "lapse_on": found.grace_ends_on,
-            "installment_id": owed[0][2] if owed else None,
             "chased": status,
         }
-        if old is None:
-            if state != "active" or steps:
-                new_rows.append({**row, "since": as_of})
-        elif (state, found.anchor, found.amount_overdue, row["through"]) != (
-            old,
-            anchor,
-            overdue,
-            through,
-        ):
-            changed.append(row)
         for step in steps:
             step_rows.append(
                 {
                     "policy_id": policy_id,
-                    "installment_id": owed[0][2],
+                    "installment_id": anchors.get(policy_id),
                     "anchor_due_date": found.anchor,
                     "step": step.step,
                     "days_after_due": step.days_after_due,
@@ -233,26 +238,24 @@ def announce(
 ) -> None:
     """Audit (one row per set) and publish what changed, in this transaction."""
     if transitions:
+        # One row per set: the policies of each move (ids only: a batch moves thousands).
+        moves: dict[str, list[int]] = {}
+        for t in transitions:
+            moves.setdefault(f"{t['from_state']}->{t['to_state']}", []).append(t["policy_id"])
         audit.record(
             session,
             "delinquency_changed",
             "policies",
             None,
-            after={
-                "transitions": [
-                    [t["policy_id"], t["from_state"], t["to_state"]] for t in transitions
-                ],
-                "on": transitions[0]["on"],
-            },
+            after={"on": transitions[0]["on"], "policies": moves},
         )
         publish(session, DELINQUENCY_CHANGED, transitions=transitions, settings=settings)
     if steps:
+        taken: dict[str, list[int]] = {}
+        for step in steps:
+            taken.setdefault(step["step"], []).append(step["step_id"])
         audit.record(
-            session,
-            "collection_steps_taken",
-            "collection_steps",
-            None,
-            after={"steps": [[s["step_id"], s["policy_id"], s["step"]] for s in steps]},
+            session, "collection_steps_taken", "collection_steps", None, after={"steps": taken}
         )
         publish(session, COLLECTION_STEPS_TAKEN, steps=steps, settings=settings)
 
@@ -272,7 +275,7 @@ def _json(rows: list[dict[str, Any]]) -> str:
 
 _STATE_COLUMNS = (
     "policy_id, state, since, anchor_due_date, amount_overdue, currency, through, "
-    "evaluated_on, updated_at"
+    "evaluated_on, next_on, updated_at"
 )
 _STEP_COLUMNS = (
     "policy_id, installment_id, anchor_due_date, step, days_after_due, taken_on, "
@@ -298,6 +301,7 @@ _STATE_TYPES = {
     "currency": "text",
     "through": "integer",
     "evaluated_on": "date",
+    "next_on": "date",
     "old_state": "text",
     "old_through": "integer",
 }
@@ -309,7 +313,8 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[int]:
     stmt = text(
         f"INSERT INTO delinquencies ({_STATE_COLUMNS}) "
         "SELECT v.policy_id, v.state, v.since, v.anchor_due_date, v.amount_overdue, "
-        f"v.currency, v.through, v.evaluated_on, :now FROM {_source(session, _STATE_TYPES)} "
+        "v.currency, v.through, v.evaluated_on, v.next_on, :now "
+        f"FROM {_source(session, _STATE_TYPES)} "
         "WHERE true ON CONFLICT (policy_id) DO NOTHING RETURNING policy_id"
     ).bindparams(bindparam("now", type_=_stamp_type()))
     return {int(r) for r in session.scalars(stmt, {"rows": _json(rows), "now": utcnow()})}
@@ -324,7 +329,7 @@ def _update_changed(session: Session, rows: list[dict[str, Any]]) -> set[int]:
             "UPDATE delinquencies AS t SET state = v.state, "
             "since = coalesce(v.since, t.since), anchor_due_date = v.anchor_due_date, "
             "amount_overdue = v.amount_overdue, through = v.through, "
-            "evaluated_on = v.evaluated_on, updated_at = now() "
+            "evaluated_on = v.evaluated_on, next_on = v.next_on, updated_at = now() "
             f"FROM {_source(session, _STATE_TYPES)} "
             "WHERE t.policy_id = v.policy_id AND t.state = v.old_state "
             "AND t.through IS NOT DISTINCT FROM v.old_through RETURNING t.policy_id"
@@ -335,12 +340,14 @@ def _update_changed(session: Session, rows: list[dict[str, Any]]) -> set[int]:
         text(
             "UPDATE delinquencies SET state = :state, since = coalesce(:since, since), "
             "anchor_due_date = :anchor_due_date, amount_overdue = :amount_overdue, "
-            "through = :through, evaluated_on = :evaluated_on, updated_at = :now "
+            "through = :through, evaluated_on = :evaluated_on, next_on = :next_on, "
+            "updated_at = :now "
             "WHERE policy_id = :policy_id"
         ).bindparams(
             bindparam("since", type_=Date()),
             bindparam("anchor_due_date", type_=Date()),
             bindparam("evaluated_on", type_=Date()),
+            bindparam("next_on", type_=Date()),
             bindparam("now", type_=_stamp_type()),
         ),
         [{**r, "now": utcnow()} for r in rows],

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from premium_billing.cancellations import queries as arrears
@@ -115,12 +115,21 @@ def _next_batch(
 ) -> list[int]:
     """The next `size` policy ids after `after` that owe an invoice due by the horizon, or
     whose delinquency row says they are behind (a void or a refund may have cleared them)."""
+    # A policy whose row says nothing happens before a later day is skipped (a payment
+    # re-evaluates it in its own transaction): an immediate re-run reads only this index.
+    due = or_(
+        Delinquency.policy_id.is_(None),
+        Delinquency.next_on.is_(None),
+        Delinquency.next_on <= as_of,
+    )
     owing = session.scalars(
         select(Invoice.policy_id)
+        .outerjoin(Delinquency, Delinquency.policy_id == Invoice.policy_id)
         .where(
             Invoice.policy_id > after,
             Invoice.status.in_(PAYABLE_STATUSES),
             Invoice.due_date <= horizon(settings, as_of),
+            due,
         )
         .group_by(Invoice.policy_id)
         .order_by(Invoice.policy_id)
@@ -128,7 +137,11 @@ def _next_batch(
     ).all()
     behind = session.scalars(
         select(Delinquency.policy_id)
-        .where(Delinquency.policy_id > after, Delinquency.state.in_(("past_due", "in_grace")))
+        .where(
+            Delinquency.policy_id > after,
+            Delinquency.state.in_(("past_due", "in_grace")),
+            Delinquency.next_on <= as_of,
+        )
         .order_by(Delinquency.policy_id)
         .limit(size)
     ).all()
@@ -198,6 +211,7 @@ def _lapse(session: Session, settings: Settings, step_id: int, as_of: date) -> N
             delinquency.since = as_of
             delinquency.lapsed_on = lapse_on
             delinquency.evaluated_on = as_of
+            delinquency.next_on = None
         transition = {
             "policy_id": policy_id,
             "from_state": before,
@@ -338,7 +352,7 @@ def _reinstate(
             update(Delinquency)
             .where(Delinquency.policy_id == policy_id)
             .values(state="reinstated", since=as_of, anchor_due_date=None, amount_overdue=0,
-                    through=None, evaluated_on=as_of)
+                    through=None, evaluated_on=as_of, next_on=None)
         )  # fmt: skip
         announce(
             session,

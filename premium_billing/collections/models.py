@@ -33,6 +33,8 @@ class Delinquency(Base):
     currency: Mapped[str] = mapped_column(String(3))
     through: Mapped[int | None] = mapped_column(Integer)
     evaluated_on: Mapped[date] = mapped_column(Date)
+    # The next day something happens if nothing is paid: the job skips the policy before it.
+    next_on: Mapped[date | None] = mapped_column(Date)
     lapsed_on: Mapped[date | None] = mapped_column(Date)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

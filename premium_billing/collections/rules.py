@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 
 STATES = ("active", "past_due", "in_grace", "lapsed", "reinstated")
@@ -68,13 +69,15 @@ class Plan:
         base = {"due": 0, "grace_start": self.grace_start_days, "grace_end": self.grace_days}
         return base[rule.anchor] + rule.days
 
-    def timeline(self) -> list[tuple[str, int]]:
+    def timeline(self) -> tuple[tuple[str, int], ...]:
         """(step, days after the due date) of every step, in order; the late fee (when the
         plan has one) at grace start."""
-        steps = [(rule.step, self.days_after_due(rule)) for rule in self.steps]
-        if self.late_fee > 0 and not any(s == "late_fee" for s, _ in steps):
-            steps.append(("late_fee", self.grace_start_days))
-        return sorted(steps, key=lambda s: (s[1], STEPS.index(s[0])))
+        return _timeline(self)
+
+    def next_change(self, days: int) -> int | None:
+        """The first day after `days` (days after the due date) on which, unpaid, the state
+        changes or a step falls: the day a run next has something to do."""
+        return _next_change(self, days)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +92,20 @@ class Plan:
             "reinstatement_fee": self.reinstatement_fee,
             "reinstatement_days": self.reinstatement_days,
         }
+
+
+@lru_cache(maxsize=64)
+def _timeline(plan: Plan) -> tuple[tuple[str, int], ...]:
+    steps = [(rule.step, plan.days_after_due(rule)) for rule in plan.steps]
+    if plan.late_fee > 0 and not any(s == "late_fee" for s, _ in steps):
+        steps.append(("late_fee", plan.grace_start_days))
+    return tuple(sorted(steps, key=lambda s: (s[1], STEPS.index(s[0]))))
+
+
+@lru_cache(maxsize=4096)
+def _next_change(plan: Plan, days: int) -> int | None:
+    days_of_change = {1, plan.grace_start_days, plan.grace_days, *(d for _s, d in _timeline(plan))}
+    return min((d for d in days_of_change if d > days), default=None)
 
 
 @dataclass(frozen=True)
@@ -119,6 +136,8 @@ class Assessment:
     steps: tuple[StepDue, ...] = field(default=())
     # The latest step day (days after the anchor) that has come: what a run has now seen.
     stepped_through: int | None = None
+    # The next day on which, unpaid, something happens (None: nothing chased, or lapsed).
+    next_on: date | None = None
 
 
 def assess(
@@ -158,8 +177,18 @@ def assess(
         if after <= days and (through is None or after > through)
     )  # fmt: skip
     come = [after for _step, after in plan.timeline() if after <= days]
+    later = plan.next_change(days)
     return Assessment(
-        state, anchor, chased, overdue, days, grace_start, grace_end, steps, max(come, default=None)
+        state,
+        anchor,
+        chased,
+        overdue,
+        days,
+        grace_start,
+        grace_end,
+        steps,
+        max(come, default=None),
+        None if later is None else anchor + timedelta(later),
     )
 
 

@@ -69,19 +69,23 @@ def test_two_processes_at_once_take_each_step_once(backend, database_url):
     assert steps == [("grace_notice", n, n)]  # the reminders were stale: skipped
     assert states == [("in_grace", n)]
     assert statuses == [("in_grace", n)]
-    transitions = [
-        t
+    moved = [
+        policy
         for action, after in audited
         if action == "delinquency_changed"
-        for t in (after if isinstance(after, dict) else json.loads(after))["transitions"]
+        for policy in _json(after)["policies"]["active->in_grace"]
     ]
-    assert len(transitions) == n and len({t[0] for t in transitions}) == n
+    assert len(moved) == n and len(set(moved)) == n
     taken = [
-        s
+        step_id
         for action, after in audited
         if action == "collection_steps_taken"
-        for s in (after if isinstance(after, dict) else json.loads(after))["steps"]
+        for step_id in _json(after)["steps"]["grace_notice"]
     ]
-    assert len(taken) == n and len({s[0] for s in taken}) == n
+    assert len(taken) == n and len(set(taken)) == n
     db.dispose()
     engine.dispose()
+
+
+def _json(value):
+    return value if isinstance(value, dict) else json.loads(value)
