@@ -17,12 +17,11 @@ RSS of this process.
 from __future__ import annotations
 
 import argparse
-import resource
-import time
 from datetime import date, timedelta
 
 from sqlalchemy import create_engine, text
 
+from bench.bench_invoices import peak_rss_mb, timed
 from bench.seed import seed_monthly_policies
 from premium_billing.bootstrap import database
 from premium_billing.collections.job import run_collections
@@ -52,18 +51,6 @@ SELECT i.policy_id, min(i.installment_id), min(i.due_date), 'grace_notice', 14, 
 FROM invoices i WHERE i.status IN ('open','partially_paid') AND i.due_date <= :as_of
 GROUP BY i.policy_id
 """
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def timed(label: str, fn) -> float:  # type: ignore[no-untyped-def]
-    start = time.perf_counter()
-    fn()
-    elapsed = time.perf_counter() - start
-    print(f"  {label:<28} {elapsed:8.2f} s", flush=True)
-    return elapsed
 
 
 def copy_table(conn, table: str) -> None:  # type: ignore[no-untyped-def]

@@ -177,22 +177,27 @@ def _deferred_steps(db: Database, settings: Settings, as_of: date, stats: Collec
                 )
 
 
-def _claim(session: Session, step_id: int) -> CollectionStep | None:
-    """The pending step, locked; None when another process took it meanwhile."""
+def _claim(
+    session: Session, settings: Settings, step_id: int
+) -> tuple[CollectionStep, Policy, rules.Plan] | None:
+    """The pending step (locked), its policy and plan; None (rolled back) when another
+    process took it meanwhile."""
     row = session.scalar(
         select(CollectionStep).where(CollectionStep.id == step_id).with_for_update()
     )
-    return row if row is not None and row.status == "pending" else None
+    if row is None or row.status != "pending":
+        session.rollback()
+        return None
+    policy = session.get(Policy, row.policy_id)
+    assert policy is not None
+    return row, policy, plan_for(settings, policy.product)
 
 
 def _lapse(session: Session, settings: Settings, step_id: int, as_of: date) -> None:
-    row = _claim(session, step_id)
-    if row is None:
-        session.rollback()
+    claimed = _claim(session, settings, step_id)
+    if claimed is None:
         return
-    policy = session.get(Policy, row.policy_id)
-    assert policy is not None
-    plan = plan_for(settings, policy.product)
+    row, policy, plan = claimed
     lapse_on = row.anchor_due_date + _days(plan.grace_days)
     if policy.status not in CHASED:
         row.status = "failed"  # cancelled or lapsed meanwhile: nothing to lapse
@@ -232,13 +237,10 @@ def _lapse(session: Session, settings: Settings, step_id: int, as_of: date) -> N
 
 
 def _late_fee(session: Session, settings: Settings, step_id: int) -> None:
-    row = _claim(session, step_id)
-    if row is None:
-        session.rollback()
+    claimed = _claim(session, settings, step_id)
+    if claimed is None:
         return
-    policy = session.get(Policy, row.policy_id)
-    assert policy is not None
-    plan = plan_for(settings, policy.product)
+    row, policy, plan = claimed
     if plan.late_fee > 0:
         issue_one(
             session,

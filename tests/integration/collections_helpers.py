@@ -10,7 +10,7 @@ from typing import Any
 from premium_billing.db import hooks
 from premium_billing.jobs.runner import run_job
 from tests.factories import create_policy, create_policyholder, pet_line
-from tests.integration.settlement_helpers import NO_FEES
+from tests.integration.settlement_helpers import NO_FEES, invoices_of, pay_by_check
 
 
 class Heard:
@@ -80,3 +80,10 @@ def run_days(db: Any, settings: Any, first: str | date, last: str | date) -> Non
 
 def number(public_id: str) -> int:
     return int(public_id.split("_")[1])
+
+
+def pay_all(api: Any, policy: dict[str, Any], on: date) -> None:
+    """Pay by check every invoice of the policy that still asks for money."""
+    for invoice in invoices_of(api, policy["id"]):
+        if invoice["status"] in ("open", "partially_paid") and invoice["amount_due"]:
+            pay_by_check(api, invoice, on=on.isoformat())

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from premium_billing.clock import business_date
 from premium_billing.jobs.runner import run_job
-from tests.integration.collections_helpers import Heard, monthly_policy, number, run_days
+from tests.integration.collections_helpers import Heard, monthly_policy, number, pay_all, run_days
 from tests.integration.settlement_helpers import books_ok, cancel, invoices_of, pay_by_check
 
 TODAY = business_date(ZoneInfo("UTC"))  # a payment is posted on today's business date
@@ -151,9 +151,7 @@ def test_after_lapse_a_payment_within_the_window_reinstates(api, db, settings):
     run_days(db, settings, due - timedelta(days=14), TODAY - timedelta(days=1))
     assert heard.states(pid)[-1] == ("in_grace", "lapsed", due + timedelta(days=30))
     assert api.get(f"/policies/{policy['id']}").json()["status"] == "lapsed"
-    for invoice in invoices_of(api, policy["id"]):
-        if invoice["status"] in ("open", "partially_paid") and invoice["amount_due"]:
-            pay_by_check(api, invoice, on=TODAY.isoformat())
+    pay_all(api, policy, TODAY)
     run_days(db, settings, TODAY, TODAY)
     assert ("lapsed", "reinstated", TODAY) in heard.states(pid)
     assert ("reinstatement", None, TODAY) in heard.step_days(pid)
@@ -171,9 +169,7 @@ def test_after_the_window_a_payment_leaves_it_lapsed(api, db, settings):
     policy = monthly_policy(api, "COL-7", effective=due.isoformat())
     pid = number(policy["id"])
     run_days(db, settings, due - timedelta(days=14), due + timedelta(days=31))
-    for invoice in invoices_of(api, policy["id"]):
-        if invoice["status"] in ("open", "partially_paid") and invoice["amount_due"]:
-            pay_by_check(api, invoice, on=TODAY.isoformat())
+    pay_all(api, policy, TODAY)
     run_days(db, settings, TODAY, TODAY + timedelta(days=1))
     assert heard.states(pid)[-1] == ("in_grace", "lapsed", due + timedelta(days=30))
     assert api.get(f"/policies/{policy['id']}").json()["status"] == "lapsed"

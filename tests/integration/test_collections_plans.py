@@ -12,8 +12,8 @@ from datetime import timedelta
 import pytest
 
 from premium_billing.config import Settings
-from tests.integration.collections_helpers import Heard, monthly_policy, number, run_days
-from tests.integration.settlement_helpers import books_ok, invoices_of, pay_by_check
+from tests.integration.collections_helpers import Heard, monthly_policy, number, pay_all, run_days
+from tests.integration.settlement_helpers import books_ok, invoices_of
 from tests.integration.test_collections import TODAY
 
 PLANS = {"pet": {"late_fee": 1500, "reinstatement_fee": 2500}}
@@ -40,9 +40,7 @@ def test_late_fee_at_grace_start_and_reinstatement_fee_when_reinstated(api, db, 
     assert ("late_fee", None, due + timedelta(days=14)) in heard.step_days(pid)
     run_days(db, settings, due + timedelta(days=15), TODAY - timedelta(days=1))
     assert api.get(f"/policies/{policy['id']}").json()["status"] == "lapsed"
-    for invoice in invoices_of(api, policy["id"]):
-        if invoice["status"] in ("open", "partially_paid") and invoice["amount_due"]:
-            pay_by_check(api, invoice, on=TODAY.isoformat())
+    pay_all(api, policy, TODAY)
     run_days(db, settings, TODAY, TODAY)
     assert ("lapsed", "reinstated", TODAY) in heard.states(pid)
     assert _lines(api, policy["id"]).count("reinstatement_fee") == 1

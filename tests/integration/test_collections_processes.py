@@ -69,23 +69,18 @@ def test_two_processes_at_once_take_each_step_once(backend, database_url):
     assert steps == [("grace_notice", n, n)]  # the reminders were stale: skipped
     assert states == [("in_grace", n)]
     assert statuses == [("in_grace", n)]
-    moved = [
-        policy
-        for action, after in audited
-        if action == "delinquency_changed"
-        for policy in _json(after)["policies"]["active->in_grace"]
-    ]
+    moved = _audited(audited, "delinquency_changed", "policies", "active->in_grace")
     assert len(moved) == n and len(set(moved)) == n
-    taken = [
-        step_id
-        for action, after in audited
-        if action == "collection_steps_taken"
-        for step_id in _json(after)["steps"]["grace_notice"]
-    ]
+    taken = _audited(audited, "collection_steps_taken", "steps", "grace_notice")
     assert len(taken) == n and len(set(taken)) == n
     db.dispose()
     engine.dispose()
 
 
-def _json(value):
-    return value if isinstance(value, dict) else json.loads(value)
+def _audited(rows, action: str, field: str, kind: str) -> list[int]:
+    """The ids the audit rows of `action` name under after[field][kind]."""
+    ids: list[int] = []
+    for name, after in rows:
+        if name == action:
+            ids += (after if isinstance(after, dict) else json.loads(after))[field][kind]
+    return ids
