@@ -33,7 +33,7 @@ from premium_billing.collections.assess import (
     step_fact,
 )
 from premium_billing.collections.models import CollectionStep, Delinquency
-from premium_billing.collections.plans import plan_for
+from premium_billing.collections.plans import plan_for, plans
 from premium_billing.config import Settings
 from premium_billing.db import Database
 from premium_billing.errors import DomainError
@@ -137,7 +137,9 @@ def _next_batch(
     ).all()
     behind = session.scalars(
         select(Delinquency.policy_id)
+        .join(Policy, Policy.id == Delinquency.policy_id)
         .where(
+            Policy.status.in_(CHASED),
             Delinquency.policy_id > after,
             Delinquency.state.in_(("past_due", "in_grace")),
             Delinquency.next_on <= as_of,
@@ -266,11 +268,14 @@ def _reinstatements(
     db: Database, settings: Settings, as_of: date, stats: CollectionsStats, job_run_id: int | None
 ) -> None:
     """Reinstate each lapsed policy whose arrears are paid within its window."""
+    longest_window = max(plan.reinstatement_days for plan in plans(settings).values())
     with db.session() as session:
         lapsed = list(
             session.execute(
                 select(Delinquency.policy_id, Delinquency.lapsed_on).where(
-                    Delinquency.state == "lapsed", Delinquency.lapsed_on.is_not(None)
+                    Delinquency.state == "lapsed",
+                    # Only those whose window may still be open: the rest stay lapsed.
+                    Delinquency.lapsed_on >= as_of - _days(longest_window),
                 )
             )
         )

@@ -121,7 +121,8 @@ def worklist(
                 f"SELECT d.policy_id, p.policy_number, p.policyholder_id, d.state, "
                 f"d.anchor_due_date, {days} AS days_overdue, d.amount_overdue, d.currency, "
                 f"{risk} AS risk FROM delinquencies d JOIN policies p ON p.id = d.policy_id "
-                f"WHERE d.state IN ('past_due','in_grace') AND d.anchor_due_date < :as_of {after} "
+                "WHERE d.state IN ('past_due','in_grace') AND p.status IN ('past_due','in_grace') "
+                f"AND d.anchor_due_date < :as_of {after} "
                 f"ORDER BY risk DESC, d.policy_id LIMIT :limit"
             ),
             params,
