@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from premium_billing.cancellations import queries as arrears
 from premium_billing.cancellations import service as cancellations
-from premium_billing.collections import rules
+from premium_billing.collections import assess_pg, rules
 from premium_billing.collections.assess import (
     CHASED,
     Assessed,
@@ -94,9 +94,14 @@ def run_collections(
             if not ids:
                 session.rollback()
                 break
-            outcome = assess_policies(
-                session, settings, ids, as_of, take_steps=True, job_run_id=job_run_id
-            )
+            if db.dialect == "postgresql":  # the same, as one statement (assess_pg)
+                outcome = assess_pg.assess_batch(
+                    session, settings, plans(settings), ids, as_of, job_run_id
+                )
+            else:
+                outcome = assess_policies(
+                    session, settings, ids, as_of, take_steps=True, job_run_id=job_run_id
+                )
             session.commit()
         after = ids[-1]
         stats.policies_assessed += len(ids)
