@@ -84,6 +84,9 @@ class Settings:
     # and how many days late a notice may still go (a later one is skipped; a lapse never).
     delinquency_plans: str = ""
     collections_stale_days: int = 3
+    # After a lapsed policy's reinstatement window: write off what it still owes (a batch
+    # through the posting engine per invoice), or leave it open for a person (default).
+    collections_write_off_after_window: bool = False
     webhook_max_attempts: int = 8
     # "inline": post in the webhook request; "deferred": store, answer, post in a drain
     # thread of each API process (the webhook answers as fast as an insert).

@@ -63,7 +63,8 @@ def upgrade() -> None:
         sa.Column("job_run_id", ID, nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
-            "step IN ('reminder','grace_notice','final_notice','late_fee','lapse','reinstatement')",
+            "step IN ('reminder','grace_notice','final_notice','late_fee','lapse',"
+            "'reinstatement','write_off')",
             name=op.f("ck_collection_steps_step"),
         ),
         sa.CheckConstraint(

@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from premium_billing.cancellations import queries as arrears
@@ -36,10 +37,12 @@ from premium_billing.collections.models import CollectionStep, Delinquency
 from premium_billing.collections.plans import plan_for, plans
 from premium_billing.config import Settings
 from premium_billing.db import Database
+from premium_billing.db.errors import violated
 from premium_billing.errors import DomainError
 from premium_billing.invoicing.issue import issue_one
 from premium_billing.invoicing.models import Invoice
 from premium_billing.invoicing.rules import PAYABLE_STATUSES
+from premium_billing.payments import writeoffs
 from premium_billing.policies.models import Cancellation, Policy
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,7 @@ class CollectionsStats:
     steps: dict[str, int] = field(default_factory=dict)
     lapsed: int = 0
     reinstated: int = 0
+    written_off: int = 0
     failed: int = 0
 
     def add(self, outcome: Assessed) -> None:
@@ -71,6 +75,7 @@ class CollectionsStats:
             "steps": dict(sorted(self.steps.items())),
             "lapsed": self.lapsed,
             "reinstated": self.reinstated,
+            "written_off": self.written_off,
             "failed": self.failed,
         }
 
@@ -111,6 +116,8 @@ def run_collections(
             progress(len(ids))
     _deferred_steps(db, settings, as_of, stats)
     _reinstatements(db, settings, as_of, stats, job_run_id)
+    if settings.collections_write_off_after_window:
+        _write_off_closed(db, settings, as_of, stats, job_run_id)
     log.info("collections done", extra={"stats": stats.as_dict()})
     return stats
 
@@ -390,6 +397,77 @@ def _reinstate(
         as_of,
         then=reinstated,
     )
+
+
+def _write_off_closed(
+    db: Database, settings: Settings, as_of: date, stats: CollectionsStats, job_run_id: int | None
+) -> None:
+    """COLLECTIONS_WRITE_OFF_AFTER_WINDOW: a lapsed policy whose window closed in the last
+    month has what it still owes written off (through the posting engine), once: a
+    `write_off` step row, unique, in the same transaction."""
+    longest = max(plan.reinstatement_days for plan in plans(settings).values())
+    with db.session() as session:
+        closed = list(
+            session.execute(
+                select(Delinquency.policy_id, Delinquency.lapsed_on, Policy.product)
+                .join(Policy, Policy.id == Delinquency.policy_id)
+                .where(
+                    Delinquency.state == "lapsed",
+                    Policy.status == "lapsed",
+                    Delinquency.lapsed_on < as_of,
+                    Delinquency.lapsed_on >= as_of - _days(longest + 31),
+                )
+            )
+        )
+    for policy_id, lapsed_on, product in closed:
+        plan = plan_for(settings, product)
+        if rules.after_lapse(lapsed_on, as_of, 0, plan) != "closed":
+            continue
+        with db.session() as session:
+            step = CollectionStep(
+                policy_id=policy_id,
+                installment_id=None,
+                anchor_due_date=lapsed_on - _days(plan.grace_days),
+                step="write_off",
+                days_after_due=plan.grace_days + plan.reinstatement_days,
+                taken_on=as_of,
+                amount_overdue=0,
+                currency="",
+                status="taken",
+                job_run_id=job_run_id,
+            )
+            policy = session.get(Policy, policy_id)
+            assert policy is not None
+            step.currency = policy.currency
+            session.add(step)
+            try:
+                session.flush()
+            except IntegrityError as error:
+                session.rollback()
+                if violated(error, "uq_collection_steps_once", "collection_steps.policy_id"):
+                    continue  # done before, or by another process
+                raise
+            owing = session.scalars(
+                select(Invoice.id).where(
+                    Invoice.policy_id == policy_id,
+                    Invoice.status.in_(PAYABLE_STATUSES),
+                    Invoice.amount_due > 0,
+                )
+            ).all()
+            for invoice_id in owing:
+                invoice = session.get(Invoice, invoice_id)
+                assert invoice is not None
+                step.amount_overdue += invoice.amount_due
+                writeoffs.write_off(
+                    session,
+                    settings,
+                    invoice_id,
+                    "lapsed: reinstatement window closed",
+                    on=as_of,
+                    commit=False,
+                )
+            session.commit()
+            stats.written_off += 1
 
 
 def _step_dict(row: CollectionStep) -> dict[str, Any]:

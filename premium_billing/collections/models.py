@@ -46,7 +46,8 @@ class CollectionStep(Base):
     __tablename__ = "collection_steps"
     __table_args__ = (
         CheckConstraint(
-            "step IN ('reminder','grace_notice','final_notice','late_fee','lapse','reinstatement')",
+            "step IN ('reminder','grace_notice','final_notice','late_fee','lapse',"
+            "'reinstatement','write_off')",
             name="step",
         ),
         CheckConstraint("status IN ('taken','pending','failed')", name="status"),

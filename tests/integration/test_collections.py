@@ -176,6 +176,23 @@ def test_after_the_window_a_payment_leaves_it_lapsed(api, db, settings):
     books_ok(db)
 
 
+def test_after_the_window_what_is_owed_is_written_off_when_the_setting_says_so(api, db, settings):
+    due = TODAY - timedelta(days=65)
+    policy = monthly_policy(api, "COL-12", effective=due.isoformat())
+    run_days(db, settings, due - timedelta(days=14), due + timedelta(days=31))
+    owed = [i for i in invoices_of(api, policy["id"]) if i["amount_due"]]
+    assert owed  # the earned premium up to the lapse
+    closing = settings.with_overrides(collections_write_off_after_window=True)
+    stats = run_job(db, closing, "collections", TODAY).stats
+    assert stats["written_off"] == 1
+    assert [i["amount_due"] for i in invoices_of(api, policy["id"])] == [0] * len(
+        invoices_of(api, policy["id"])
+    )
+    assert run_job(db, closing, "collections", TODAY).stats["written_off"] == 0
+    assert api.get(f"/policies/{policy['id']}").json()["status"] == "lapsed"
+    books_ok(db)
+
+
 def test_a_late_run_catches_up_without_stale_notices_and_still_lapses(api, db, settings):
     heard = Heard(db)
     policy = monthly_policy(api, "COL-11")
