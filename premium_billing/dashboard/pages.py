@@ -334,7 +334,7 @@ def home() -> str:
     charts: dict[str, Any] = {
         "aging": {
             c: rules.bar_chart(
-                [b.replace("_", "–") for b in rules.AGING_BUCKETS],
+                [rules.AGING_LABELS[b] for b in rules.AGING_BUCKETS],
                 [[buckets[b] for b in rules.AGING_BUCKETS]],
             )
             for c, buckets in aging.items()
@@ -353,7 +353,7 @@ def home() -> str:
     }
     return render_template(
         "dashboard/home.html", as_of=as_of, start=start, end=end, aging=aging, flows=flows,
-        stages=stages, rates=rates, charts_data=charts, buckets=rules.AGING_BUCKETS,
+        stages=stages, rates=rates, charts_data=charts, buckets=rules.AGING_LABELS,
     )  # fmt: skip
 
 

@@ -14,6 +14,8 @@ READERS = frozenset({"admin", "finance", "auditor"})  # the API's GETs of these 
 WRITERS = frozenset({"admin", "finance"})  # the API's POSTs of these pages: never the auditor
 
 AGING_BUCKETS = ("current", "1_30", "31_60", "61_90", "over_90")
+AGING_LABELS = {"current": "current", "1_30": "1–30", "31_60": "31–60", "61_90": "61–90",
+                "over_90": "over 90"}  # fmt: skip
 FUNNEL_STATES = ("active", "past_due", "in_grace", "lapsed")
 
 
