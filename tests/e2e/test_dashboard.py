@@ -11,6 +11,7 @@ import io
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from premium_billing.clock import business_date
 from premium_billing.config import PROJECT_ROOT
@@ -44,6 +45,12 @@ def shoot(page: Any, name: str) -> Path:
     return path
 
 
+def on_console(message: Any, problems: list[str]) -> None:
+    # Chromium asks for /favicon.ico on its own: a 404, not a violation.
+    if message.type == "error" and not message.location["url"].endswith("/favicon.ico"):
+        problems.append(message.text)
+
+
 def flash(page: Any) -> str:
     return str(page.get_by_test_id("flash-ok").inner_text())
 
@@ -67,6 +74,10 @@ def test_finance_user_reads_charts_matches_undoes_exports_and_marks_paid(
     today = business_date(settings.timezone)
     context = browser.new_context(viewport=SIZES["desktop"], accept_downloads=True)
     page = context.new_page()
+    problems: list[str] = []  # console errors: a CSP violation, a blocked resource
+    requested: set[str] = set()
+    page.on("console", lambda m: on_console(m, problems))
+    page.on("request", lambda r: requested.add(urlsplit(r.url).netloc))
     page.goto(f"{base}/dashboard/login")
     shoot(page, f"{backend}-login-desktop")
     log_in(page, base, "fay")
@@ -137,10 +148,14 @@ def test_finance_user_reads_charts_matches_undoes_exports_and_marks_paid(
         for name, path in PAGES.items():
             response = page.goto(base + path)
             assert response is not None and response.status == 200, path
+            font = page.evaluate("getComputedStyle(document.body).fontFamily")
+            assert "system-ui" in font, (path, font)  # our style sheet applied under the CSP
             shoot(page, f"{backend}-{name}-{size}")
         # Nothing wider than the phone's screen but the tables' own scrolling boxes.
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= viewport["width"], (size, width)
+    assert problems == []
+    assert requested == {urlsplit(base).netloc}  # nothing from anywhere else
     context.close()
 
 
