@@ -34,7 +34,8 @@ def log_in(page: Any, base_url: str, name: str, password: str = PASSWORD) -> Non
     assert "/dashboard/login" in page.url
     page.get_by_label("Name").fill(name)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
+    with page.expect_navigation():  # the login's answer (a page or its redirect) is in
+        page.get_by_role("button", name="Log in").click()
 
 
 def shoot(page: Any, name: str) -> Path:
@@ -169,6 +170,7 @@ def test_csrf_refused_and_the_auditor_changes_nothing(api, db, live_server, brow
     finance = browser.new_context(viewport=SIZES["desktop"])
     page = finance.new_page()
     log_in(page, base, "fay")
+    assert page.get_by_test_id("who").inner_text() == "fay (finance)"
     page.goto(f"{base}/dashboard/refunds")
     # A form posted from elsewhere: the session's cookie goes along, but no token, or a forged one.
     for form in ({"method": "check"}, {"method": "check", "csrf_token": "forged"}):
