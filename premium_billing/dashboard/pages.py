@@ -76,9 +76,9 @@ def _settings() -> Settings:
 
 def init_app(app: Flask, settings: Settings) -> None:
     """The session cookie and CSRF settings, and the blueprint: called by the bootstrap."""
+    # The app's one session cookie (the portal's CSRF token lives in it too: no path of its
+    # own, so that neither part loses the other's).
     app.config.update(
-        SESSION_COOKIE_NAME="pb_dashboard",
-        SESSION_COOKIE_PATH="/dashboard",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.cookie_secure,

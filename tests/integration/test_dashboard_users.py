@@ -71,7 +71,7 @@ def test_login_checks_the_password_and_sets_a_guarded_session_cookie(live_server
     good = client.login("fay", PASSWORD)
     assert good.status_code == 303 and good.headers["Location"] == "/dashboard/"
     cookie = good.headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/dashboard" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
     assert "Secure" not in cookie  # served over plain HTTP (SESSION_COOKIE_SECURE=auto)
     home = client.get("/dashboard/")
     assert home.status_code == 200 and "fay (finance)" in home.text
