@@ -353,11 +353,17 @@ class InOrder:
             return None
         named = [(int(i), a) for i, a in decision.allocations]
         installments = [
-            Installment(int(inv.id), policy, inv.due_date, due[inv.id])
+            Installment(int(inv.id), policy, inv.due_date, due[inv.id], inv.total or 0)
             for policy, group in enumerate(groups.values())
             for inv in group
         ]
-        ordered = allocation_order(named, installments, self.order)
+        ordered = allocation_order(
+            named,
+            installments,
+            self.order,
+            write_offs=[(int(i), a) for i, a in decision.write_offs],  # the matcher's verdict
+            tolerance=self.tolerance,
+        )
         if same_allocations(ordered, named):
             return None
         by_id = {inv.id: inv for group in groups.values() for inv in group}
