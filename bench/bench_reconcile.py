@@ -200,18 +200,33 @@ def _by_policy(pairs: Iterable[tuple[str, int]], policy_of: dict[str, str]) -> C
     return totals
 
 
+def names_none(line: Line, number_of: dict[str, str]) -> bool:
+    """Whether a line's text names none of its true invoices (a name-only or linked-account
+    line; several invoices paid under "arrears")."""
+    text = line.payment.reference.upper().replace(" ", "").replace("-", "")
+    return line.kind in ("name_only", "linked_account", "several_invoices") and not any(
+        number_of[invoice].replace("-", "") in text for invoice, _ in line.truth.allocations
+    )
+
+
 def evaluate(
     lines: list[Line],
     done: dict[str, dict],  # type: ignore[type-arg]
     policy_of: dict[str, str],
+    holder_of: dict[str, str] | None = None,
+    number_of: dict[str, str] | None = None,
 ) -> dict[str, Tally]:
     """Correct: the true amount on each true policy, credit and write-offs. Installments
     of one policy are interchangeable: a payment naming one settles the policy's oldest
-    open installments first (ALLOCATION_ORDER oldest_first), and one with no reference
-    names none of them (the billing rule pays the oldest open; the generator's truth, the
-    oldest no earlier line settled, differs from it only when that earlier line stayed in
-    suspense); the payer's account and policy end the same either way. `exact_auto` counts
-    the matches that also paid the very invoice of the truth."""
+    open installments first (ALLOCATION_ORDER oldest_first). A line naming no invoice
+    (`names_none`) is correct with the true amount on its true policyholder instead
+    (`holder_of`, `number_of` given): the billing rule pays the payer's oldest open
+    installments of that amount, whichever policy, and which are open when it is decided
+    is not the generator's line order: a run posts the matches naming an invoice first
+    (`runs.NAMED`), each settling its policy's oldest, so a payer with two policies of one
+    premium may have the generator's choice paid already and the other policy's oldest
+    open. The payer's account ends the same either way. `exact_auto` counts the matches
+    that also paid the very invoice of the truth."""
     tallies: dict[str, Tally] = defaultdict(Tally)
     for n, line in enumerate(lines, start=1):
         got = done.get(f"BR{n:08d}")
@@ -222,11 +237,12 @@ def evaluate(
             exact = sorted(got["allocations"]) == sorted(truth.allocations) and sorted(
                 got["write_offs"]
             ) == sorted(truth.write_offs)
+            of = policy_of
+            if holder_of is not None and number_of is not None and names_none(line, number_of):
+                of = holder_of
             correct = exact or (
-                _by_policy(got["allocations"], policy_of)
-                == _by_policy(truth.allocations, policy_of)
-                and _by_policy(got["write_offs"], policy_of)
-                == _by_policy(truth.write_offs, policy_of)
+                _by_policy(got["allocations"], of) == _by_policy(truth.allocations, of)
+                and _by_policy(got["write_offs"], of) == _by_policy(truth.write_offs, of)
             )
         for tally in (tallies[line.kind], tallies["ALL"]):
             tally.lines += 1
@@ -375,7 +391,13 @@ def main(argv: list[str] | None = None) -> int:
                 measured = pool.apply(_service, (url, csv_file.name))
         payments_created, stats, import_s, run_s, service_rss = measured
         t1, t2, t3 = 0.0, import_s, import_s + run_s
-        tallies = evaluate(lines, outcomes(db), {i.id: i.policy_number for i in invoices})
+        tallies = evaluate(
+            lines,
+            outcomes(db),
+            {i.id: i.policy_number for i in invoices},
+            {i.id: i.policyholder_id for i in invoices},
+            {i.id: i.number for i in invoices},
+        )
         floor_s, floor_steps = floor(db)
         db.dispose()
     finally:

@@ -51,19 +51,24 @@ def oldest_first(available: int, items: Sequence[OpenItem]) -> dict[int, int]:
 
 
 class Installment(NamedTuple):
-    """An invoice of a policy as the allocation order sees it: the policy, the due date and
-    what is due on it now (0: it takes no money: paid, void, written off)."""
+    """An invoice of a policy as the allocation order sees it: the policy, the due date,
+    what is due on it now (0: it takes no money: paid, void, written off) and its total (the
+    write-off tolerance's percent is of it; 0: what is due stands for it)."""
 
     invoice_id: int
     policy_id: int
     due_date: date
     amount_due: int
+    total: int = 0
 
 
 def allocation_order(
     requested: Sequence[tuple[int, int]],
     installments: Sequence[Installment],
     order: str = "oldest_first",
+    *,
+    write_offs: Sequence[tuple[int, int]] = (),
+    tolerance: Tolerance | None = None,
 ) -> list[tuple[int, int]]:
     """Which installments a payment's allocations settle (setting ALLOCATION_ORDER).
 
@@ -78,7 +83,16 @@ def allocation_order(
     Returns [(invoice id, amount)] (policies in the order first named, each oldest first;
     amounts > 0), or `requested` as it is when the order is "as_named" or cannot apply: an
     invoice not among `installments`, an amount not above 0, or a policy with less due in all
-    than named on it (posting then refuses it with its own reason, naming the field)."""
+    than named on it (posting then refuses it with its own reason, naming the field).
+
+    `write_offs` [(invoice id, amount)]: what the tolerance rule writes off the named invoices
+    paid as named (a short payment's verdict; `tolerance` given with them). A policy short
+    that much as named is as short in this order: the payment settles its installments as if
+    it had paid the shortfall too, which is left on the last installment it settles in full,
+    for the tolerance rule to write off there (`_short_kept`). Otherwise money moved onto an
+    older, partly paid installment would end on a later one far from settled, no write-off,
+    and the policy would owe the shortfall: the order would decide what is owed, not only
+    which installment pays it."""
     if order == "as_named":
         return list(requested)
     by_id = {i.invoice_id: i for i in installments}
@@ -100,13 +114,67 @@ def allocation_order(
         )  # oldest first, as `oldest_first` spreads
         if sum(due for _, _, due in items) < amount:
             return list(requested)
-        for _, invoice_id, due in items:
-            take = min(amount, due)
+        spread = _spread(amount, [(invoice_id, due) for _, invoice_id, due in items])
+        short = sum(a for i, a in write_offs if i in by_id and by_id[i].policy_id == policy)
+        if short > 0 and tolerance is not None:
+            spread = _short_kept(spread, short, items, by_id, tolerance)
+        out.extend(spread)
+    return out
+
+
+def _spread(amount: int, items: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """`amount` over [(invoice id, due)] in their order: [(invoice id, amount > 0)]."""
+    out: list[tuple[int, int]] = []
+    for invoice_id, due in items:
+        if amount == 0:
+            break
+        take = min(amount, due)
+        if take > 0:
             out.append((invoice_id, take))
             amount -= take
-            if amount == 0:
-                break
     return out
+
+
+def _total(installment: Installment) -> int:
+    return installment.total or installment.amount_due
+
+
+def _left(
+    spread: Sequence[tuple[int, int]], by_id: Mapping[int, Installment]
+) -> dict[int, tuple[int, int]]:
+    """{invoice id: (due after the spread, total)} of the invoices it pays."""
+    return {i: (by_id[i].amount_due - a, _total(by_id[i])) for i, a in spread}
+
+
+def _short_kept(
+    spread: list[tuple[int, int]],
+    short: int,
+    items: Sequence[tuple[date, int, int]],
+    by_id: Mapping[int, Installment],
+    tol: Tolerance,
+) -> list[tuple[int, int]]:
+    """The policy's spread in oldest-first order that leaves the `short` its named invoices
+    were left as named, for the tolerance rule to write off: the named amount plus `short`
+    settles the installments oldest first, and `short` is left on the last one it settles
+    in full (within tolerance of that one's total, some money on it). `spread` as it is when
+    it already leaves that, or when no installment can take it."""
+    if sum(a for _, a in tolerance_write_offs(0, _left(spread, by_id), tol)) == short:
+        return spread
+    covered = _spread(sum(a for _, a in spread) + short, [(i, due) for _, i, due in items])
+    settled = [
+        n
+        for n, (i, a) in enumerate(covered)
+        if a == by_id[i].amount_due and a > short and within_tolerance(
+            short, _total(by_id[i]), tol.absolute, tol.percent
+        )
+    ]  # fmt: skip
+    if not settled:
+        return spread
+    at = settled[-1]
+    kept = [(i, a - short if n == at else a) for n, (i, a) in enumerate(covered)]
+    if tolerance_write_offs(0, _left(kept, by_id), tol) != [(kept[at][0], short)]:
+        return spread
+    return kept
 
 
 def check_allocations(

@@ -336,6 +336,30 @@ class InOrder:
                     return False
         return True
 
+    def _written_off_now(
+        self, decision: MatchDecision, due: dict[str, int]
+    ) -> MatchDecision | None:
+        """A match paying what it named, its write-offs as the tolerance rule gives them on
+        what is due now (None: as the matcher planned). The matcher read its snapshot; an
+        earlier match of the run the order moved onto the named invoice may have left it
+        so little due that this payment's remainder is within tolerance (a partial payment
+        of 76.63 on an invoice with 76.64 left): posting's rule writes that off, and a plan
+        without it would not post."""
+        taken = self.taken
+        if not any(taken.get(invoice_id) for invoice_id, _ in decision.allocations):
+            return None
+        merged: dict[str, int] = {}
+        for invoice_id, amount in decision.allocations:
+            merged[invoice_id] = merged.get(invoice_id, 0) + amount
+        by_id = {inv.id: inv for invoice_id in merged for inv in self.policy[invoice_id]}
+        left = {
+            int(i): (due[i] - a, by_id[i].total or by_id[i].amount_due) for i, a in merged.items()
+        }
+        write_offs = tolerance_write_offs(decision.credit, left, self.tolerance)
+        if write_offs == sorted((int(i), a) for i, a in decision.write_offs):
+            return None
+        return replace(decision, write_offs=tuple((str(i), a) for i, a in write_offs))
+
     def _ordered(self, decision: MatchDecision) -> MatchDecision | None:
         groups: dict[int, tuple[OpenInvoice, ...]] = {}  # by identity: one per policy
         for invoice_id, _ in decision.allocations:
@@ -350,14 +374,20 @@ class InOrder:
             for inv in group
         }
         if self._as_named(decision, due):
-            return None
+            return self._written_off_now(decision, due)
         named = [(int(i), a) for i, a in decision.allocations]
         installments = [
-            Installment(int(inv.id), policy, inv.due_date, due[inv.id])
+            Installment(int(inv.id), policy, inv.due_date, due[inv.id], inv.total or 0)
             for policy, group in enumerate(groups.values())
             for inv in group
         ]
-        ordered = allocation_order(named, installments, self.order)
+        ordered = allocation_order(
+            named,
+            installments,
+            self.order,
+            write_offs=[(int(i), a) for i, a in decision.write_offs],  # the matcher's verdict
+            tolerance=self.tolerance,
+        )
         if same_allocations(ordered, named):
             return None
         by_id = {inv.id: inv for group in groups.values() for inv in group}

@@ -6,12 +6,18 @@ policy's next ones)."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from fractions import Fraction
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from premium_billing.config import Settings, SettingsError
-from premium_billing.payments.rules import Installment, allocation_order
+from premium_billing.payments.rules import (
+    Installment,
+    Tolerance,
+    allocation_order,
+    tolerance_write_offs,
+)
 from premium_billing.stripe_billing.rules import InvoiceSeen, mismatch
 
 JAN = date(2026, 1, 31)
@@ -77,6 +83,64 @@ def test_the_setting_is_checked():
         raise AssertionError("an unknown ALLOCATION_ORDER was accepted")
 
 
+# ----------------------------------------------------------------------------- a short payment
+
+TOLERANCE = Tolerance(100, Fraction(1, 100))  # DESIGN: <= 1.00 or <= 1%
+
+
+def written_off(out: list[tuple[int, int]], book: list[Installment]) -> list[tuple[int, int]]:
+    """What the tolerance rule writes off after `out` (the payment fully applied)."""
+    by_id = {i.invoice_id: i for i in book}
+    left = {i: (by_id[i].amount_due - a, by_id[i].total or by_id[i].amount_due) for i, a in out}
+    return tolerance_write_offs(0, left, TOLERANCE)
+
+
+def test_a_short_payment_naming_a_later_installment_keeps_its_shortfall():
+    """The bench's case (bench-reconcile 100k x 100k, line 17611): 222.78 naming the June
+    installment of 223.68 (0.90 short, written off as named) while May has 165.53 left (an
+    earlier partial payment settled part of it). Oldest first, May is settled and the
+    0.90 is left on it, written off; June gets the rest: the policy owes what it owes as
+    named (June's 165.53), not 0.90 more."""
+    book = [
+        Installment(1, 1, date(2026, 5, 1), 16553, 22368),
+        Installment(2, 1, date(2026, 6, 1), 22368, 22368),
+    ]
+    as_named = written_off([(2, 22278)], book)
+    assert as_named == [(2, 90)]
+    out = allocation_order([(2, 22278)], book, write_offs=as_named, tolerance=TOLERANCE)
+    assert out == [(1, 16463), (2, 5815)]
+    assert written_off(out, book) == [(1, 90)]
+    # Without the verdict, the money alone: May settled, June far from it, nothing written off.
+    plain = allocation_order([(2, 22278)], book)
+    assert plain == [(1, 16553), (2, 5725)] and written_off(plain, book) == []
+
+
+def test_the_named_installment_partly_paid_by_money_the_order_moved_keeps_the_shortfall():
+    """19.70 naming the oldest installment of 19.99 (0.29 short, the matcher's verdict on
+    its snapshot) after an earlier payment naming the next one was moved onto the oldest:
+    1.00 of the shortfall is not the question, the 0.29 is, and it stays on the oldest."""
+    book = [
+        Installment(1, 1, date(2026, 5, 1), 1600, 1999),
+        Installment(2, 1, date(2026, 6, 28), 1999, 1999),
+    ]
+    out = allocation_order([(1, 1970)], book, write_offs=[(1, 29)], tolerance=TOLERANCE)
+    assert out == [(1, 1571), (2, 399)] and written_off(out, book) == [(1, 29)]
+
+
+def test_an_untouched_older_installment_takes_the_short_payment_as_before():
+    book = installments(5000, 5000)
+    out = allocation_order([(2, 4950)], book, write_offs=[(2, 50)], tolerance=TOLERANCE)
+    assert out == [(1, 4950)] and written_off(out, book) == [(1, 50)]
+
+
+def test_no_installment_to_keep_the_shortfall_on_leaves_the_money_oldest_first():
+    # The older installment has no more due than the shortfall: nothing settled can keep it
+    # with money on it; the plain order stands (and nothing is written off).
+    book = installments(40, 5000)
+    out = allocation_order([(2, 4950)], book, write_offs=[(2, 50)], tolerance=TOLERANCE)
+    assert out == allocation_order([(2, 4950)], book) == [(1, 40), (2, 4910)]
+
+
 dues = st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=6)
 
 
@@ -96,7 +160,16 @@ def books(draw: st.DrawFn) -> tuple[list[Installment], list[tuple[int, int]]]:
             for new, i in zip(ids, book, strict=True)]  # fmt: skip
     open_ = [i for i in book if i.amount_due > 0]
     named = draw(st.lists(st.sampled_from(open_), max_size=4, unique=True)) if open_ else []
-    requested = [(i.invoice_id, draw(st.integers(1, i.amount_due))) for i in named]
+    # any amount, or a short payment: the invoice's due less up to 1.50
+    requested = [
+        (
+            i.invoice_id,
+            draw(
+                st.integers(1, i.amount_due) | st.integers(max(1, i.amount_due - 150), i.amount_due)
+            ),
+        )
+        for i in named
+    ]
     return book, requested
 
 
@@ -128,6 +201,30 @@ def test_property_oldest_first_per_policy(case):
                 assert dict(out).get(older.invoice_id) == older.amount_due
     # As named: the allocations as they were.
     assert allocation_order(requested, book, "as_named") == requested
+
+
+@given(books())
+def test_property_a_short_payment_is_as_short_in_oldest_first_order(case):
+    """Paid as named with a shortfall within tolerance on its policy, the ordered plan moves
+    the same money to each policy; it is the plain order, or it leaves exactly the same
+    shortfall per policy for the tolerance rule to write off."""
+    book, requested = case
+    by_id = {i.invoice_id: i for i in book}
+    merged: dict[int, int] = {}
+    for i, a in requested:
+        merged[i] = merged.get(i, 0) + a
+    as_named = written_off(sorted(merged.items()), book)
+    out = allocation_order(requested, book, write_offs=as_named, tolerance=TOLERANCE)
+    plain = allocation_order(requested, book)
+    assert all(0 < a <= by_id[i].amount_due for i, a in out)
+    for policy in {i.policy_id for i in book}:
+        mine = {i for i in by_id if by_id[i].policy_id == policy}
+        named = sum(a for i, a in requested if i in mine)
+        assert sum(a for i, a in out if i in mine) == named
+        got = [(i, a) for i, a in out if i in mine]
+        if got != [(i, a) for i, a in plain if i in mine]:
+            short = sum(a for i, a in as_named if i in mine)
+            assert sum(a for i, a in written_off(got, book)) == short > 0
 
 
 @given(books())
