@@ -40,12 +40,13 @@ STREETS = ("Oak St", "Maple Ave", "Elm Rd", "Park Lane", "Mill Road", "Church St
 PLANS = (("monthly", 50), ("quarterly", 20), ("semiannual", 10), ("annual", 20))
 INSTALLMENT_FEE = {"monthly": 200, "quarterly": 300, "semiannual": 300, "annual": 0}
 POLICY_FEE = 1500
+NEVER_PAY = {3: 120, 7: 45}  # holder number: days before today their policy took effect
 
 
 @dataclass(frozen=True)
 class Payer:
     channel: str  # bank (a line in a bank file, noisy) | check (keyed by hand)
-    habit: str  # prompt | late | nonpayer
+    habit: str  # prompt | late | stops (pays the first invoice only) | never
     lag: int  # days after (negative: before) the due date they pay
 
 
@@ -91,9 +92,16 @@ def build(size: int, today: date, seed: int = 2026) -> list[Holder]:
             currency = "USD" if n <= 4 else "EUR"
         pets = [pet_line(rng, today) for _ in range(2 if rng.random() < 0.15 else 1)]
         habit_draw = rng.random()
-        habit = "nonpayer" if habit_draw < 0.04 else "late" if habit_draw < 0.22 else "prompt"
+        habit = "stops" if habit_draw < 0.04 else "late" if habit_draw < 0.22 else "prompt"
         lag = rng.randrange(12, 45) if habit == "late" else rng.randrange(-6, 3)
         channel = "bank" if rng.random() < 0.7 else "check"
+        effective = start + timedelta(days=rng.randrange(span))
+        if n <= 8:
+            # Whatever the size, the book has what the demo promises: the first eight pay on
+            # time, but for two who never pay (one lapses long ago, one lately: reinstated).
+            habit = "never" if n in NEVER_PAY else "prompt"
+            if n in NEVER_PAY:
+                effective = max(start, today - timedelta(days=NEVER_PAY[n]))
         holders.append(
             Holder(
                 number=n,
@@ -111,7 +119,7 @@ def build(size: int, today: date, seed: int = 2026) -> list[Holder]:
                     "policy_number": f"PET-{n:06d}",
                     "product": "pet",
                     "currency": currency,
-                    "effective_date": start + timedelta(days=rng.randrange(span)),
+                    "effective_date": effective,
                     "term_months": 12,
                     "billing_plan": plan,
                     "lines": pets,

@@ -84,7 +84,9 @@ def simulate(
                 for due in _issued(db, holder_of_policy, day):
                     payer = due.holder.payer
                     paid_count[due.holder.number] += 1
-                    if payer.habit == "nonpayer" and paid_count[due.holder.number] > 1:
+                    if payer.habit == "never" or (
+                        payer.habit == "stops" and paid_count[due.holder.number] > 1
+                    ):
                         continue
                     with db.session() as session:
                         due_date = session.get(Invoice, due.invoice_id).due_date  # type: ignore[union-attr]
@@ -323,37 +325,37 @@ def _annual_prompt(holder: Holder) -> bool:
 def _lapse_and_reinstate(
     db: Database, settings: Settings, book: dict[int, Holder], today: date, tally: Tally
 ) -> Iterator[str]:
-    """Non-payers past their grace period: the first lapses; the second lapses too, pays
-    its arrears by check and is reinstated."""
+    """Non-payers past their grace period: one lapses (and stays lapsed); one whose lapse is
+    recent enough pays its arrears by check and is reinstated."""
     from premium_billing.cancellations.service import lapse, reinstate
 
     grace = timedelta(days=settings.grace_days)
-    numbers = [h.policy["policy_number"] for h in book.values() if h.payer.habit == "nonpayer"]
+    window = timedelta(days=settings.reinstatement_days)
+    numbers = [
+        h.policy["policy_number"] for h in book.values() if h.payer.habit in ("stops", "never")
+    ]
     with db.session() as session:
         rows = session.execute(
             select(Policy.id, Policy.policy_number, Invoice.due_date)
             .join(Invoice, Invoice.policy_id == Policy.id)
-            .where(
-                Policy.policy_number.in_(numbers),
-                Policy.status == "active",
-                Invoice.status.in_(PAYABLE_STATUSES),
-                Invoice.due_date <= today,
-            )  # fmt: skip
+            .where(Policy.policy_number.in_(numbers), Policy.status == "active",
+                   Invoice.status.in_(PAYABLE_STATUSES))
             .order_by(Invoice.due_date, Policy.id)
-        ).all()
-    oldest: dict[int, tuple[str, date]] = {}
+        ).all()  # fmt: skip
+    lapses: dict[int, tuple[str, date]] = {}
     for pid, number, due in rows:
-        oldest.setdefault(pid, (number, due))
-    lapsing = [
-        (pid, number, due + grace)
-        for pid, (number, due) in oldest.items()
-        if due + grace < today and due + grace + timedelta(days=settings.reinstatement_days) > today
-    ][:2]
-    for k, (pid, number, on) in enumerate(lapsing):
+        if pid not in lapses and due + grace < today:
+            lapses[pid] = (number, due + grace)
+    recent = next((pid for pid, (_, on) in lapses.items() if on + window >= today), None)
+    stays = next((pid for pid in lapses if pid != recent), None)
+    for pid in (stays, recent):
+        if pid is None:
+            continue
+        number, on = lapses[pid]
         with db.session() as session:
             lapse(session, settings, pid, on)
         yield f"lapse: {number} for non-payment, from {on.isoformat()}"
-        if k == 1:
+        if pid == recent:
             yield from _pay_arrears_and_reinstate(db, settings, pid, number, today, reinstate)
 
 
