@@ -8,6 +8,7 @@ and mount the features' HTTP resources here.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from flask import Flask
 from sqlalchemy.orm import Session, configure_mappers
@@ -20,6 +21,8 @@ from premium_billing.config import Settings
 from premium_billing.db import Database, hooks
 from premium_billing.db.hooks import Handler
 from premium_billing.http import BillingApi, register_http
+from premium_billing.notifications import outbox as notification_outbox
+from premium_billing.outbound import outbox as outbound_outbox
 from premium_billing.payments import credits
 from premium_billing.reconciliation import deposits
 from premium_billing.stripe_billing import refunds as stripe_refunds
@@ -30,14 +33,60 @@ def handlers() -> dict[str, list[Handler]]:
     """What happens, in the same transaction, when a feature publishes a domain event."""
     return {
         # Credit balances settle newly issued invoices through the posting engine.
-        hooks.INVOICES_ISSUED: [_apply_credits],
+        # Then each new invoice's email and `invoice.issued` event (set-based, same batch).
+        hooks.INVOICES_ISSUED: [_apply_credits, _invoices_issued_notices],
         # A recorded Stripe payout is paired with its bank deposit.
         hooks.PAYOUT_RECORDED: [_match_payout],
         # Refunds owed on Stripe payments go to Stripe (after the commit that owed them).
         hooks.REFUNDS_OWED: [_send_refunds],
         # An endorsement's premium cut with nothing left to bill is credited off the bills.
         hooks.PREMIUM_CUT: [_credit_premium_cut],
+        # Notices (email outbox) and outbound events, in the business event's transaction.
+        hooks.MONEY_MOVED: [_payments_posted_notices],
+        hooks.PAYMENT_FAILED: [_payment_failed_notices],
+        hooks.REFUNDS_SENT: [_refunds_sent_notices],
+        hooks.DELINQUENCY_CHANGED: [_delinquency_events],
+        hooks.COLLECTION_STEPS_TAKEN: [_collection_step_notices],
     }
+
+
+def _invoices_issued_notices(
+    session: Session, *, invoice_ids: list[int], settings: Settings | None
+) -> int:
+    notification_outbox.queue_invoices_issued(session, invoice_ids)
+    outbound_outbox.invoices_issued(session, invoice_ids)
+    return 0  # the invoicing job sums this event's results as credits applied: none here
+
+
+def _payments_posted_notices(
+    session: Session, *, allocations: list[tuple[int, int, int]], on: date, **_facts: Any
+) -> None:
+    notification_outbox.queue_receipts(session, allocations, on)
+    outbound_outbox.payments_posted(session, allocations, on)
+
+
+def _payment_failed_notices(
+    session: Session, *, failures: list[dict[str, Any]], **_facts: Any
+) -> None:
+    notification_outbox.queue_payment_failures(session, failures)
+    outbound_outbox.payments_failed(session, failures)
+
+
+def _refunds_sent_notices(session: Session, *, refund_ids: list[int], **_facts: Any) -> None:
+    notification_outbox.queue_refunds_sent(session, refund_ids)
+    outbound_outbox.refunds_sent(session, refund_ids)
+
+
+def _delinquency_events(
+    session: Session, *, transitions: list[dict[str, Any]], **_facts: Any
+) -> None:
+    outbound_outbox.delinquency_changed(session, transitions)
+
+
+def _collection_step_notices(
+    session: Session, *, steps: list[dict[str, Any]], **_facts: Any
+) -> None:
+    notification_outbox.queue_collection_steps(session, steps)
 
 
 def _apply_credits(session: Session, *, invoice_ids: list[int], settings: Settings) -> int:
@@ -91,6 +140,8 @@ def mount(app: Flask) -> BillingApi:
     from premium_billing.invoicing.api import blp as invoices_blp
     from premium_billing.jobs.api import blp as jobs_blp
     from premium_billing.logging_setup import register_request_logging
+    from premium_billing.notifications.api import blp as notifications_blp
+    from premium_billing.outbound.api import blp as webhook_endpoints_blp
     from premium_billing.payments.api import blp as payments_blp
     from premium_billing.payments.refunds_api import blp as refunds_blp
     from premium_billing.payments.writeoffs_api import blp as writeoffs_blp
@@ -120,6 +171,8 @@ def mount(app: Flask) -> BillingApi:
         reconciliation_blp,
         checkout_blp,
         portal_links_blp,
+        notifications_blp,
+        webhook_endpoints_blp,
     ):
         api.register_blueprint(blp)
     app.register_blueprint(stripe_webhooks_bp)  # /webhooks/stripe: signed, no bearer key

@@ -304,6 +304,41 @@ def drain_webhooks_command() -> None:
     drain_forever(_db(), _settings(), stop)
 
 
+@click.command(
+    "send-notifications",
+    help="Send queued emails over SMTP and outbound events to the registered endpoints, "
+    "with retries, until stopped (--once: one pass of each, then exit).",
+)
+@click.option("--once", is_flag=True, help="One pass of each sender, print what it did.")
+@click.option("--emails/--no-emails", default=True, help="Send emails (default on).")
+@click.option("--events/--no-events", default=True, help="Send outbound events (default on).")
+@with_appcontext
+def send_notifications_command(once: bool, emails: bool, events: bool) -> None:
+    import json
+    import signal
+    import threading
+
+    from premium_billing.notifications.sender import run, send_pass
+    from premium_billing.outbound.sender import deliver_pass
+
+    db, settings = _db(), _settings()
+    passes = {
+        name: one_pass
+        for name, one_pass, wanted in (
+            ("emails", lambda: send_pass(db, settings), emails),
+            ("events", lambda: deliver_pass(db, settings), events),
+        )
+        if wanted
+    }
+    if once:
+        click.echo(json.dumps({name: p().as_dict() for name, p in passes.items()}))
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run(db, settings, stop, list(passes.values()))
+
+
 @click.command("import-statement", help="Import a bank statement file (CSV, BAI2, CAMT.053).")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["csv", "bai2", "camt053"]), default=None)
@@ -365,6 +400,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(run_job_command)
     app.cli.add_command(scheduler_command)
     app.cli.add_command(drain_webhooks_command)
+    app.cli.add_command(send_notifications_command)
     app.cli.add_command(import_statement_command)
     app.cli.add_command(reconcile_command)
     from premium_billing.cli_ledger import register as register_ledger_commands

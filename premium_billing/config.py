@@ -117,7 +117,29 @@ class Settings:
     # Mail
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
+    # "off" (plain SMTP, a local relay), "starttls" (upgrade on the port) or "ssl" (SMTPS).
+    smtp_tls: str = "off"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_timeout_seconds: float = 10.0
+    # How many SMTP connections a sender's pass uses at once (each sends its share).
+    smtp_connections: int = 4
     mail_from: str = "billing@example.com"
+    # The senders (`premium-billing send-notifications`): each pass claims at most
+    # SENDER_BATCH rows for SENDER_LEASE_SECONDS and stops after SENDER_PASS_SECONDS, so a
+    # claimed row is never taken by another sender while this one may still send it.
+    sender_batch: int = 200
+    sender_pass_seconds: float = 30.0
+    sender_lease_seconds: int = 300
+    sender_poll_seconds: float = 1.0
+    # Email: a failed attempt is retried after NOTIFY_RETRY_BASE_SECONDS × 2^(n−1) (capped
+    # at an hour); after NOTIFY_MAX_ATTEMPTS it is `failed`.
+    notify_retry_base_seconds: float = 30.0
+    notify_max_attempts: int = 12
+    # Outbound events: each request's timeout; an endpoint failing for this many days
+    # (no success since its first failure) is disabled.
+    outbound_timeout_seconds: float = 5.0
+    outbound_disable_after_days: int = 5
     # The policyholder portal: how long a portal link (in every email) stays good.
     portal_token_days: int = 30
     # The insurer's name, shown on the portal, its statement of account and its PDF.
@@ -209,6 +231,18 @@ class Settings:
             ) from None
         if self.hsts_max_age < 0:
             raise SettingsError("HSTS_MAX_AGE: must not be negative")
+        if self.smtp_tls not in ("off", "starttls", "ssl"):
+            raise SettingsError("SMTP_TLS: must be off, starttls or ssl")
+        for name in (
+            "sender_batch",
+            "sender_lease_seconds",
+            "notify_max_attempts",
+            "smtp_connections",
+        ):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name.upper()}: must be at least 1")
+        if self.sender_pass_seconds * 2 > self.sender_lease_seconds:
+            raise SettingsError("SENDER_LEASE_SECONDS: must be at least twice SENDER_PASS_SECONDS")
         if self.stripe_outbound_rate <= 0 or self.webhook_max_attempts < 1:
             raise SettingsError("STRIPE_OUTBOUND_RATE and WEBHOOK_MAX_ATTEMPTS must be positive")
         return self

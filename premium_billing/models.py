@@ -8,6 +8,8 @@ from premium_billing.http import models as http_models
 from premium_billing.invoicing import models as invoicing_models
 from premium_billing.jobs import models as jobs_models
 from premium_billing.ledger import models as ledger_models
+from premium_billing.notifications import models as notifications_models
+from premium_billing.outbound import models as outbound_models
 from premium_billing.payments import models as payments_models
 from premium_billing.policies import models as policies_models
 from premium_billing.portal import models as portal_models
@@ -21,6 +23,8 @@ FEATURE_MODELS = (
     invoicing_models,
     jobs_models,
     ledger_models,
+    notifications_models,
+    outbound_models,
     payments_models,
     policies_models,
     portal_models,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make run`: migrate, demo data, then the scheduler, the webhook drain and the API. Without Stripe keys in the
-# environment it also starts the fake Stripe, so "Pay now" works on a machine offline.
+# `make run`: migrate, demo data, then the scheduler, the webhook drain, the notification sender and the API.
+# Without Stripe keys in the environment it also starts the fake Stripe, so "Pay now" works on a machine
+# offline; without SMTP_HOST, an SMTP server on loopback (aiosmtpd) keeping every email in var/mail/.
 #
 # Every process is started in the background and the script waits for it: bash runs a trap
 # only between commands, and `wait` is the one that a signal interrupts at once. Ctrl-C, a
@@ -75,6 +76,14 @@ if [ -z "${STRIPE_SECRET_KEY:-}" ]; then
   echo "fake Stripe on $STRIPE_API_BASE (set STRIPE_SECRET_KEY to use Stripe's test mode)"
 fi
 
+if [ -z "${SMTP_HOST:-}" ]; then
+  # The demo's mail server: every email the sender sends lands in the Maildir var/mail/new/.
+  export SMTP_HOST=127.0.0.1 SMTP_PORT="${SMTP_PORT:-8025}" SMTP_TLS=off
+  mkdir -p var/mail
+  start "$BIN/python" -m aiosmtpd -n -l "$SMTP_HOST:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox var/mail
+  echo "emails: an SMTP server on $SMTP_HOST:$SMTP_PORT keeps them in var/mail/new/ (set SMTP_HOST to use yours)"
+fi
+
 run "$BIN/premium-billing" db upgrade
 run "$BIN/premium-billing" demo
 start "$BIN/premium-billing" scheduler
@@ -84,11 +93,14 @@ export WEBHOOK_PROCESSING="${WEBHOOK_PROCESSING:-deferred}" WEBHOOK_DRAIN_IN_API
 if [ "$WEBHOOK_PROCESSING" = deferred ]; then
   start "$BIN/premium-billing" drain-webhooks
 fi
+# Emails (SMTP) and outbound events (webhook endpoints), with retries: its own process.
+start "$BIN/premium-billing" send-notifications
 start "$BIN/premium-billing" serve --port "$PORT"
 echo "API docs: $PUBLIC_BASE_URL/api/v1/docs (no key needed to read; Authorize to try calls)"
 echo "          docs/api.md (the guide: keys, roles, errors, a curl example per resource)"
 echo "Metrics:  curl -H \"Authorization: Bearer \$(cat var/demo-admin-key)\" $PUBLIC_BASE_URL/metrics"
-echo "Ctrl-C stops the API, the scheduler, the webhook drain and the fake Stripe."
+echo "Emails:   ls var/mail/new/  (each one a message; the API lists them: GET /api/v1/notifications)"
+echo "Ctrl-C stops the API, the scheduler, the webhook drain, the sender, the mail server and the fake Stripe."
 
 status=0
 wait -n || status=$?

@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import BigInteger, Table, any_, bindparam, insert, text
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.sqltypes import JSON
@@ -191,3 +191,26 @@ def _iso(value: Any) -> str:
 
 def _is_json(table: Table, name: str) -> bool:
     return isinstance(table.c[name].type, JSON)
+
+
+def insert_new(session: Session, table: Table) -> Any:
+    """`INSERT … ON CONFLICT DO NOTHING` into `table` for this session's database: what a
+    unique key already holds is kept, and the statement goes on (`.from_select` or rows)."""
+    if _is_pg(session):
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
+
+
+def insert_rows_new(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert those of `rows` that no unique key of `table` holds yet (multi-row VALUES
+    statements); the ids of the rows inserted."""
+    if not rows:
+        return []
+    stamped = [{**_stamps(table), **row} for row in rows]
+    stmt = insert_new(session, table).returning(table.c.id)
+    return list(session.scalars(stmt, stamped).all())
+
+
+def _stamps(table: Table) -> dict[str, Any]:
+    now = utcnow()
+    return {name: now for name in ("created_at", "updated_at") if name in table.c}

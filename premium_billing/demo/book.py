@@ -35,6 +35,7 @@ CITIES = {
     "EUR": (("Berlin", "DE"), ("Munich", "DE"), ("Dublin", "IE"), ("Lyon", "FR"),
             ("Vienna", "AT"), ("Amsterdam", "NL")),
 }  # fmt: skip
+LOCALES = {"US": "en_US", "DE": "de_DE", "IE": "en_IE", "FR": "fr_FR", "AT": "de_AT", "NL": "nl_NL"}
 STREETS = ("Oak St", "Maple Ave", "Elm Rd", "Park Lane", "Mill Road", "Church St", "High St")
 # Plans and their share of the book; each plan's fees (minor units) per currency.
 PLANS = (("monthly", 50), ("quarterly", 20), ("semiannual", 10), ("annual", 20))
@@ -109,6 +110,7 @@ def build(size: int, today: date, seed: int = 2026) -> list[Holder]:
                     "name": f"{first} {last}",
                     "email": f"{first}.{last}.{n}@example.com".lower(),
                     "phone": f"+1 617 555 {n % 10000:04d}",
+                    "locale": LOCALES[country],  # the emails' amounts and dates
                     "address": {
                         "line1": f"{rng.randrange(1, 200)} {rng.choice(STREETS)}",
                         "city": city,

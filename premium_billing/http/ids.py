@@ -20,6 +20,10 @@ PREFIXES = {
     "run": "run",
     "key": "key",
     "refund": "re",
+    "notification": "ntf",
+    "webhook_endpoint": "we",
+    "event": "evt",
+    "delivery": "dlv",
 }
 
 

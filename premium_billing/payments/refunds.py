@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from premium_billing.clock import business_date
 from premium_billing.config import Settings
-from premium_billing.db.hooks import REFUNDS_OWED, publish
+from premium_billing.db.hooks import REFUNDS_OWED, REFUNDS_SENT, publish
 from premium_billing.errors import NotFound, Unprocessable
 from premium_billing.ledger import rules as ledger
 from premium_billing.payments import rules
@@ -147,6 +147,7 @@ def mark_paid(
                  "paid_reference": reference, "failure_reason": refund.failure_reason},
     )  # fmt: skip
     batch.write()
+    publish(session, REFUNDS_SENT, refund_ids=[refund.id], on=on, settings=settings)
     finish(session, True)
     log.info(
         "refund paid",
@@ -206,6 +207,8 @@ def stripe_outcome(
             setattr(refund, name, value)
         session.flush()
     batch.write()
+    if action == "settle":  # the money reached the payer
+        publish(session, REFUNDS_SENT, refund_ids=[refund.id], on=on, settings=settings)
     session.flush()
     session.expire(refund)
     log.info(

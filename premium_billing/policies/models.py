@@ -34,6 +34,8 @@ class Policyholder(Timestamps, Base):
     phone: Mapped[str | None] = mapped_column(String(50))
     address: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     external_ref: Mapped[str | None] = mapped_column(String(100), unique=True)
+    # How amounts and dates are written to them (emails): a CLDR locale such as en_US.
+    locale: Mapped[str] = mapped_column(String(35), default="en_US", server_default="en_US")
 
     policies: Mapped[list[Policy]] = relationship(back_populates="policyholder")
 

@@ -11,7 +11,7 @@ from premium_billing.db.errors import violated
 from premium_billing.errors import Conflict, NotFound
 from premium_billing.policies.models import Policyholder
 
-EDITABLE = ("name", "email", "phone", "address", "external_ref")
+EDITABLE = ("name", "email", "phone", "address", "external_ref", "locale")
 
 
 def get_policyholder(session: Session, policyholder_id: int) -> Policyholder:
@@ -34,7 +34,7 @@ def _save(session: Session, holder: Policyholder) -> Policyholder:
 
 
 def create_policyholder(session: Session, data: dict[str, Any]) -> Policyholder:
-    holder = Policyholder(**{k: data.get(k) for k in EDITABLE})
+    holder = Policyholder(**{k: data.get(k) for k in EDITABLE if k in data})
     session.add(holder)
     return _save(session, holder)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from babel import Locale, UnknownLocaleError
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from premium_billing.http.dates import BusinessDate
@@ -13,6 +14,17 @@ from premium_billing.policies.models import Policy, Policyholder, PremiumLine
 from premium_billing.policies.rules.schedule import BILLING_PLANS, MONTHS_PER_INSTALLMENT, term_end
 
 MAX_TERM_MONTHS = 120
+LOCALE_HELP = "How amounts and dates are written to them (emails): a CLDR locale, e.g. en_GB."
+
+
+def _locale(value: str) -> None:
+    """A locale babel knows, written language_TERRITORY (en_US, de_DE) or language (fr)."""
+    try:
+        known = str(Locale.parse(value)) == value
+    except (UnknownLocaleError, ValueError, TypeError):
+        known = False
+    if not known:
+        raise ValidationError("Not a known locale (language_TERRITORY, e.g. en_US).")
 
 
 class AddressSchema(Schema):
@@ -31,6 +43,12 @@ class PolicyholderCreate(Schema):
     phone = String(load_default=None, column=Policyholder.phone)
     address = fields.Nested(AddressSchema, load_default=None)
     external_ref = String(load_default=None, column=Policyholder.external_ref)
+    locale = String(
+        load_default="en_US",
+        column=Policyholder.locale,
+        validate=_locale,
+        metadata={"description": LOCALE_HELP},
+    )
 
 
 class PolicyholderPatch(Schema):
@@ -39,6 +57,9 @@ class PolicyholderPatch(Schema):
     phone = String(allow_none=True, column=Policyholder.phone)
     address = fields.Nested(AddressSchema, allow_none=True)
     external_ref = String(allow_none=True, column=Policyholder.external_ref)
+    locale = String(
+        column=Policyholder.locale, validate=_locale, metadata={"description": LOCALE_HELP}
+    )
 
 
 class PolicyholderOut(Schema):
@@ -48,6 +69,7 @@ class PolicyholderOut(Schema):
     phone = fields.String(allow_none=True)
     address = fields.Dict(allow_none=True)
     external_ref = fields.String(allow_none=True)
+    locale = fields.String(metadata={"description": LOCALE_HELP})
     balance = fields.Integer(metadata={"description": "Amount due, minor units."})
     credit_balance = fields.Integer(metadata={"description": "Unapplied credit, minor units."})
     created_at = fields.DateTime(format="iso")

@@ -100,6 +100,7 @@ def policyholder_out(holder: Policyholder, balance: int = 0, credit: int = 0) ->
         "phone": holder.phone,
         "address": holder.address,
         "external_ref": holder.external_ref,
+        "locale": holder.locale,
         "balance": balance,
         "credit_balance": credit,
         "created_at": holder.created_at,

@@ -20,12 +20,14 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from premium_billing.config import Settings
 from premium_billing.db import Database
 from premium_billing.invoicing.models import Invoice
 from premium_billing.invoicing.rules import PAYABLE_STATUSES
 from premium_billing.policies.models import Policy
+from premium_billing.stripe_billing import failures
 from premium_billing.stripe_billing import payments as stripe_payments
 from premium_billing.stripe_billing.gateway import GatewayError, GatewayUnavailable
 from premium_billing.stripe_billing.models import AutopayAttempt, StripeCustomer
@@ -177,8 +179,21 @@ def _record(db: Database, settings: Settings, attempt: AutopayAttempt, result: A
         elif row.status == "pending":
             row.status = "failed"
             row.failure_code = result.failure_code or result.status
+            _publish_failure(session, settings, row)
         session.commit()
         return row.status
+
+
+def _publish_failure(session: Session, settings: Settings, row: AutopayAttempt) -> None:
+    failures.publish_failure(
+        session,
+        settings,
+        invoice_id=row.invoice_id,
+        amount=row.amount,
+        currency=row.currency,
+        reason=row.failure_code,
+        attempt_id=row.idempotency_key,
+    )
 
 
 def run_autopay(
@@ -236,6 +251,7 @@ def run_autopay(
                     assert row is not None
                     row.status = "failed"
                     row.failure_code = (error.code or "request_refused")[:100]
+                    _publish_failure(session, settings, row)
                     session.commit()
                 continue
             status = _record(db, settings, attempt, result)

@@ -22,8 +22,8 @@ from premium_billing.db.bulk import insert_rows
 from premium_billing.db.types import utcnow
 from premium_billing.errors import Conflict
 from premium_billing.payments.models import Payment
+from premium_billing.stripe_billing import failures, payouts
 from premium_billing.stripe_billing import payments as stripe_payments
-from premium_billing.stripe_billing import payouts
 from premium_billing.stripe_billing import refunds as stripe_refunds
 from premium_billing.stripe_billing.gateway import GatewayError
 from premium_billing.stripe_billing.models import AutopayAttempt, StripePaymentState
@@ -106,6 +106,7 @@ def payment_intent_succeeded(session: Session, settings: Settings, pi: dict[str,
 def payment_intent_failed(session: Session, settings: Settings, pi: dict[str, Any]) -> Handled:
     error = pi.get("last_payment_error") or {}
     _mark_attempt(session, pi, "failed", error.get("decline_code") or error.get("code"))
+    failures.payment_intent_failed(session, settings, pi)
     return Handled()
 
 

@@ -47,6 +47,9 @@ def test_sigterm_to_the_script_stops_every_process_it_started(tmp_path):
     stripe_port = free_port()
     while stripe_port == port:
         stripe_port = free_port()
+    smtp_port = free_port()
+    while smtp_port in (port, stripe_port):
+        smtp_port = free_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -61,6 +64,8 @@ def test_sigterm_to_the_script_stops_every_process_it_started(tmp_path):
         PORT=str(port),
         STRIPE_FAKE_PORT=str(stripe_port),
         STRIPE_SECRET_KEY="",  # so the script starts the fake Stripe too
+        SMTP_HOST="",  # and the SMTP server on loopback
+        SMTP_PORT=str(smtp_port),
         BIN=str(Path(sys.executable).parent),
     )
     log = tmp_path / "run-demo.log"
@@ -90,7 +95,14 @@ def test_sigterm_to_the_script_stops_every_process_it_started(tmp_path):
         assert f"http://127.0.0.1:{port}/api/v1/docs" in log.read_text()
         assert "docs/api.md" in log.read_text()
         commands = " ".join(_group(pgid).values())
-        for service in ("fake_stripe", "premium-billing scheduler", "drain-webhooks", "gunicorn"):
+        for service in (
+            "fake_stripe",
+            "premium-billing scheduler",
+            "drain-webhooks",
+            "send-notifications",
+            "aiosmtpd",
+            "gunicorn",
+        ):
             assert service in commands, (service, commands)
         # GET /metrics: every process of the demo counts in the one directory, emptied first.
         assert "/metrics" in log.read_text()

@@ -1,0 +1,227 @@
+"""Notices queued in the business event's transaction (the bootstrap wires these to the
+domain events of db.hooks). Each is a row unique per (kind, business key): a notice
+published twice is stored once. Set-based: an invoicing batch's thousands of invoices are
+one INSERT … SELECT; the others one multi-row INSERT per event."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import String, cast, func, literal, select
+from sqlalchemy.orm import Session
+
+from premium_billing.db.bulk import any_of, insert_new, insert_rows_new
+from premium_billing.db.types import UTCDateTime, utcnow
+from premium_billing.invoicing.models import Invoice
+from premium_billing.payments.models import Payment, Refund
+from premium_billing.policies.models import Policy
+
+from .models import Notification
+from .rules import STEP_KINDS
+
+
+def _json_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """Dates as ISO text: the facts are stored as JSON."""
+    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in facts.items()}
+
+
+def _queued(**row: Any) -> dict[str, Any]:
+    return {"status": "queued", "attempts": 0, "next_attempt_at": utcnow(), **row}
+
+
+def queue_invoices_issued(session: Session, invoice_ids: Sequence[int]) -> int:
+    """An `invoice_issued` notice per invoice with something to pay (business key
+    `inv_<id>`; one a credit balance settled at issue has its payment receipt instead):
+    one INSERT … SELECT over the invoices."""
+    if not invoice_ids:
+        return 0
+    now = literal(utcnow(), UTCDateTime())
+    table = Notification.__table__
+    columns = [
+        "kind", "business_key", "policyholder_id", "policy_id", "invoice_id", "status",
+        "attempts", "next_attempt_at", "created_at", "updated_at",
+    ]  # fmt: skip
+    chosen = select(
+        literal("invoice_issued"),
+        literal("inv_") + cast(Invoice.id, String),
+        Invoice.policyholder_id,
+        Invoice.policy_id,
+        Invoice.id,
+        literal("queued"),
+        literal(0),
+        now,
+        now,
+        now,
+    ).where(any_of(session, Invoice.id, invoice_ids), Invoice.amount_due > 0)
+    result = session.execute(insert_new(session, table).from_select(columns, chosen))
+    return int(result.rowcount or 0)
+
+
+def queue_receipts(
+    session: Session, allocations: Iterable[tuple[int, int, int]], on: date
+) -> list[int]:
+    """A `payment_receipt` per payment that this batch allocated money from (business key
+    `pay_<id>`: the first allocation of a payment sends its receipt, later ones none)."""
+    given: dict[int, dict[int, int]] = defaultdict(dict)
+    for payment_id, invoice_id, amount in allocations:
+        if amount > 0:
+            given[payment_id][invoice_id] = given[payment_id].get(invoice_id, 0) + amount
+    if not given:
+        return []
+    invoice_ids = sorted({i for per in given.values() for i in per})
+    invoices = {
+        r.id: r
+        for r in session.execute(
+            select(Invoice.id, Invoice.number, Invoice.policyholder_id, Invoice.policy_id).where(
+                any_of(session, Invoice.id, invoice_ids)
+            )
+        )
+    }
+    payments = {
+        r.id: r
+        for r in session.execute(
+            select(Payment.id, Payment.amount, Payment.currency, Payment.received_on).where(
+                any_of(session, Payment.id, sorted(given))
+            )
+        )
+    }
+    rows = []
+    for payment_id, per_invoice in sorted(given.items()):
+        pay = payments[payment_id]
+        first = invoices[min(per_invoice)]
+        rows.append(
+            _queued(
+                kind="payment_receipt",
+                business_key=f"pay_{payment_id}",
+                policyholder_id=first.policyholder_id,
+                policy_id=first.policy_id,
+                invoice_id=first.id,
+                facts=_json_facts(
+                    {
+                        "payment_id": payment_id,
+                        "amount": sum(per_invoice.values()),
+                        "payment_amount": pay.amount,
+                        "currency": pay.currency,
+                        "received_on": pay.received_on,
+                        "on": on,
+                        "invoices": [invoices[i].number for i in sorted(per_invoice)],
+                    }
+                ),
+            )
+        )
+    return insert_rows_new(session, Notification.__table__, rows)
+
+
+def queue_payment_failures(session: Session, failures: Sequence[Mapping[str, Any]]) -> list[int]:
+    """A `payment_failed` notice per failed attempt (business key: its attempt_id)."""
+    invoice_ids = sorted({i for f in failures for i in f.get("invoice_ids") or ()})
+    policies = _invoice_policies(session, invoice_ids)
+    rows = []
+    for failure in failures:
+        first = min(failure.get("invoice_ids") or [0])
+        rows.append(
+            _queued(
+                kind="payment_failed",
+                business_key=str(failure["attempt_id"])[:100],
+                policyholder_id=failure["policyholder_id"],
+                policy_id=policies.get(first),
+                invoice_id=first or None,
+                facts=_json_facts(
+                    {k: failure.get(k) for k in ("amount", "currency", "reason", "invoice_ids")}
+                ),
+            )
+        )
+    return insert_rows_new(session, Notification.__table__, rows)
+
+
+def _invoice_policies(session: Session, invoice_ids: Sequence[int]) -> dict[int, int]:
+    if not invoice_ids:
+        return {}
+    return {
+        r.id: r.policy_id
+        for r in session.execute(
+            select(Invoice.id, Invoice.policy_id).where(any_of(session, Invoice.id, invoice_ids))
+        )
+    }
+
+
+def queue_collection_steps(session: Session, steps: Sequence[Mapping[str, Any]]) -> list[int]:
+    """A notice per collections step that sends one (reminder, grace notice, final notice,
+    lapse, reinstatement), business key `step_<step_id>`."""
+    wanted = [s for s in steps if s["step"] in STEP_KINDS]
+    if not wanted:
+        return []
+    holders = policy_holders(session, sorted({s["policy_id"] for s in wanted}))
+    rows = [
+        _queued(
+            kind=STEP_KINDS[step["step"]],
+            business_key=f"step_{step['step_id']}",
+            policyholder_id=holders[step["policy_id"]],
+            policy_id=step["policy_id"],
+            invoice_id=None,
+            facts=_json_facts({k: v for k, v in step.items() if k != "settings"}),
+        )
+        for step in wanted
+    ]
+    return insert_rows_new(session, Notification.__table__, rows)
+
+
+def policy_holders(session: Session, policy_ids: Sequence[int]) -> dict[int, int]:
+    """Each policy's policyholder."""
+    if not policy_ids:
+        return {}
+    return {
+        r.id: r.policyholder_id
+        for r in session.execute(
+            select(Policy.id, Policy.policyholder_id).where(any_of(session, Policy.id, policy_ids))
+        )
+    }
+
+
+def refunds_paid(session: Session, refund_ids: Sequence[int]) -> list[Any]:
+    """The refunds paid out, each with its payer (the refund's, else its payment's)."""
+    if not refund_ids:
+        return []
+    return list(
+        session.execute(
+            select(
+                Refund.id,
+                Refund.amount,
+                Refund.currency,
+                Refund.paid_on,
+                Refund.channel,
+                Refund.payment_id,
+                func.coalesce(Refund.policyholder_id, Payment.policyholder_id).label("payer"),
+            )
+            .join(Payment, Payment.id == Refund.payment_id)
+            .where(any_of(session, Refund.id, refund_ids))
+        ).all()
+    )
+
+
+def queue_refunds_sent(session: Session, refund_ids: Sequence[int]) -> list[int]:
+    """A `refund_sent` notice per refund paid out (business key `re_<id>`)."""
+    rows = [
+        _queued(
+            kind="refund_sent",
+            business_key=f"re_{r.id}",
+            policyholder_id=r.payer,
+            policy_id=None,
+            invoice_id=None,
+            facts=_json_facts(
+                {
+                    "refund_id": r.id,
+                    "amount": r.amount,
+                    "currency": r.currency,
+                    "paid_on": r.paid_on,
+                    "channel": r.channel,
+                }
+            ),
+        )
+        for r in refunds_paid(session, refund_ids)
+        if r.payer is not None
+    ]
+    return insert_rows_new(session, Notification.__table__, rows)
