@@ -80,6 +80,7 @@ fi
 if [ -z "${SMTP_HOST:-}" ]; then
   # The demo's mail server: every email the sender sends lands in the Maildir var/mail/new/.
   export SMTP_HOST=127.0.0.1 SMTP_PORT="${SMTP_PORT:-8025}" SMTP_TLS=off
+  local_mail=1
   mkdir -p var/mail/tmp var/mail/new var/mail/cur # a Maildir: Mailbox makes none of them
   start "$BIN/python" -m aiosmtpd -n -l "$SMTP_HOST:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox var/mail
   echo "emails: an SMTP server on $SMTP_HOST:$SMTP_PORT keeps them in var/mail/new/ (set SMTP_HOST to use yours)"
@@ -119,6 +120,7 @@ echo
 echo "The demo serves (what it loaded and how long it took: var/demo-output.txt):"
 grep -E '^(demo data|simulated|the demo took|portal of|dashboard|admin API key|try: curl)' \
   var/demo-output.txt || true
+if [ -n "${local_mail:-}" ]; then echo "emails: var/mail/new/ (one file a message)"; fi
 echo "Ctrl-C stops the API, the scheduler, the webhook drain, the sender, the mail server and the fake Stripe."
 
 status=0

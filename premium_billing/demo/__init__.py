@@ -28,6 +28,7 @@ from premium_billing.policies.models import Policy
 from premium_billing.reports.trial_balance import summary_lines
 
 KEY_FILE = PROJECT_ROOT / "var" / "demo-admin-key"
+LOGIN_FILE = PROJECT_ROOT / "var" / "demo-dashboard-login"  # "name password"
 DEFAULT_SIZE = 300  # policyholders (`premium-billing demo --policyholders N`)
 FIRST_POLICY = "PET-000001"
 
@@ -76,6 +77,7 @@ def load_demo(app: Flask, size: int = DEFAULT_SIZE) -> Iterator[str]:
         yield from summary_lines(session, today)
     yield from _pay_now(app)
     yield from _portal_link(app, settings)
+    yield from _dashboard_login(app, settings)
     yield f"admin API key (also in {KEY_FILE.relative_to(PROJECT_ROOT)}): {raw}"
     yield (
         f'try: curl -s -H "Authorization: Bearer {raw}" {settings.public_base_url}/api/v1/policies'
@@ -137,3 +139,33 @@ def _pay_now(app: Flask) -> Iterator[str]:
             f"{format_major(invoice.amount_due, invoice.currency)} {invoice.currency}): "
             f"{checkout.url}"
         )
+
+
+def _dashboard_login(app: Flask, settings: Any) -> Iterator[str]:
+    """A finance user of the dashboard and its password, kept in LOGIN_FILE (once per
+    database), when the dashboard is there (`premium_billing.dashboard`)."""
+    import importlib
+    import importlib.util
+    import secrets
+
+    from sqlalchemy import text
+
+    if importlib.util.find_spec("premium_billing.dashboard") is None:
+        return
+    users = importlib.import_module("premium_billing.dashboard.users")
+    db = app.extensions["premium_billing.db"]
+    kept = LOGIN_FILE.read_text().split() if LOGIN_FILE.exists() else []
+    with db.session() as session:
+        taken = set(session.scalars(text("SELECT name FROM dashboard_users")))
+        if len(kept) != 2 or kept[0] not in taken:
+            name = next(f"demo-finance-{n}" for n in range(1, len(taken) + 2)
+                        if f"demo-finance-{n}" not in taken)  # fmt: skip
+            kept = [name, secrets.token_urlsafe(12)]
+            users.create_user(session, "finance", *kept)
+            LOGIN_FILE.parent.mkdir(parents=True, exist_ok=True)
+            LOGIN_FILE.write_text(" ".join(kept) + "\n")
+            LOGIN_FILE.chmod(0o600)
+    yield (
+        f"dashboard: {settings.public_base_url}/dashboard  login {kept[0]}, password {kept[1]} "
+        f"(also in {LOGIN_FILE.relative_to(PROJECT_ROOT)})"
+    )

@@ -108,7 +108,9 @@ def simulate(
                 _job(db, settings, "collections", day, tally)
             day += timedelta(days=1)
         yield from _cancel_with_refund(db, settings, book, today, tally)
-        if "collections" not in JOBS:
+        if "collections" in JOBS:
+            yield from _reinstated_by_collections(db, settings, book, today, tally)
+        else:
             yield from _lapse_and_reinstate(db, settings, book, today, tally)
     seconds = time.perf_counter() - began
     yield from tally.events
@@ -265,24 +267,12 @@ def _endorsement(
 def _endorse(
     db: Database, settings: Settings, policy_id: int, day: date, rng: random.Random, tally: Tally
 ) -> None:
+    from premium_billing.invoicing.renewals import lines_of
     from premium_billing.policies.service import endorse, get_policy
 
     with db.session() as session:
         policy = get_policy(session, policy_id)
-        term = policy.terms[-1]
-        lines = [
-            {
-                "description": line.description,
-                "annual_premium": line.annual_premium,
-                "pet": {
-                    "name": line.pet_name,
-                    "species": line.pet_species,
-                    "breed": line.pet_breed,
-                    "date_of_birth": line.pet_date_of_birth,
-                },
-            }
-            for line in term.lines
-        ]
+        lines = lines_of(policy.terms[-1])
         lines.append(pet_line(rng, day))
         endorse(session, policy_id, day, lines, "a second pet joins", settings)
         tally.events.append(
@@ -359,26 +349,61 @@ def _lapse_and_reinstate(
             yield from _pay_arrears_and_reinstate(db, settings, pid, number, today, reinstate)
 
 
+def _reinstated_by_collections(
+    db: Database, settings: Settings, book: dict[int, Holder], today: date, tally: Tally
+) -> Iterator[str]:
+    """The collections job lapsed the non-payers (its reminders and notices on the way):
+    the one lapsed most recently pays its arrears by check, and the job reinstates it."""
+    from premium_billing.policies.models import Cancellation
+
+    _job(db, settings, "collections", today, tally)
+    numbers = [
+        h.policy["policy_number"] for h in book.values() if h.payer.habit in ("stops", "never")
+    ]
+    window = timedelta(days=settings.reinstatement_days)
+    with db.session() as session:
+        lapsed = session.execute(
+            select(Policy.id, Policy.policy_number, Cancellation.effective_date)
+            .join(Cancellation, Cancellation.policy_id == Policy.id)
+            .where(Policy.policy_number.in_(numbers), Policy.status == "lapsed")
+            .order_by(Cancellation.effective_date.desc())
+        ).all()  # fmt: skip
+    for _pid, number, on in lapsed:
+        yield f"lapse (collections): {number} for non-payment, from {on.isoformat()}"
+    recent = next(((pid, n) for pid, n, on in lapsed if on + window >= today), None)
+    if recent is None:
+        return
+    pid, number = recent
+    dues = _arrears(db, pid, today)
+    _checks(db, settings, dues, today)
+    _job(db, settings, "collections", today, tally)
+    with db.session() as session:
+        status = session.scalar(select(Policy.status).where(Policy.id == pid))
+    yield f"reinstatement (collections): {number} paid {len(dues)} invoice(s) of arrears: {status}"
+
+
+def _arrears(db: Database, pid: int, today: date) -> list[Due]:
+    """A lapsed policy's open invoices but the lapse's own settlement (issued today)."""
+    with db.session() as session:
+        return [
+            Due(inv.id, inv.number, inv.amount_due, inv.currency, _NOBODY)
+            for inv in session.scalars(
+                select(Invoice).where(
+                    Invoice.policy_id == pid,
+                    Invoice.status.in_(PAYABLE_STATUSES),
+                    Invoice.issue_date != today,
+                )
+            )
+        ]
+
+
 def _pay_arrears_and_reinstate(
     db: Database, settings: Settings, pid: int, number: str, today: date, reinstate: Any
 ) -> Iterator[str]:
     from premium_billing.policies.models import Cancellation
 
+    dues = _arrears(db, pid, today)
     with db.session() as session:
-        settlement_invoices = set(
-            session.scalars(
-                select(Invoice.id).where(Invoice.policy_id == pid, Invoice.issue_date == today)
-            )
-        )
-        dues = [
-            Due(inv.id, inv.number, inv.amount_due, inv.currency, _NOBODY)
-            for inv in session.scalars(
-                select(Invoice).where(
-                    Invoice.policy_id == pid, Invoice.status.in_(PAYABLE_STATUSES)
-                )
-            )
-            if inv.id not in settlement_invoices
-        ]
         cancellation = session.scalar(select(Cancellation).where(Cancellation.policy_id == pid))
         effective = cancellation.effective_date if cancellation else today
     _checks(db, settings, dues, today)
