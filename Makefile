@@ -6,7 +6,7 @@ PORT ?= 8000
 N ?= 1000000
 PG_BENCH_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: install run test lint browser openapi schemathesis bench-invoices bench-webhooks bench-reconcile bench-aging clean bench-senders
+.PHONY: install run test lint browser openapi schemathesis bench-invoices bench-webhooks bench-reconcile bench-aging clean bench-senders bench-collections
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy --follow-imports=silent premium_billing/money.py premium_billing/errors.py premium_billing/clock.py premium_billing/policies/rules premium_billing/invoicing/rules.py premium_billing/payments/rules.py premium_billing/ledger/rules.py premium_billing/audit/chain.py premium_billing/reconciliation/matching premium_billing/stripe_billing/rules.py premium_billing/cancellations/rules.py premium_billing/reports/rules.py premium_billing/portal/rules.py premium_billing/notifications/rules.py premium_billing/outbound/rules.py
+	$(BIN)/mypy --follow-imports=silent premium_billing/money.py premium_billing/errors.py premium_billing/clock.py premium_billing/policies/rules premium_billing/invoicing/rules.py premium_billing/payments/rules.py premium_billing/ledger/rules.py premium_billing/audit/chain.py premium_billing/reconciliation/matching premium_billing/stripe_billing/rules.py premium_billing/cancellations/rules.py premium_billing/reports/rules.py premium_billing/portal/rules.py premium_billing/notifications/rules.py premium_billing/outbound/rules.py premium_billing/collections/rules.py
 
 # The page tests drive the system Chromium: apt-get installs it when missing (as root);
 # otherwise one line says what to install and make stops.
@@ -63,3 +63,5 @@ bench-aging: install
 SENDERS_N ?= 2000
 bench-senders: install
 	$(BIN)/python -m bench.bench_senders --n $(SENDERS_N) --admin-url $(PG_BENCH_URL)
+bench-collections: install
+	$(BIN)/python -m bench.bench_collections --n $(N) --admin-url $(PG_BENCH_URL)

@@ -17,6 +17,8 @@ from premium_billing import models  # noqa: F401  (every table registered)
 from premium_billing.audit import trail
 from premium_billing.cancellations import settlement
 from premium_billing.clock import business_date
+from premium_billing.collections import assess as collections
+from premium_billing.collections.plans import plans as delinquency_plans
 from premium_billing.config import Settings
 from premium_billing.db import Database, hooks
 from premium_billing.db.hooks import Handler
@@ -42,12 +44,26 @@ def handlers() -> dict[str, list[Handler]]:
         # An endorsement's premium cut with nothing left to bill is credited off the bills.
         hooks.PREMIUM_CUT: [_credit_premium_cut],
         # Notices (email outbox) and outbound events, in the business event's transaction.
-        hooks.MONEY_MOVED: [_payments_posted_notices],
+        # Money moved (any road): the delinquent policies it touched are re-evaluated
+        # (their state changes publish their own notices), then receipts are queued.
+        hooks.MONEY_MOVED: [_reassess_delinquency, _payments_posted_notices],
         hooks.PAYMENT_FAILED: [_payment_failed_notices],
         hooks.REFUNDS_SENT: [_refunds_sent_notices],
         hooks.DELINQUENCY_CHANGED: [_delinquency_events],
         hooks.COLLECTION_STEPS_TAKEN: [_collection_step_notices],
     }
+
+
+def _reassess_delinquency(
+    session: Session,
+    *,
+    invoice_ids: list[int],
+    on: date,
+    settings: Settings | None,
+    **_facts: object,
+) -> int:
+    outcome = collections.after_money_moved(session, settings or Settings(), invoice_ids, on)
+    return len(outcome.transitions)
 
 
 def _invoices_issued_notices(
@@ -135,6 +151,7 @@ def mount(app: Flask) -> BillingApi:
     `metrics` modules)."""
     from premium_billing.accounts.api import blp as policyholders_blp
     from premium_billing.cancellations.api import blp as cancellations_blp
+    from premium_billing.collections.api import blp as collections_blp
     from premium_billing.http.docs import bp as api_docs_bp
     from premium_billing.http.metrics import add_collector
     from premium_billing.invoicing.api import blp as invoices_blp
@@ -156,11 +173,14 @@ def mount(app: Flask) -> BillingApi:
     from webhooks.metrics import InboxCollector
     from webhooks.views import bp as stripe_webhooks_bp
 
+    # A bad delinquency plan stops start-up here, with one line naming the field.
+    delinquency_plans(app.config["SETTINGS"])
     api = register_http(app)
     for blp in (
         policyholders_blp,
         policies_blp,
         cancellations_blp,
+        collections_blp,
         invoices_blp,
         jobs_blp,
         payments_blp,

@@ -59,7 +59,7 @@ class Settings:
     allocation_order: str = "oldest_first"
     # Jobs
     job_batch_size: int = 5000
-    scheduler_times: str = "issue_invoices=02:00,renewals=02:30"
+    scheduler_times: str = "issue_invoices=02:00,renewals=02:30,collections=04:00"
     scheduler_poll_seconds: float = 5.0
     # Reconciliation (issue 6)
     reconcile_auto_threshold: float = 0.90  # a match scoring at least this is posted
@@ -84,6 +84,13 @@ class Settings:
     # Outbound requests per second (Stripe's live limit is 100/s).
     stripe_outbound_rate: float = 80.0
     autopay_retry_days: str = "3,5,7"
+    # Collections: the delinquency plans (a JSON or TOML file; empty: the built-in plans),
+    # and how many days late a notice may still go (a later one is skipped; a lapse never).
+    delinquency_plans: str = ""
+    collections_stale_days: int = 3
+    # After a lapsed policy's reinstatement window: write off what it still owes (a batch
+    # through the posting engine per invoice), or leave it open for a person (default).
+    collections_write_off_after_window: bool = False
     webhook_max_attempts: int = 8
     # "inline": post in the webhook request; "deferred": store, answer, post in a drain
     # thread of each API process (the webhook answers as fast as an insert).
@@ -206,6 +213,7 @@ class Settings:
             "grace_days",
             "job_batch_size",
             "business_date_window_days",
+            "collections_stale_days",
         ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name.upper()}: must not be negative")

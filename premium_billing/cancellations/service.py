@@ -5,6 +5,7 @@ refunds whose money came from Stripe are sent to Stripe after that commit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -28,6 +29,8 @@ from premium_billing.policies.service import (
 )
 
 KINDS = ("cancellation", "lapse")
+# What a caller adds to the transaction before it commits (collections: the state and step).
+Then = Callable[[Session], None] | None
 # A payment of the term's invoices committed between reading and locking them: settle again.
 ATTEMPTS = 5
 
@@ -50,17 +53,19 @@ def cancel(
     reason: str | None,
     *,
     kind: str = "cancellation",
+    then: Then = None,
 ) -> Cancelled:
     """Cancel the policy's term containing `effective` (pro rata or short rate), void its
     unbilled installments (and later terms'), and settle its account at once: earned but
     unbilled premium is invoiced, billed but unearned premium credited off what is due,
     what was paid beyond the earned premium refunded (through Stripe when it came from
-    Stripe, after the commit). `kind` lapse: cancelled for non-payment (status `lapsed`)."""
+    Stripe, after the commit). `kind` lapse: cancelled for non-payment (status `lapsed`).
+    `then` runs in the same transaction, before its commit."""
     if kind not in KINDS:
         raise ValueError(f"kind is one of {KINDS}")
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            return _cancel(session, settings, policy_id, effective, method, reason, kind)
+            return _cancel(session, settings, policy_id, effective, method, reason, kind, then)
         except settlement.TermChanged:
             session.rollback()
             if attempt == ATTEMPTS:
@@ -76,6 +81,7 @@ def _cancel(
     method: str,
     reason: str | None,
     kind: str,
+    then: Then = None,
 ) -> Cancelled:
     policy = get_policy(session, policy_id, for_update=True)
     if policy.status == "cancelled":
@@ -130,26 +136,39 @@ def _cancel(
     settled = settlement.settle(
         session, settings, policy, term, cancellation, on=business_date(settings.timezone)
     )
+    if then is not None:
+        then(session)
     session.commit()
     settlement.send_refunds(session, settings, settled.refund_ids)
     return Cancelled(cancellation, settled, settled.refund_ids)
 
 
-def lapse(session: Session, settings: Settings, policy_id: int, on: date) -> Cancelled:
+def lapse(
+    session: Session, settings: Settings, policy_id: int, on: date, *, then: Then = None
+) -> Cancelled:
     """Cancel for non-payment on `on` (grace end): pro rata, settled as a cancellation."""
     return cancel(
-        session, settings, policy_id, on, proration.PRO_RATA, "lapse: non-payment", kind="lapse"
+        session,
+        settings,
+        policy_id,
+        on,
+        proration.PRO_RATA,
+        "lapse: non-payment",
+        kind="lapse",
+        then=then,
     )
 
 
-def reinstate(session: Session, settings: Settings, policy_id: int, effective: date) -> Policy:
+def reinstate(
+    session: Session, settings: Settings, policy_id: int, effective: date, *, then: Then = None
+) -> Policy:
     """Reinstate a cancelled or lapsed policy within the window once its arrears are paid
     (the settlement's own final invoice does not count: the reinstatement takes it back).
     The settlement is reversed exactly (`settlement.reverse`) and the voided installments
-    restored."""
+    restored. `then` runs in the same transaction, before its commit."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            return _reinstate(session, settings, policy_id, effective)
+            return _reinstate(session, settings, policy_id, effective, then)
         except settlement.TermChanged:
             session.rollback()
             if attempt == ATTEMPTS:
@@ -157,7 +176,9 @@ def reinstate(session: Session, settings: Settings, policy_id: int, effective: d
     raise AssertionError("unreachable")
 
 
-def _reinstate(session: Session, settings: Settings, policy_id: int, effective: date) -> Policy:
+def _reinstate(
+    session: Session, settings: Settings, policy_id: int, effective: date, then: Then = None
+) -> Policy:
     policy = get_policy(session, policy_id, for_update=True)
     if policy.status not in ("cancelled", "lapsed"):
         raise Conflict(
@@ -198,5 +219,8 @@ def _reinstate(session: Session, settings: Settings, policy_id: int, effective: 
             term.status = "pending"
     cancellation.reinstated_on = effective
     policy.status = "active"
+    if then is not None:
+        session.flush()
+        then(session)
     session.commit()
     return policy

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Sequence,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -69,6 +70,14 @@ class Invoice(Timestamps, Base):
         Index("ix_invoices_policy_id", "policy_id"),
         Index("ix_invoices_policyholder_status", "policyholder_id", "status"),
         Index("ix_invoices_status_due_date", "status", "due_date"),
+        # Collections reads a policy's open invoices (oldest unpaid first).
+        Index(
+            "ix_invoices_open_policy",
+            "policy_id",
+            "due_date",
+            postgresql_where=text("status IN ('open','partially_paid')"),
+            sqlite_where=text("status IN ('open','partially_paid')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

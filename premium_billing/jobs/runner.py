@@ -74,9 +74,27 @@ def _reconcile(
 def _autopay(
     db: Database, settings: Settings, as_of: date, run_id: int, progress: Progress | None
 ) -> dict[str, Any]:
+    from premium_billing.collections.plans import plans
     from premium_billing.stripe_billing.autopay import run_autopay
 
-    return run_autopay(db, settings, as_of, job_run_id=run_id).as_dict()
+    # Retries on the delinquency plan's days, per product: one timeline for both.
+    retries = {product: list(plan.autopay_retry_days) for product, plan in plans(settings).items()}
+    return run_autopay(db, settings, as_of, job_run_id=run_id, retry_days=retries).as_dict()
+
+
+def _collections(
+    db: Database, settings: Settings, as_of: date, run_id: int, progress: Progress | None
+) -> dict[str, Any]:
+    from premium_billing.collections.job import run_collections
+
+    return run_collections(
+        db,
+        settings,
+        as_of,
+        job_run_id=run_id,
+        batch_size=settings.job_batch_size,
+        progress=progress,
+    ).as_dict()
 
 
 def _retry_webhooks(
@@ -119,6 +137,12 @@ JOBS: dict[str, JobSpec] = {
         "Charge due autopay invoices off-session; retry declines AUTOPAY_RETRY_DAYS later.",
         _autopay,
         "03:00",
+    ),
+    "collections": JobSpec(
+        "collections",
+        "Delinquency: reminders, grace and final notices, lapses and reinstatements, by plan.",
+        _collections,
+        "04:00",
     ),
     "retry_webhooks": JobSpec(
         "retry_webhooks",

@@ -87,6 +87,11 @@ def attempt_due(due_date: date, as_of: date, offsets: list[int]) -> tuple[int, d
     return latest
 
 
+# A lapsed, cancelled or expired policy is charged nothing (polar#13077: no charge after
+# the customer cancelled); a paid invoice is no longer payable, so its retries stop too.
+CHARGED_STATUSES = ("active", "past_due", "in_grace")
+
+
 def _candidates(db: Database, as_of: date, after_id: int, limit: int) -> list[tuple[Any, ...]]:
     with db.session() as session:
         rows = session.execute(
@@ -95,6 +100,7 @@ def _candidates(db: Database, as_of: date, after_id: int, limit: int) -> list[tu
                 Invoice.due_date,
                 Invoice.amount_due,
                 Invoice.currency,
+                Policy.product,
                 StripeCustomer.customer_id,
                 StripeCustomer.payment_method_id,
             )
@@ -106,6 +112,7 @@ def _candidates(db: Database, as_of: date, after_id: int, limit: int) -> list[tu
                 Invoice.due_date <= as_of,
                 Invoice.amount_due >= MIN_CHARGE,
                 Policy.autopay.is_(True),
+                Policy.status.in_(CHARGED_STATUSES),
                 StripeCustomer.payment_method_id.is_not(None),
             )
             .order_by(Invoice.id)
@@ -203,8 +210,11 @@ def run_autopay(
     *,
     job_run_id: int,
     batch_size: int = 500,
+    retry_days: dict[str, list[int]] | None = None,
 ) -> AutopayStats:
-    """Charge every autopay invoice whose attempt day has come (see the module doc)."""
+    """Charge every autopay invoice whose attempt day has come (see the module doc).
+    `retry_days`: the retry days per product (the delinquency plans'; default
+    AUTOPAY_RETRY_DAYS for every product)."""
     stats = AutopayStats()
     pacer = Pacer(settings.stripe_outbound_rate)
     offsets = settings.autopay_retry_offsets
@@ -215,8 +225,9 @@ def run_autopay(
         if not batch:
             break
         after_id = batch[-1][0]
-        for invoice_id, due_date, amount_due, currency, customer, method in batch:
-            due = attempt_due(due_date, as_of, offsets)
+        for invoice_id, due_date, amount_due, currency, product, customer, method in batch:
+            days = offsets if retry_days is None else retry_days.get(product, offsets)
+            due = attempt_due(due_date, as_of, days)
             if due is None:
                 continue
             attempt = _claim(db, invoice_id, due[0], due[1], amount_due, currency, job_run_id)

@@ -1,0 +1,147 @@
+"""`make bench-collections N=1000000`: the collections job on PostgreSQL against its floor.
+
+Seeds N monthly policies in a fresh database and issues their first invoices (one overdue
+installment each, not measured), then for the day that moves them all into grace (the
+built-in plan's grace start, 14 days after the due date) measures, in the same run:
+  floor      the same N state rows and N step rows (a grace notice each) written by one
+             INSERT … SELECT each into copies of `delinquencies` and `collection_steps`
+             (same columns, checks, indexes, unique keys and foreign keys);
+  job        the collections job (batches that commit: reads, the pure rules per policy,
+             set-based writes of states, policy statuses and steps, one audit row and one
+             published event per batch and kind);
+  re-run     the job again at once (nothing to do).
+Prints seconds, rows/s, the ratio to the floor, the re-run against the floor, and the peak
+RSS of this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date, timedelta
+
+from sqlalchemy import create_engine, text
+
+from bench.bench_invoices import peak_rss_mb, timed
+from bench.seed import seed_monthly_policies
+from premium_billing.bootstrap import database
+from premium_billing.collections.job import run_collections
+from premium_billing.config import Settings
+from premium_billing.db.engine import normalize_url
+from premium_billing.db.migrate import upgrade
+from premium_billing.invoicing.issue import issue_invoices
+
+EFFECTIVE = date(2027, 1, 15)
+GRACE = EFFECTIVE + timedelta(days=14)  # the built-in plan's grace start
+DATABASE = "pb_bench_collections"
+
+FLOOR_STATES = """
+INSERT INTO delinquencies_floor (policy_id, state, since, anchor_due_date, amount_overdue,
+    currency, through, evaluated_on, updated_at)
+SELECT i.policy_id, 'in_grace', :as_of, min(i.due_date), sum(i.amount_due), min(i.currency),
+    14, :as_of, now()
+FROM invoices i WHERE i.status IN ('open','partially_paid') AND i.due_date <= :as_of
+GROUP BY i.policy_id
+"""
+
+FLOOR_STEPS = """
+INSERT INTO collection_steps_floor (policy_id, installment_id, anchor_due_date, step,
+    days_after_due, taken_on, amount_overdue, currency, status, job_run_id, created_at)
+SELECT i.policy_id, min(i.installment_id), min(i.due_date), 'grace_notice', 14, :as_of,
+    sum(i.amount_due), min(i.currency), 'taken', NULL, now()
+FROM invoices i WHERE i.status IN ('open','partially_paid') AND i.due_date <= :as_of
+GROUP BY i.policy_id
+"""
+
+
+def copy_table(conn, table: str) -> None:  # type: ignore[no-untyped-def]
+    """A copy of `table` with the same columns, checks, indexes, keys and foreign keys."""
+    conn.execute(text(f"CREATE TABLE {table}_floor (LIKE {table} INCLUDING ALL)"))
+    fks = conn.execute(
+        text(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            f"WHERE conrelid = '{table}'::regclass AND contype = 'f'"
+        )
+    ).all()
+    for name, definition in fks:
+        conn.execute(text(f"ALTER TABLE {table}_floor ADD CONSTRAINT floor_{name} {definition}"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--batch-size", type=int, default=5_000)
+    parser.add_argument(
+        "--admin-url",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="a PostgreSQL URL allowed to create the bench database",
+    )
+    args = parser.parse_args()
+    n = args.n
+    base = normalize_url(args.admin_url).rpartition("/")[0]
+    url = f"{base}/{DATABASE}"
+    admin = create_engine(normalize_url(args.admin_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {DATABASE}"))
+    upgrade(url)
+    db = database(url)
+    settings = Settings(database_url=url, allow_time_travel=True, log_level="warning")
+    print(f"bench-collections: N={n:,} policies, one overdue installment each, "
+          f"batch size {args.batch_size:,}")  # fmt: skip
+    timed("seed", lambda: seed_monthly_policies(db.engine, n, EFFECTIVE))
+    timed(
+        "issue first invoices",
+        lambda: issue_invoices(db, EFFECTIVE - timedelta(days=14), 14, batch_size=20_000),
+    )
+    with db.engine.begin() as conn:
+        copy_table(conn, "delinquencies")
+        copy_table(conn, "collection_steps")
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+        # Warm the cache for both contenders alike.
+        conn.execute(text("SELECT count(*) FROM invoices i JOIN policies p ON p.id = i.policy_id"))
+
+    def floor() -> None:
+        with db.engine.begin() as conn:
+            conn.execute(text(FLOOR_STATES), {"as_of": GRACE})
+            conn.execute(text(FLOOR_STEPS), {"as_of": GRACE})
+
+    stats: dict[str, object] = {}
+
+    def job() -> None:
+        stats.update(run_collections(db, settings, GRACE, batch_size=args.batch_size).as_dict())
+
+    floor_s = timed("floor INSERT … SELECT ×2", floor)
+    job_s = timed("collections", job)
+    assert stats["steps"] == {"grace_notice": n}, stats["steps"]
+    assert stats["transitions"] == {"in_grace": n}, stats["transitions"]
+    rerun_s = timed("collections re-run", job)
+    assert stats["steps"] == {} and stats["transitions"] == {}, stats
+    with db.engine.connect() as conn:
+        counts = conn.execute(
+            text(
+                "SELECT (SELECT count(*) FROM delinquencies WHERE state = 'in_grace'), "
+                "(SELECT count(*) FROM collection_steps), "
+                "(SELECT count(*) FROM policies WHERE status = 'in_grace'), "
+                "(SELECT count(*) FROM delinquencies_floor), "
+                "(SELECT count(*) FROM collection_steps_floor)"
+            )
+        ).one()
+    assert tuple(counts) == (n,) * 5, counts
+    print()
+    print(
+        f"  collections  {job_s:8.2f} s  {n / job_s:12,.0f} policies/s   "
+        f"floor {floor_s:.2f} s   ratio {job_s / floor_s:.2f}   (target ≤ 1.5)"
+    )
+    print(
+        f"  re-run       {rerun_s:8.2f} s  (nothing to do)   "
+        f"{rerun_s / floor_s:.3f} × the floor   (target ≤ 0.1)"
+    )
+    print(f"  peak RSS of this process: {peak_rss_mb():.0f} MB   (target ≤ 500 MB)")
+    db.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
+
+
+if __name__ == "__main__":
+    main()
