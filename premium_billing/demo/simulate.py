@@ -6,11 +6,11 @@ enters the lead time; each invoice paid as its holder pays (`book.Payer`): check
 hand are received and allocated in one posting batch a day; bank transfers go into the
 week's bank file, their references noisy as payers write them (`names.name_variant`,
 `names.typo`: a typo, the RF reference, no reference, a short payment; now and then a payer
-nobody knows), imported on Fridays and matched by the `reconcile` job. The `collections` job
-runs weekly when it is registered. An endorsement adds a second pet mid-year; at the end a
-policy is cancelled (its refund owed) and, unless collections lapses policies itself, a
-non-payer's policy lapses and another's is reinstated once its arrears are paid.
-"""
+nobody knows), imported on Fridays and matched by the `reconcile` job. The `collections`
+job, when registered, runs on Mondays (reminders, notices and lapses as of that day). An
+endorsement adds a second pet mid-year; at the end a policy is cancelled (its refund owed),
+and the non-payer lapsed most recently pays its arrears and is reinstated (by the
+collections job; without it, lapsed and reinstated here through cancellations.service)."""
 
 from __future__ import annotations
 
@@ -368,8 +368,10 @@ def _reinstated_by_collections(
             .where(Policy.policy_number.in_(numbers), Policy.status == "lapsed")
             .order_by(Cancellation.effective_date.desc())
         ).all()  # fmt: skip
-    for _pid, number, on in lapsed:
-        yield f"lapse (collections): {number} for non-payment, from {on.isoformat()}"
+    if lapsed:
+        named = ", ".join(f"{number} from {on.isoformat()}" for _, number, on in lapsed[:3])
+        more = f" and {len(lapsed) - 3} more" if len(lapsed) > 3 else ""
+        yield f"lapses (collections job) for non-payment: {named}{more}"
     recent = next(((pid, n) for pid, n, on in lapsed if on + window >= today), None)
     if recent is None:
         return

@@ -16,6 +16,7 @@ from premium_billing.http.keys import hash_key
 TABLES = (
     "policyholders", "policies", "invoices", "payments", "allocations", "journal_entries",
     "bank_lines", "bank_statements", "job_runs", "refunds", "cancellations", "endorsements",
+    "collection_steps", "notifications",
 )  # fmt: skip
 SIZE = "24"  # policyholders: the first eight alone hold every promise (demo/book.py)
 
@@ -85,6 +86,9 @@ def test_demo_loads_the_year_once_and_the_books_and_audit_trail_check_out(
     assert ("cancellation", False) in kinds  # cancelled, and it stays so
     assert ("lapse", True) in kinds  # lapsed, arrears paid, reinstated
     assert query(database_url, "SELECT count(*) FROM refunds")[0][0] >= 1
+    # Late payers chased by the collections job: reminders, notices, lapses, reinstatements.
+    steps = {s for (s,) in query(database_url, "SELECT DISTINCT step FROM collection_steps")}
+    assert {"reminder", "grace_notice", "final_notice", "lapse", "reinstatement"} <= steps
     statuses = {s for (s,) in query(database_url, "SELECT DISTINCT status FROM policies")}
     assert {"active", "cancelled"} <= statuses
 
