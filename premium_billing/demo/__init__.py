@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from premium_billing.clock import business_date
 from premium_billing.config import PROJECT_ROOT
-from premium_billing.demo.book import build
+from premium_billing.demo.book import FIRST_NUMBER, build
 from premium_billing.demo.simulate import simulate
 from premium_billing.http.keys import create_key, find_key
 from premium_billing.policies import policyholders
@@ -30,7 +30,7 @@ from premium_billing.reports.trial_balance import summary_lines
 KEY_FILE = PROJECT_ROOT / "var" / "demo-admin-key"
 LOGIN_FILE = PROJECT_ROOT / "var" / "demo-dashboard-login"  # "name password"
 DEFAULT_SIZE = 300  # policyholders (`premium-billing demo --policyholders N`)
-FIRST_POLICY = "PET-000001"
+FIRST_POLICY = f"PET-{FIRST_NUMBER}"
 
 
 def load_demo(app: Flask, size: int = DEFAULT_SIZE) -> Iterator[str]:

@@ -41,6 +41,8 @@ STREETS = ("Oak St", "Maple Ave", "Elm Rd", "Park Lane", "Mill Road", "Church St
 PLANS = (("monthly", 50), ("quarterly", 20), ("semiannual", 10), ("annual", 20))
 INSTALLMENT_FEE = {"monthly": 200, "quarterly": 300, "semiannual": 300, "annual": 0}
 POLICY_FEE = 1500
+# The book's policy numbers start here, clear of those the API guide (docs/api.md) creates.
+FIRST_NUMBER = 100001
 NEVER_PAY = {3: 120, 7: 45}  # holder number: days before today their policy took effect
 
 
@@ -118,7 +120,7 @@ def build(size: int, today: date, seed: int = 2026) -> list[Holder]:
                     },
                 },
                 policy={
-                    "policy_number": f"PET-{n:06d}",
+                    "policy_number": f"PET-{FIRST_NUMBER + n - 1}",
                     "product": "pet",
                     "currency": currency,
                     "effective_date": effective,
