@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator
-from datetime import date
 from typing import Any
 
 from flask import Flask
@@ -19,7 +18,7 @@ from sqlalchemy import func, select
 
 from premium_billing.clock import business_date
 from premium_billing.config import PROJECT_ROOT
-from premium_billing.demo.book import FIRST_NUMBER, build
+from premium_billing.demo.book import FIRST_NUMBER, build, year_start
 from premium_billing.demo.simulate import simulate
 from premium_billing.http.keys import create_key, find_key
 from premium_billing.policies import policyholders
@@ -40,7 +39,7 @@ def load_demo(app: Flask, size: int = DEFAULT_SIZE) -> Iterator[str]:
     settings = dataclasses.replace(app.config["SETTINGS"], allow_time_travel=True)
     db = app.extensions["premium_billing.db"]
     today = business_date(settings.timezone)
-    start = date(today.year, 1, 1)
+    start = year_start(today)
     with db.session() as session:
         raw = KEY_FILE.read_text().strip() if KEY_FILE.exists() else ""
         # The file may hold the key of another database (DATABASE_URL changed): reuse it

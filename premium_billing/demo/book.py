@@ -62,6 +62,13 @@ class Holder:
     pets: list[dict[str, Any]] = field(default_factory=list)
 
 
+def year_start(today: date) -> date:
+    """The first day the demo simulates: the first of this year, or of the last one while
+    this one is under three months old (a year to date of a few days shows little)."""
+    start = date(today.year, 1, 1)
+    return start if (today - start).days >= 90 else date(today.year - 1, 1, 1)
+
+
 def pet_line(rng: random.Random, today: date) -> dict[str, Any]:
     species = "dog" if rng.random() < 0.6 else "cat"
     breed = rng.choice(DOGS if species == "dog" else CATS)
@@ -79,9 +86,9 @@ def pet_line(rng: random.Random, today: date) -> dict[str, Any]:
 
 def build(size: int, today: date, seed: int = 2026) -> list[Holder]:
     """`size` policyholders, one pet policy each (some with two pets), effective between
-    the first day of the year and a month ago: the year to date is theirs."""
+    `year_start` and a month ago: the year to date is theirs."""
     rng = random.Random(seed)
-    start = date(today.year, 1, 1)
+    start = year_start(today)
     span = max(1, (today - timedelta(days=30) - start).days)
     plans = [p for p, w in PLANS for _ in range(w)]
     holders = []
