@@ -76,6 +76,7 @@ def simulate(
         while day <= today:
             if day.day == 1:
                 _job(db, settings, "renewals", day, tally)
+                issue_days |= _issue_days(db, settings, day, today)  # the renewed terms'
             if day == endorse_on and endorsed is not None:
                 _endorse(db, settings, endorsed, day, rng, tally)
                 issue_days |= _issue_days(db, settings, day, today)
