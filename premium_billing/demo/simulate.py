@@ -339,15 +339,15 @@ def _lapse_and_reinstate(
             lapses[pid] = (number, due + grace)
     recent = next((pid for pid, (_, on) in lapses.items() if on + window >= today), None)
     stays = next((pid for pid in lapses if pid != recent), None)
-    for pid in (stays, recent):
-        if pid is None:
+    for chosen in (stays, recent):
+        if chosen is None:
             continue
-        number, on = lapses[pid]
+        number, on = lapses[chosen]
         with db.session() as session:
-            lapse(session, settings, pid, on)
+            lapse(session, settings, chosen, on)
         yield f"lapse: {number} for non-payment, from {on.isoformat()}"
-        if pid == recent:
-            yield from _pay_arrears_and_reinstate(db, settings, pid, number, today, reinstate)
+        if chosen == recent:
+            yield from _pay_arrears_and_reinstate(db, settings, chosen, number, today, reinstate)
 
 
 def _reinstated_by_collections(
