@@ -202,13 +202,28 @@ def insert_new(session: Session, table: Table) -> Any:
 
 
 def insert_rows_new(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-    """Insert those of `rows` that no unique key of `table` holds yet (multi-row VALUES
-    statements); the ids of the rows inserted."""
+    """Insert those of `rows` that no unique key of `table` holds yet; the ids of the rows
+    inserted. On PostgreSQL one `INSERT … SELECT … ON CONFLICT DO NOTHING` over the rows
+    as one JSON parameter (json_to_recordset: what `update_rows` does); elsewhere multi-row
+    VALUES statements."""
     if not rows:
         return []
     stamped = [{**_stamps(table), **row} for row in rows]
-    stmt = insert_new(session, table).returning(table.c.id)
-    return list(session.scalars(stmt, stamped).all())
+    if not _is_pg(session):
+        stmt = insert_new(session, table).returning(table.c.id)
+        return list(session.scalars(stmt, stamped).all())
+    names = list(stamped[0])
+    columns = ", ".join(
+        f"{n} {'json' if _is_json(table, n) else _pg_type(table, n)}" for n in names
+    )
+    listed = ", ".join(names)
+    stmt = (
+        f"INSERT INTO {table.name} ({listed}) SELECT {listed} "
+        f"FROM json_to_recordset(CAST(:rows AS json)) AS v({columns}) "
+        "ON CONFLICT DO NOTHING RETURNING id"
+    )
+    rows_json = json.dumps([{n: row.get(n) for n in names} for row in stamped], default=_iso)
+    return list(session.scalars(text(stmt), {"rows": rows_json}).all())
 
 
 def _stamps(table: Table) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from premium_billing.accounts.statement_of_account import statement
 from premium_billing.clock import business_date
+from premium_billing.collections.views import delinquency
 from premium_billing.config import Settings
 from premium_billing.invoicing.models import Invoice
 from premium_billing.invoicing.rules import PAYABLE_STATUSES, format_reference, payment_reference
@@ -56,8 +57,8 @@ class PolicyView:
     autopay: bool
     lines: list[Pet]
     amount_overdue: int = 0
-    # What happens next (the delinquency step and its date): filled from the collections
-    # feature's delinquency service once it exists (`what_happens_next`); None: not known.
+    # What happens next (the delinquency step and its date, the day the cover lapses
+    # unpaid): from the collections feature (`what_happens_next`); None: nothing overdue.
     next_step: dict[str, Any] | None = None
 
 
@@ -146,14 +147,53 @@ def _invoice_view(invoice: Invoice, policy_number: str, today: date) -> InvoiceV
     )
 
 
+# What the policyholder reads of each collections step (the next one to come).
+NEXT_STEP_TEXT = {
+    "reminder": "a payment reminder",
+    "grace_notice": "the grace period starts",
+    "final_notice": "a final notice",
+    "late_fee": "a late fee is charged",
+    "lapse": "the cover lapses",
+}
+
+
 def what_happens_next(
     session: Session, settings: Settings, policies: list[Policy], today: date
 ) -> dict[int, dict[str, Any]]:
-    """The place for "what happens next" on each overdue policy: its delinquency step and
-    the step's date, {policy id: {state, next_step, on, lapse_on, ...}}. The collections
-    feature (`GET /policies/{id}/delinquency`) owns those rules; until it is merged this
-    knows nothing and the page says only what is overdue and the policy's state."""
-    return {}
+    """What happens next on each policy with something overdue (or delinquent): its state,
+    the next collections step and its date, and the day its cover lapses unpaid, as the
+    collections feature sees them today (`collections.views.delinquency`, the same as
+    `GET /policies/{id}/delinquency`). {policy id: {state, next_step, on, lapse_on, text}}."""
+    out: dict[int, dict[str, Any]] = {}
+    for policy in policies:
+        if policy.status not in ("active", "past_due", "in_grace", "lapsed"):
+            continue
+        found = delinquency(session, settings, policy.id, today)
+        if not found["amount_overdue"] and found["state"] not in ("past_due", "in_grace"):
+            continue
+        coming = [
+            s for s in found["steps"] if s["status"] in ("scheduled", "due") and s["on"] >= today
+        ]
+        step = min(coming, key=lambda s: s["on"]) if coming else None
+        lapse_on = found["lapse_on"]
+        if step is not None:
+            what = NEXT_STEP_TEXT.get(step["step"], step["step"])
+            text = f"Next: {what} on {step['on'].isoformat()}"
+        elif found["state"] == "lapsed":
+            text = "The cover has lapsed: pay what is overdue to reinstate it"
+        else:
+            text = "Pay what is overdue to keep the cover"
+        if lapse_on is not None and found["state"] != "lapsed":
+            when = f"on {lapse_on.isoformat()}" if lapse_on >= today else "now"
+            text += f"; unpaid, the cover lapses {when}"
+        out[policy.id] = {
+            "state": found["state"],
+            "next_step": None if step is None else step["step"],
+            "on": None if step is None else step["on"],
+            "lapse_on": lapse_on,
+            "text": text,
+        }
+    return out
 
 
 def portal_page(session: Session, settings: Settings, holder_id: int) -> PortalPage:

@@ -10,10 +10,12 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from premium_billing.invoicing.rules import format_reference, payment_reference
+from premium_billing.jobs.runner import run_job
 from premium_billing.policies.models import Policy
 from premium_billing.portal_links import SALT
 from premium_billing.stripe_billing.models import StripeCustomer
 
+from ..factories import create_policy, create_policyholder, pet_line
 from .portal_helpers import (
     Browser,
     holder_with_invoices,
@@ -65,7 +67,11 @@ def test_the_page_shows_policies_pets_invoices_and_what_is_overdue(api, db, sett
     assert text.count('data-testid="pay-inv') == 0 and text.count("Pay now") == len(invoices)
     assert 'data-testid="pay-overdue-USD"' in text
     assert text.count('data-testid="policy-status">active') == 2
-    assert 'data-testid="next-step"' in text  # the place for the delinquency step
+    # What happens next, as collections sees it (GET /policies/{id}/delinquency).
+    delinquency = api.get(f"/policies/{invoices[0]['policy_id']}/delinquency").json()
+    assert delinquency["lapse_on"] is not None
+    assert text.count('data-testid="next-step"') == 2
+    assert text.count("unpaid, the cover lapses") == 2
     # Our own style sheet, no script, forms post only to us and on to Stripe's Checkout.
     csp = page.headers["Content-Security-Policy"]
     assert "script-src" not in csp and "style-src 'self'" in csp
@@ -249,3 +255,27 @@ def test_the_portal_is_rate_limited_per_client_address(database_url, fake):  # n
             assert Browser().get(server.base_url + "/healthz").status_code == 200
     finally:
         app.extensions["premium_billing.db"].dispose()
+
+
+def test_the_next_step_and_the_lapse_day_are_shown_before_they_come(api, db, settings):  # noqa: F811
+    """A policy whose invoice fell due yesterday: the next collections step (a reminder 3
+    days after the due date) and the day its cover lapses unpaid, both ahead."""
+    from datetime import date as _date
+
+    from premium_billing.clock import business_date
+
+    today = business_date(settings.timezone)
+    holder = create_policyholder(api, name="Next Step", email="next@example.com")
+    policy = create_policy(
+        api, holder["id"], policy_number=f"NEXT-{today.isoformat()}",
+        effective_date=(today - timedelta(days=1)).isoformat(), billing_plan="monthly",
+        lines=[pet_line("Rex", 48000)],
+    )  # fmt: skip
+    run_job(db, settings, "issue_invoices", today)
+    found = api.get(f"/policies/{policy['id']}/delinquency").json()
+    lapse_on = _date.fromisoformat(found["lapse_on"])
+    assert lapse_on > today
+    text = Browser().get(portal_link(api, holder["id"])).text
+    reminder = (today - timedelta(days=1) + timedelta(days=3)).isoformat()
+    assert f"Next: a payment reminder on {reminder}" in text
+    assert f"unpaid, the cover lapses on {lapse_on.isoformat()}" in text

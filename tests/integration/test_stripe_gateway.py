@@ -196,9 +196,11 @@ def test_timeout_retry_reuses_the_key_and_gets_the_first_result_replayed(
         session = checkout(gw, key="inv_1:checkout:timeout")
 
     attempts = fake.requests_to(CHECKOUT_PATH)
-    assert len(attempts) == 2
+    # Two attempts; three when a loaded machine makes the retry time out too (max 2
+    # retries): every retry carries the key and is answered with the first's result.
+    assert 2 <= len(attempts) <= 3
     assert {a.idempotency_key for a in attempts} == {"inv_1:checkout:timeout"}
-    assert [a.replayed for a in attempts] == [False, True]
+    assert [a.replayed for a in attempts] == [False] + [True] * (len(attempts) - 1)
     sessions = fake.objects("checkout.session")
     assert [s["id"] for s in sessions] == [session.id]
 
