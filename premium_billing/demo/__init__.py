@@ -142,14 +142,15 @@ def _pay_now(app: Flask) -> Iterator[str]:
 
 def _dashboard_login(app: Flask, settings: Any) -> Iterator[str]:
     """A finance user of the dashboard and its password, kept in LOGIN_FILE (once per
-    database), when the dashboard is there (`premium_billing.dashboard`)."""
+    database), when the dashboard is there (its `dashboard_users` table in our metadata)."""
     import importlib
-    import importlib.util
     import secrets
 
     from sqlalchemy import text
 
-    if importlib.util.find_spec("premium_billing.dashboard") is None:
+    from premium_billing.models import metadata
+
+    if "dashboard_users" not in metadata.tables:  # the dashboard's tables are not ours yet
         return
     users = importlib.import_module("premium_billing.dashboard.users")
     db = app.extensions["premium_billing.db"]
