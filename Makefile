@@ -24,7 +24,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy --follow-imports=silent premium_billing/money.py premium_billing/errors.py premium_billing/clock.py premium_billing/policies/rules premium_billing/invoicing/rules.py premium_billing/payments/rules.py premium_billing/ledger/rules.py premium_billing/audit/chain.py premium_billing/reconciliation/matching premium_billing/stripe_billing/rules.py premium_billing/cancellations/rules.py premium_billing/reports/rules.py premium_billing/portal/rules.py premium_billing/notifications/rules.py premium_billing/outbound/rules.py premium_billing/collections/rules.py
+	$(BIN)/mypy --follow-imports=silent premium_billing/money.py premium_billing/errors.py premium_billing/clock.py premium_billing/policies/rules premium_billing/invoicing/rules.py premium_billing/payments/rules.py premium_billing/ledger/rules.py premium_billing/audit/chain.py premium_billing/reconciliation/matching premium_billing/stripe_billing/rules.py premium_billing/cancellations/rules.py premium_billing/reports/rules.py premium_billing/portal/rules.py premium_billing/notifications/rules.py premium_billing/outbound/rules.py premium_billing/collections/rules.py premium_billing/dashboard/rules.py
 
 # The page tests drive the system Chromium: apt-get installs it when missing (as root);
 # otherwise one line says what to install and make stops.

@@ -152,6 +152,7 @@ def mount(app: Flask) -> BillingApi:
     from premium_billing.accounts.api import blp as policyholders_blp
     from premium_billing.cancellations.api import blp as cancellations_blp
     from premium_billing.collections.api import blp as collections_blp
+    from premium_billing.dashboard import pages as dashboard_pages
     from premium_billing.http.docs import bp as api_docs_bp
     from premium_billing.http.metrics import add_collector
     from premium_billing.invoicing.api import blp as invoices_blp
@@ -200,6 +201,8 @@ def mount(app: Flask) -> BillingApi:
     # GET /portal/{token}: the policyholder's pages (signed link, CSRF, rate-limited).
     portal_pages.install(app, app.config["SETTINGS"])
     app.register_blueprint(api_docs_bp)  # GET /api/v1/docs: Swagger UI, our own files
+    # /dashboard: finance's pages for named users (session cookie, CSRF on its forms).
+    dashboard_pages.init_app(app, app.config["SETTINGS"])
     register_request_logging(app)
     # The webhook queue's depth, read from the inbox on each scrape.
     add_collector(app, InboxCollector(app.extensions["premium_billing.db"]))

@@ -63,6 +63,39 @@ def keys_create(role: str, name: str) -> None:
     click.echo(created.raw)
 
 
+@click.group("users", help="Dashboard users (named logins).")
+def users_group() -> None:
+    pass
+
+
+@users_group.command(
+    "create", help="Create a dashboard user; the password from a prompt or --password-stdin."
+)
+@click.option(
+    "--role", required=True, type=click.Choice(["admin", "billing", "finance", "auditor"])
+)
+@click.option("--name", required=True)
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+@with_appcontext
+def users_create(role: str, name: str, password_stdin: bool) -> None:
+    from premium_billing.actor import Actor, acting_as
+    from premium_billing.dashboard.users import create_user
+    from premium_billing.errors import ServiceError
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with _db().session() as session, acting_as(Actor(kind="cli", name="users create")):
+        try:
+            user = create_user(session, role, name, password)
+        except ServiceError as error:
+            raise click.ClickException(error.message) from None
+        click.echo(f"created {role} user {user.name!r} (id user_{user.id})")
+
+
 def _when(instant: Any) -> str:
     return instant.strftime("%Y-%m-%dT%H:%M:%SZ") if instant is not None else "-"
 
@@ -395,6 +428,7 @@ def reconcile_command(as_of_text: str | None, quiet: bool) -> None:
 def register_cli(app: Flask) -> None:
     app.cli.add_command(db_group)
     app.cli.add_command(keys_group)
+    app.cli.add_command(users_group)
     app.cli.add_command(serve)
     app.cli.add_command(demo)
     app.cli.add_command(run_job_command)

@@ -154,6 +154,16 @@ class Settings:
     # Portal requests per client address (flask-limiter's syntax, e.g. "60/minute;600/hour"),
     # counted in each process (gunicorn worker) on its own.
     portal_rate_limit: str = "60/minute"
+    # The finance dashboard (/dashboard): this many failed logins for one user name within
+    # LOGIN_LOCK_MINUTES lock that name for LOGIN_LOCK_MINUTES; as many per client address
+    # as LOGIN_MAX_FAILURES_PER_ADDRESS lock the address (one guesser trying many names).
+    login_max_failures: int = 5
+    login_max_failures_per_address: int = 20
+    login_lock_minutes: int = 15
+    # A dashboard login lasts this long (the session cookie's lifetime).
+    dashboard_session_hours: int = 8
+    # The session cookie's Secure flag: "auto" (when PUBLIC_BASE_URL is https), "on", "off".
+    session_cookie_secure: str = "auto"
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -186,6 +196,13 @@ class Settings:
     @property
     def checkout_cancel_url(self) -> str:
         return self.stripe_cancel_url or f"{self.public_base_url.rstrip('/')}/checkout/cancelled"
+
+    @property
+    def cookie_secure(self) -> bool:
+        """Whether the dashboard's session cookie is sent over HTTPS only."""
+        if self.session_cookie_secure == "auto":
+            return self.public_base_url.lower().startswith("https://")
+        return self.session_cookie_secure == "on"
 
     @property
     def is_postgresql(self) -> bool:
@@ -237,6 +254,12 @@ class Settings:
             raise SettingsError(
                 f"PORTAL_RATE_LIMIT: {self.portal_rate_limit!r} is not a rate (e.g. 60/minute)"
             ) from None
+        if self.session_cookie_secure not in ("auto", "on", "off"):
+            raise SettingsError("SESSION_COOKIE_SECURE: auto, on or off")
+        if self.login_max_failures < 1 or self.login_max_failures_per_address < 1:
+            raise SettingsError("LOGIN_MAX_FAILURES(_PER_ADDRESS): must be at least 1")
+        if self.login_lock_minutes < 1 or self.dashboard_session_hours < 1:
+            raise SettingsError("LOGIN_LOCK_MINUTES and DASHBOARD_SESSION_HOURS: at least 1")
         if self.hsts_max_age < 0:
             raise SettingsError("HSTS_MAX_AGE: must not be negative")
         if self.smtp_tls not in ("off", "starttls", "ssl"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from premium_billing.audit import models as audit_models
 from premium_billing.collections import models as collections_models
+from premium_billing.dashboard import models as dashboard_models
 from premium_billing.db.base import Base
 from premium_billing.http import models as http_models
 from premium_billing.invoicing import models as invoicing_models
@@ -21,6 +22,7 @@ metadata = Base.metadata
 FEATURE_MODELS = (
     audit_models,
     collections_models,
+    dashboard_models,
     http_models,
     invoicing_models,
     jobs_models,

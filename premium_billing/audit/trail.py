@@ -31,7 +31,7 @@ SAVEPOINTS = "premium_billing.audit_savepoints"
 # Not audited row by row: the trail itself, replayable request caches, the scheduler's
 # own table; journal lines are recorded once per entry (see _collect).
 SKIPPED = {"audit_log", "audit_chain_head", "idempotency_records", "apscheduler_jobs"}
-REDACTED = {"api_keys": {"key_hash"}}
+REDACTED = {"api_keys": {"key_hash"}, "dashboard_users": {"password_hash"}}
 # A change of these columns alone is not worth a row.
 NOISE = {"updated_at"}
 

@@ -1,0 +1,1 @@
+"""The finance dashboard: /dashboard, pages for named users (login, charts, suspense, refunds)."""
