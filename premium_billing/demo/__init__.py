@@ -156,16 +156,28 @@ def _dashboard_login(app: Flask, settings: Any) -> Iterator[str]:
     db = app.extensions["premium_billing.db"]
     kept = LOGIN_FILE.read_text().split() if LOGIN_FILE.exists() else []
     with db.session() as session:
-        taken = set(session.scalars(text("SELECT name FROM dashboard_users")))
-        if len(kept) != 2 or kept[0] not in taken:
-            name = next(f"demo-finance-{n}" for n in range(1, len(taken) + 2)
-                        if f"demo-finance-{n}" not in taken)  # fmt: skip
+        rows = session.execute(text("SELECT name, password_hash FROM dashboard_users"))
+        hashes = {name: password_hash for name, password_hash in rows}
+        # The file may hold another database's login (DATABASE_URL changed): reuse it only
+        # when this database's user of that name has that password.
+        if len(kept) != 2 or not _verifies(users, hashes.get(kept[0]), kept[1]):
+            name = next(f"demo-finance-{n}" for n in range(1, len(hashes) + 2)
+                        if f"demo-finance-{n}" not in hashes)  # fmt: skip
             kept = [name, secrets.token_urlsafe(12)]
             users.create_user(session, "finance", *kept)
             LOGIN_FILE.parent.mkdir(parents=True, exist_ok=True)
             LOGIN_FILE.write_text(" ".join(kept) + "\n")
             LOGIN_FILE.chmod(0o600)
     yield (
-        f"dashboard: {settings.public_base_url}/dashboard  login {kept[0]}, password {kept[1]} "
+        f"dashboard: {settings.public_base_url}/dashboard/  login {kept[0]}, password {kept[1]} "
         f"(also in {LOGIN_FILE.relative_to(PROJECT_ROOT)})"
     )
+
+
+def _verifies(users: Any, password_hash: str | None, password: str) -> bool:
+    if password_hash is None:
+        return False
+    try:
+        return bool(users.hasher().verify(password_hash, password))
+    except Exception:  # argon2's VerifyMismatchError, InvalidHashError …
+        return False

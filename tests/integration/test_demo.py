@@ -12,11 +12,12 @@ from sqlalchemy import create_engine, text
 
 from premium_billing.db.engine import normalize_url
 from premium_billing.http.keys import hash_key
+from tests.integration.dashboard_helpers import dashboard
 
 TABLES = (
     "policyholders", "policies", "invoices", "payments", "allocations", "journal_entries",
     "bank_lines", "bank_statements", "job_runs", "refunds", "cancellations", "endorsements",
-    "collection_steps", "notifications",
+    "collection_steps", "notifications", "dashboard_users",
 )  # fmt: skip
 SIZE = "24"  # policyholders: the first eight alone hold every promise (demo/book.py)
 
@@ -98,6 +99,13 @@ def test_demo_loads_the_year_once_and_the_books_and_audit_trail_check_out(
     token = link.rsplit("/portal/", 1)[1]
     page = requests.get(f"{live_server.base_url}/portal/{token}", timeout=30)
     assert page.status_code == 200 and name in page.text
+
+    # The dashboard login it prints logs in (a finance user).
+    login = next(line for line in out.splitlines() if line.startswith("dashboard: "))
+    user, password = login.split(" login ", 1)[1].split(" (also in", 1)[0].split(", password ")
+    browser = dashboard(live_server.base_url)
+    assert browser.login(user, password).status_code in (302, 303)
+    assert browser.get("/dashboard/").status_code == 200
 
     loaded = counts(database_url)
     again = cli(database_url, settings.secret_key, "demo")
