@@ -106,6 +106,7 @@ def test_sigterm_to_the_script_stops_every_process_it_started(tmp_path):
             "the demo took ",
             f"http://127.0.0.1:{port}/portal/",
             "try: curl",
+            f"dashboard: http://127.0.0.1:{port}/dashboard/",
         ):
             assert line in summary, (line, summary)
         assert f"http://127.0.0.1:{port}/api/v1/docs" in log.read_text()
