@@ -228,12 +228,23 @@ def serve(host: str, port: int, workers: int) -> None:
     )
 
 
-@click.command("demo", help="Load demo policyholders and policies (once).")
+@click.command(
+    "demo", help="Load the demo book and simulate the year to date through the jobs (once)."
+)
+@click.option(
+    "--policyholders",
+    "size",
+    type=click.IntRange(8, 100000),
+    default=300,
+    show_default=True,
+    envvar="DEMO_POLICYHOLDERS",
+    help="How many policyholders the demo book has (DEMO_POLICYHOLDERS).",
+)
 @with_appcontext
-def demo() -> None:
+def demo(size: int) -> None:
     from premium_billing.demo import load_demo
 
-    for line in load_demo(current_app):
+    for line in load_demo(current_app, size):
         click.echo(line)
 
 

@@ -66,6 +66,7 @@ if [ -z "${STRIPE_SECRET_KEY:-}" ]; then
   export STRIPE_SECRET_KEY=sk_test_fake
   export STRIPE_WEBHOOK_SECRET=whsec_demo_only_not_secret
   export STRIPE_API_BASE="http://127.0.0.1:$STRIPE_FAKE_PORT"
+  fake_stripe=1
   start "$BIN/python" -m devtools.fake_stripe --port "$STRIPE_FAKE_PORT" \
     --webhook-url "$PUBLIC_BASE_URL/webhooks/stripe" \
     --webhook-secret "$STRIPE_WEBHOOK_SECRET"
@@ -79,13 +80,17 @@ fi
 if [ -z "${SMTP_HOST:-}" ]; then
   # The demo's mail server: every email the sender sends lands in the Maildir var/mail/new/.
   export SMTP_HOST=127.0.0.1 SMTP_PORT="${SMTP_PORT:-8025}" SMTP_TLS=off
-  mkdir -p var/mail
+  local_mail=1
+  mkdir -p var/mail/tmp var/mail/new var/mail/cur # a Maildir: Mailbox makes none of them
   start "$BIN/python" -m aiosmtpd -n -l "$SMTP_HOST:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox var/mail
   echo "emails: an SMTP server on $SMTP_HOST:$SMTP_PORT keeps them in var/mail/new/ (set SMTP_HOST to use yours)"
 fi
 
 run "$BIN/premium-billing" db upgrade
-run "$BIN/premium-billing" demo
+# The book and the year to date (once per database; DEMO_POLICYHOLDERS, default 300). Its
+# output is kept: what to open is printed again once everything serves.
+mkdir -p var
+run "$BIN/premium-billing" demo > >(tee var/demo-output.txt)
 start "$BIN/premium-billing" scheduler
 # Webhooks as in production at volume: the API stores and answers, a drain process posts
 # (set WEBHOOK_PROCESSING=inline to post inside the webhook request instead).
@@ -100,6 +105,22 @@ echo "API docs: $PUBLIC_BASE_URL/api/v1/docs (no key needed to read; Authorize t
 echo "          docs/api.md (the guide: keys, roles, errors, a curl example per resource)"
 echo "Metrics:  curl -H \"Authorization: Bearer \$(cat var/demo-admin-key)\" $PUBLIC_BASE_URL/metrics"
 echo "Emails:   ls var/mail/new/  (each one a message; the API lists them: GET /api/v1/notifications)"
+
+if [ -n "${fake_stripe:-}" ]; then
+  # A few payers pay through Checkout: the fake Stripe's page, its signed webhook, the drain.
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+    sleep 0.2
+  done
+  run "$BIN/python" -m devtools.demo_checkouts --base "$PUBLIC_BASE_URL" \
+    --stripe "$STRIPE_API_BASE" --key-file var/demo-admin-key ||
+    echo "the Checkout round trips failed (the rest of the demo runs)" >&2
+fi
+echo
+echo "The demo serves (what it loaded and how long it took: var/demo-output.txt):"
+grep -E '^(demo data|simulated|the demo took|portal of|dashboard|admin API key|try: curl)' \
+  var/demo-output.txt || true
+if [ -n "${local_mail:-}" ]; then echo "emails: var/mail/new/ (one file a message)"; fi
 echo "Ctrl-C stops the API, the scheduler, the webhook drain, the sender, the mail server and the fake Stripe."
 
 status=0

@@ -44,7 +44,8 @@ class RenewalStats:
         }
 
 
-def _lines_of(term: PolicyTerm) -> list[dict[str, Any]]:
+def lines_of(term: PolicyTerm) -> list[dict[str, Any]]:
+    """A term's premium lines as create_policy and endorse take them."""
     return [
         {
             "description": line.description,
@@ -64,7 +65,7 @@ def _lines_of(term: PolicyTerm) -> list[dict[str, Any]]:
 
 def _renewal_lines(policy: Policy, term: PolicyTerm) -> list[dict[str, Any]]:
     if not policy.renewal_lines:
-        return _lines_of(term)
+        return lines_of(term)
     lines = []
     for line in policy.renewal_lines:
         pet = dict(line.get("pet") or {}) or None

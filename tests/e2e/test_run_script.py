@@ -17,7 +17,7 @@ from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY_FILE = ROOT / "var" / "demo-admin-key"  # the demo writes it; restored afterwards
-STARTUP_SECONDS = 120  # migrate, load the demo, start four services (about 8 s when idle)
+STARTUP_SECONDS = 180  # migrate, a small demo book's year, the services, three Checkouts
 STOP_SECONDS = 10  # each service stops on SIGTERM in a second or two
 
 
@@ -64,6 +64,7 @@ def test_sigterm_to_the_script_stops_every_process_it_started(tmp_path):
         PORT=str(port),
         STRIPE_FAKE_PORT=str(stripe_port),
         STRIPE_SECRET_KEY="",  # so the script starts the fake Stripe too
+        DEMO_POLICYHOLDERS="24",  # a small book: the year simulated in seconds
         SMTP_HOST="",  # and the SMTP server on loopback
         SMTP_PORT=str(smtp_port),
         BIN=str(Path(sys.executable).parent),
@@ -92,6 +93,22 @@ def test_sigterm_to_the_script_stops_every_process_it_started(tmp_path):
             except requests.RequestException:  # not listening yet, or workers still booting
                 pass
             time.sleep(0.2)
+        # Serving, a few payers pay through Checkout, then it says what to open.
+        while "Ctrl-C stops" not in log.read_text():
+            assert script.poll() is None, f"run-demo.sh exited early:\n{_output(log)}"
+            assert time.monotonic() < deadline, f"no summary:\n{_output(log)}"
+            time.sleep(0.2)
+        printed = log.read_text()
+        assert printed.count("paid through the fake Stripe and its signed webhook") == 3, printed
+        summary = printed.split("The demo serves", 1)[1]
+        for line in (
+            "simulated ",
+            "the demo took ",
+            f"http://127.0.0.1:{port}/portal/",
+            "try: curl",
+            f"dashboard: http://127.0.0.1:{port}/dashboard/",
+        ):
+            assert line in summary, (line, summary)
         assert f"http://127.0.0.1:{port}/api/v1/docs" in log.read_text()
         assert "docs/api.md" in log.read_text()
         commands = " ".join(_group(pgid).values())
