@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from flask import (
@@ -42,13 +43,21 @@ from premium_billing.dashboard.models import DashboardUser
 from premium_billing.db.types import utcnow
 from premium_billing.errors import DomainError, ServiceError
 from premium_billing.http.ids import format_id, parse_id
-from premium_billing.http.session import db_session
+from premium_billing.http.schemas import Currency
+from premium_billing.http.session import database, db_session
 from premium_billing.money import exponent, format_major
+from premium_billing.notifications.rules import STATUSES as NOTIFICATION_STATUSES
+from premium_billing.outbound import endpoints as outbound
+from premium_billing.outbound.rules import DELIVERY_STATUSES
 from premium_billing.payments import refunds as refund_service
 from premium_billing.payments.refunds_api import MarkPaidIn
 from premium_billing.reconciliation.api import AllocationIn
 from premium_billing.reconciliation.deposits import day_report
 from premium_billing.reconciliation.manual import match_manually, undo_match
+from premium_billing.reports.aging import aging
+from premium_billing.reports.aging import aging_csv as aging_report_csv
+from premium_billing.reports.aging import csv_filename as aging_filename
+from premium_billing.reports.kpis import kpis
 from premium_billing.reports.trial_balance import trial_balance
 
 bp = Blueprint(
@@ -158,6 +167,14 @@ def public_id(kind: str, number: int | None) -> str:
 @bp.app_template_global()
 def percent(basis_points: int) -> str:
     return f"{basis_points // 100}.{basis_points % 100 // 10}%"
+
+
+@bp.app_template_global()
+def ratio(value: Decimal | None) -> str:
+    """A KPI ratio (0.9123) as a percent with one decimal (91.2%); a dash when undefined."""
+    if value is None:
+        return "—"
+    return f"{(value * 100).quantize(Decimal('0.1'), ROUND_HALF_UP)}%"
 
 
 @bp.app_template_global()
@@ -319,14 +336,27 @@ def _period() -> tuple[date, date]:
     return start, end
 
 
+def _currency_arg() -> str | None:
+    raw = request.args.get("currency", "").strip()
+    if not raw:
+        return None
+    try:
+        code: str = Currency().deserialize(raw)
+    except ValidationError as error:
+        raise BadArgument(f"currency: {_messages(error.messages)}") from None
+    return code
+
+
 @bp.get("/")
 def home() -> str:
-    """Charts: aging by bucket, billed vs collected per month, the delinquency funnel, the
-    auto-match rate per reconciliation run. (KPIs for the period: once the reports' KPIs
-    service is merged.)"""
+    """The KPIs of a period (`from`, `to`, `currency`: `reports.kpis`, as the KPIs API
+    answers them); charts: aging by bucket, billed vs collected per month, the delinquency
+    funnel, the auto-match rate per reconciliation run."""
     s = db_session()
     as_of = _date_arg("as_of", _today())
     start, end = _period()
+    currency = _currency_arg()
+    figures = kpis(s, start, end, _settings().timezone, currency)
     aging = queries.aging_by_bucket(s, as_of)
     flows = queries.billed_vs_collected(s, start, end)
     stages = queries.delinquency_funnel(s)
@@ -354,13 +384,52 @@ def home() -> str:
     return render_template(
         "dashboard/home.html", as_of=as_of, start=start, end=end, aging=aging, flows=flows,
         stages=stages, rates=rates, charts_data=charts, buckets=rules.AGING_LABELS,
+        kpis=figures, currency=currency or "", kpi_rows=exports.KPI_ROWS,
+    )  # fmt: skip
+
+
+@bp.get("/kpis.csv")
+def kpis_csv() -> Response:
+    start, end = _period()
+    figures = kpis(db_session(), start, end, _settings().timezone, _currency_arg())
+    return _csv("kpis", exports.KPIS_HEADER, exports.kpi_rows(figures))
+
+
+# ----------------------------------------------------------------------------- aging
+
+
+@bp.get("/aging")
+def aging_page() -> str:
+    """The aging report as `GET /reports/aging` has it: per currency the buckets, and a
+    row per policy (ascending policy id, a page after `after`)."""
+    as_of = _date_arg("as_of", _today())
+    currency = _currency_arg()
+    report = aging(
+        db_session(),
+        as_of,
+        currency,
+        limit=queries.PAGE,
+        after_policy_id=_id_arg("policy", "after"),
+    )
+    return render_template(
+        "dashboard/aging.html", report=report, as_of=as_of, currency=currency or "",
+        buckets=rules.AGING_LABELS,
+        next_after=format_id("policy", report.rows[-1].policy_id) if report.has_more else None,
     )  # fmt: skip
 
 
 @bp.get("/aging.csv")
 def aging_csv() -> Response:
+    """The aging report's own CSV (a row per policy: `reports.aging.aging_csv`)."""
     as_of = _date_arg("as_of", _today())
-    return _csv("aging", exports.AGING_HEADER, exports.aging_rows(db_session(), as_of))
+    currency = _currency_arg()
+    return Response(
+        aging_report_csv(database(), as_of, currency),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="{aging_filename(as_of, currency)}"'
+        },
+    )
 
 
 # ----------------------------------------------------------------------------- suspense
@@ -489,6 +558,110 @@ def mark_paid(refund_id: str) -> Response:
         )
 
     return _write(act, url_for("dashboard.refunds"))
+
+
+# ----------------------------------------------------------------------------- collections
+
+
+@bp.get("/collections")
+def collections() -> str:
+    """The collections worklist (`GET /reports/collections-worklist`): past-due and in-grace
+    policies, riskiest first, a page after the policy `after`."""
+    as_of = _date_arg("as_of", _today())
+    after = request.args.get("after", "").strip() or None
+    try:
+        rows, more = queries.worklist_page(db_session(), as_of, after)
+    except ServiceError as error:
+        raise BadArgument(f"after: {error.message}") from None
+    return render_template(
+        "dashboard/collections.html", rows=rows, as_of=as_of,
+        next_after=format_id("policy", rows[-1]["policy_id"]) if rows and more else None,
+    )  # fmt: skip
+
+
+@bp.get("/collections.csv")
+def collections_csv() -> Response:
+    as_of = _date_arg("as_of", _today())
+    return _csv(
+        "collections-worklist",
+        exports.WORKLIST_HEADER,
+        exports.worklist_rows(db_session(), as_of),
+    )
+
+
+# ----------------------------------------------------------------------------- notifications
+
+
+def _choice_arg(name: str, choices: Sequence[str]) -> str | None:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    if raw not in choices:
+        raise BadArgument(f"{name}: one of {', '.join(choices)}")
+    return raw
+
+
+@bp.get("/notifications")
+def notifications() -> str:
+    """Emails to policyholders, newest first: queued, sent, failed (`?status=`)."""
+    s = db_session()
+    status = _choice_arg("status", NOTIFICATION_STATUSES)
+    rows, more = queries.notifications_page(s, status, _id_arg("notification", "before"))
+    return render_template(
+        "dashboard/notifications.html", rows=rows, status=status or "",
+        statuses=NOTIFICATION_STATUSES, counts=queries.notification_counts(s),
+        next_before=format_id("notification", rows[-1].id) if rows and more else None,
+    )  # fmt: skip
+
+
+@bp.get("/notifications.csv")
+def notifications_csv() -> Response:
+    status = _choice_arg("status", NOTIFICATION_STATUSES)
+    return _csv(
+        "notifications",
+        exports.NOTIFICATIONS_HEADER,
+        exports.notification_rows(db_session(), status),
+    )
+
+
+# ----------------------------------------------------------------------------- outbound events
+
+
+@bp.get("/deliveries")
+def deliveries() -> str:
+    """Outbound event deliveries to the insurer's endpoints, newest first (`?status=`); the
+    admin redelivers an event."""
+    status = _choice_arg("status", DELIVERY_STATUSES)
+    rows, more = queries.deliveries_page(db_session(), status, _id_arg("delivery", "before"))
+    user = current_user()
+    return render_template(
+        "dashboard/deliveries.html", rows=rows, status=status or "", statuses=DELIVERY_STATUSES,
+        may_redeliver=user is not None and rules.may_redeliver(user.role),
+        next_before=format_id("delivery", rows[-1].delivery.id) if rows and more else None,
+    )  # fmt: skip
+
+
+@bp.get("/deliveries.csv")
+def deliveries_csv() -> Response:
+    status = _choice_arg("status", DELIVERY_STATUSES)
+    return _csv(
+        "deliveries", exports.DELIVERIES_HEADER, exports.delivery_rows(db_session(), status)
+    )
+
+
+@bp.post("/events/<event_id>/redeliver")
+def redeliver(event_id: str) -> Response:
+    """Deliver an event again (POST /events/{id}/redeliver): the admin only."""
+    user = current_user()
+    if user is None or not rules.may_redeliver(user.role):
+        abort(403)
+
+    def act() -> str:
+        number = _path_id("event", event_id)
+        redelivered = outbound.redeliver(db_session(), number)
+        return f"Redelivering {format_id('event', number)}: {len(redelivered)} delivery(ies)."
+
+    return _write(act, url_for("dashboard.deliveries"))
 
 
 # ----------------------------------------------------------------------------- trial balance

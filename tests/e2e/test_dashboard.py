@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 from premium_billing.clock import business_date
 from premium_billing.config import PROJECT_ROOT
-from premium_billing.dashboard.rules import AGING_LABELS, aging_bucket
+from premium_billing.dashboard.rules import AGING_LABELS
+from premium_billing.reports.rules import bucket_of
 from tests.integration.dashboard_helpers import PASSWORD, make_user, small_book
 
 ARTIFACTS = PROJECT_ROOT / "var" / "test-artifacts" / "dashboard"
@@ -61,7 +62,7 @@ def expected_aging(api: Any, today: date) -> dict[str, int]:
     buckets: dict[str, int] = {}
     for invoice in api.get("/invoices", params={"limit": 500}).json()["data"]:
         if invoice["status"] in ("open", "partially_paid") and invoice["amount_due"] > 0:
-            bucket = aging_bucket(date.fromisoformat(invoice["due_date"]), today)
+            bucket = bucket_of((today - date.fromisoformat(invoice["due_date"])).days)
             buckets[bucket] = buckets.get(bucket, 0) + invoice["amount_due"]
     return buckets
 
