@@ -10,7 +10,7 @@ with the user as the actor), and answers with a page or a redirect.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -32,6 +32,7 @@ from flask import (
 )
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from marshmallow import ValidationError
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from wtforms import ValidationError as CSRFInvalid
 
@@ -251,10 +252,22 @@ def _today() -> date:
     return business_date(_settings().timezone)
 
 
-def _csv(name: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Response:
+def _csv(
+    name: str, header: Sequence[str], rows: Callable[[Session], Iterable[Sequence[Any]]]
+) -> Response:
+    """A CSV download, streamed: `rows` reads in a session of the stream's own, closed when
+    the stream ends or is dropped. (Not the request's: Flask tears the request down when
+    the view returns, before the stream is read; a request session read from the stream
+    would open a transaction nobody closes, its connection left checked out.)"""
     filename = f"{name}-{_today().isoformat()}.csv"
+    db = database()
+
+    def stream() -> Iterator[str]:
+        with db.session() as session:
+            yield from exports.lines(header, rows(session))
+
     return Response(
-        stream_with_context(exports.lines(header, rows)),
+        stream_with_context(stream()),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
@@ -392,7 +405,7 @@ def home() -> str:
 def kpis_csv() -> Response:
     start, end = _period()
     figures = kpis(db_session(), start, end, _settings().timezone, _currency_arg())
-    return _csv("kpis", exports.KPIS_HEADER, exports.kpi_rows(figures))
+    return _csv("kpis", exports.KPIS_HEADER, lambda _: exports.kpi_rows(figures))
 
 
 # ----------------------------------------------------------------------------- aging
@@ -451,7 +464,7 @@ def suspense() -> str:
 
 @bp.get("/suspense.csv")
 def suspense_csv() -> Response:
-    return _csv("suspense", exports.SUSPENSE_HEADER, exports.suspense_rows(db_session()))
+    return _csv("suspense", exports.SUSPENSE_HEADER, exports.suspense_rows)
 
 
 @bp.post("/payments/<payment_id>/match")
@@ -515,13 +528,13 @@ def reconciliation() -> str:
 
 @bp.get("/reconciliation/runs.csv")
 def runs_csv() -> Response:
-    return _csv("reconciliation-runs", exports.RUNS_HEADER, exports.run_rows(db_session()))
+    return _csv("reconciliation-runs", exports.RUNS_HEADER, exports.run_rows)
 
 
 @bp.get("/reconciliation/deposits.csv")
 def deposits_csv() -> Response:
     day = _date_arg("date", _today())
-    return _csv("deposits", exports.DEPOSITS_HEADER, exports.deposit_rows(db_session(), day))
+    return _csv("deposits", exports.DEPOSITS_HEADER, lambda s: exports.deposit_rows(s, day))
 
 
 # ----------------------------------------------------------------------------- refunds
@@ -537,7 +550,7 @@ def refunds() -> str:
 
 @bp.get("/refunds.csv")
 def refunds_csv() -> Response:
-    return _csv("refunds-to-pay", exports.REFUNDS_HEADER, exports.refund_rows(db_session()))
+    return _csv("refunds-to-pay", exports.REFUNDS_HEADER, exports.refund_rows)
 
 
 @bp.post("/refunds/<refund_id>/mark-paid")
@@ -585,7 +598,7 @@ def collections_csv() -> Response:
     return _csv(
         "collections-worklist",
         exports.WORKLIST_HEADER,
-        exports.worklist_rows(db_session(), as_of),
+        lambda s: exports.worklist_rows(s, as_of),
     )
 
 
@@ -620,7 +633,7 @@ def notifications_csv() -> Response:
     return _csv(
         "notifications",
         exports.NOTIFICATIONS_HEADER,
-        exports.notification_rows(db_session(), status),
+        lambda s: exports.notification_rows(s, status),
     )
 
 
@@ -644,9 +657,7 @@ def deliveries() -> str:
 @bp.get("/deliveries.csv")
 def deliveries_csv() -> Response:
     status = _choice_arg("status", DELIVERY_STATUSES)
-    return _csv(
-        "deliveries", exports.DELIVERIES_HEADER, exports.delivery_rows(db_session(), status)
-    )
+    return _csv("deliveries", exports.DELIVERIES_HEADER, lambda s: exports.delivery_rows(s, status))
 
 
 @bp.post("/events/<event_id>/redeliver")
@@ -681,7 +692,7 @@ def trial_balance_csv() -> Response:
     return _csv(
         "trial-balance",
         exports.TRIAL_BALANCE_HEADER,
-        exports.trial_balance_rows(db_session(), as_of),
+        lambda s: exports.trial_balance_rows(s, as_of),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -158,3 +159,24 @@ def test_notifications_and_deliveries_listed_and_redelivered_by_the_admin(
     )
     assert until_idle(lambda: deliver_pass(db, settings)) == 1
     assert len(sink.events) == 2 and sink.events[0]["id"] == sink.events[1]["id"]
+
+
+def checked_out_after(db: Any, seconds: float = 3.0) -> int:
+    """The pool's connections still checked out once the server had time to end a stream."""
+    deadline = time.monotonic() + seconds
+    while (out := db.engine.pool.checkedout()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return int(out)
+
+
+def test_a_csv_download_gives_its_connection_back(api, db, live_server):
+    """A streamed CSV reads in a session of its own, closed with the stream: none is left
+    checked out (the request's session, torn down before the stream is read, used to be
+    reopened by it and never closed: "Connection deleted while still open")."""
+    small_book(api, db)
+    client = logged_in(live_server, db)
+    for path in ("suspense.csv", "refunds.csv", "reconciliation/runs.csv", "collections.csv",
+                 "notifications.csv", "deliveries.csv", "kpis.csv", "trial-balance.csv",
+                 "aging.csv"):  # fmt: skip
+        assert client.get(f"/dashboard/{path}").status_code == 200, path
+        assert checked_out_after(db) == 0, path
