@@ -6,7 +6,7 @@ PORT ?= 8000
 N ?= 1000000
 PG_BENCH_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: install run test lint browser openapi schemathesis bench-invoices bench-webhooks bench-reconcile bench-aging clean bench-senders bench-collections
+.PHONY: install run test lint browser openapi schemathesis bench-invoices bench-webhooks bench-reconcile bench-aging clean bench-senders bench-collections bench-dashboard
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,3 +65,5 @@ bench-senders: install
 	$(BIN)/python -m bench.bench_senders --n $(SENDERS_N) --admin-url $(PG_BENCH_URL)
 bench-collections: install
 	$(BIN)/python -m bench.bench_collections --n $(N) --admin-url $(PG_BENCH_URL)
+bench-dashboard: install
+	$(BIN)/python -m bench.bench_dashboard --n $(N) --admin-url $(PG_BENCH_URL)

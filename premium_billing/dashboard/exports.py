@@ -13,10 +13,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from premium_billing.dashboard import queries
-from premium_billing.dashboard.rules import AGING_BUCKETS, csv_text, rate_bp
+from premium_billing.dashboard.rules import csv_text, rate_bp
 from premium_billing.http.ids import format_id
 from premium_billing.money import format_major
 from premium_billing.reconciliation.deposits import day_report
+from premium_billing.reports.kpis import Kpis
 from premium_billing.reports.trial_balance import trial_balance
 
 
@@ -133,9 +134,91 @@ def trial_balance_rows(session: Session, as_of: date) -> Iterator[list[Any]]:
                ""]  # fmt: skip
 
 
-AGING_HEADER = ("currency", *AGING_BUCKETS)
+# The KPIs as the home page and its CSV show them: (field of reports.kpis.Kpis, label, kind).
+KPI_ROWS = (
+    ("billed", "Billed", "money"),
+    ("collected", "Collected", "money"),
+    ("collection_rate", "Collection rate", "ratio"),
+    ("opening_receivables", "Receivables at opening", "money"),
+    ("closing_receivables", "Receivables at closing", "money"),
+    ("dso", "DSO (days)", "number"),
+    ("cei", "Collection effectiveness index", "ratio"),
+    ("written_off", "Written off", "money"),
+    ("bank_payments", "Bank payments", "number"),
+    ("auto_matched", "Auto-matched", "number"),
+    ("auto_match_rate", "Auto-match rate", "ratio"),
+    ("suspense_count", "In suspense (payments)", "number"),
+    ("suspense_amount", "In suspense (amount)", "money"),
+    ("median_posting_latency_seconds", "Median posting latency (s)", "number"),
+    ("payment_attempts", "Autopay attempts", "number"),
+    ("failed_payments", "Failed payments", "number"),
+    ("failed_payment_rate", "Failed payment rate", "ratio"),
+    ("failed_invoices", "Invoices with a failed payment", "number"),
+    ("recovered_invoices", "Of those, recovered", "number"),
+    ("recovery_rate", "Recovery rate", "ratio"),
+)
+KPIS_HEADER = ("currency", "from", "to", *(key for key, _, _ in KPI_ROWS))
 
 
-def aging_rows(session: Session, as_of: date) -> Iterator[list[Any]]:
-    for currency, buckets in queries.aging_by_bucket(session, as_of).items():
-        yield [currency, *(_major(buckets[b], currency) for b in AGING_BUCKETS)]
+def kpi_rows(figures: Iterable[Kpis]) -> Iterator[list[Any]]:
+    """One row per currency: amounts in major units, ratios and days as the API has them."""
+    for k in figures:
+        values = []
+        for key, _, kind in KPI_ROWS:
+            value = getattr(k, key)
+            values.append(_major(value, k.currency) if kind == "money" else value)
+        yield [k.currency, k.start.isoformat(), k.end.isoformat(), *values]
+
+
+WORKLIST_HEADER = (
+    "policy_id", "policy_number", "policyholder_id", "state", "oldest_unpaid_due_date",
+    "days_overdue", "amount_overdue", "currency", "last_step", "last_step_on",
+)  # fmt: skip
+
+
+def worklist_rows(session: Session, as_of: date) -> Iterator[list[Any]]:
+    for r in queries.worklist_all(session, as_of):
+        step = r["last_step"] or {}
+        yield [
+            format_id("policy", r["policy_id"]), csv_text(r["policy_number"]),
+            format_id("policyholder", r["policyholder_id"]), r["state"],
+            r["oldest_unpaid_due_date"].isoformat(), r["days_overdue"],
+            _major(r["amount_overdue"], r["currency"]), r["currency"], step.get("step", ""),
+            str(step.get("on") or ""),
+        ]  # fmt: skip
+
+
+NOTIFICATIONS_HEADER = (
+    "notification_id", "created_at", "kind", "status", "attempts", "policyholder_id",
+    "policy_id", "invoice_id", "subject", "sent_at", "last_error",
+)  # fmt: skip
+
+
+def notification_rows(session: Session, status: str | None) -> Iterator[list[Any]]:
+    rows, _ = queries.notifications_page(session, status, limit=None)
+    for n in rows:
+        yield [
+            format_id("notification", n.id), n.created_at.isoformat(), n.kind, n.status,
+            n.attempts, format_id("policyholder", n.policyholder_id),
+            format_id("policy", n.policy_id) or "", format_id("invoice", n.invoice_id) or "",
+            csv_text(n.subject), n.sent_at.isoformat() if n.sent_at else "",
+            csv_text(n.last_error),
+        ]  # fmt: skip
+
+
+DELIVERIES_HEADER = (
+    "delivery_id", "event_id", "event_type", "endpoint_id", "url", "status", "attempts",
+    "next_attempt_at", "delivered_at",
+)  # fmt: skip
+
+
+def delivery_rows(session: Session, status: str | None) -> Iterator[list[Any]]:
+    rows, _ = queries.deliveries_page(session, status, limit=None)
+    for r in rows:
+        d = r.delivery
+        yield [
+            format_id("delivery", d.id), format_id("event", d.event_id), r.event_type,
+            format_id("webhook_endpoint", d.endpoint_id), csv_text(r.url), d.status, d.attempts,
+            d.next_attempt_at.isoformat() if d.next_attempt_at else "",
+            d.delivered_at.isoformat() if d.delivered_at else "",
+        ]  # fmt: skip

@@ -10,8 +10,9 @@ with the user as the actor), and answers with a page or a redirect.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from flask import (
@@ -31,6 +32,7 @@ from flask import (
 )
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from marshmallow import ValidationError
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from wtforms import ValidationError as CSRFInvalid
 
@@ -42,13 +44,21 @@ from premium_billing.dashboard.models import DashboardUser
 from premium_billing.db.types import utcnow
 from premium_billing.errors import DomainError, ServiceError
 from premium_billing.http.ids import format_id, parse_id
-from premium_billing.http.session import db_session
+from premium_billing.http.schemas import Currency
+from premium_billing.http.session import database, db_session
 from premium_billing.money import exponent, format_major
+from premium_billing.notifications.rules import STATUSES as NOTIFICATION_STATUSES
+from premium_billing.outbound import endpoints as outbound
+from premium_billing.outbound.rules import DELIVERY_STATUSES
 from premium_billing.payments import refunds as refund_service
 from premium_billing.payments.refunds_api import MarkPaidIn
 from premium_billing.reconciliation.api import AllocationIn
 from premium_billing.reconciliation.deposits import day_report
 from premium_billing.reconciliation.manual import match_manually, undo_match
+from premium_billing.reports.aging import aging
+from premium_billing.reports.aging import aging_csv as aging_report_csv
+from premium_billing.reports.aging import csv_filename as aging_filename
+from premium_billing.reports.kpis import kpis
 from premium_billing.reports.trial_balance import trial_balance
 
 bp = Blueprint(
@@ -161,6 +171,14 @@ def percent(basis_points: int) -> str:
 
 
 @bp.app_template_global()
+def ratio(value: Decimal | None) -> str:
+    """A KPI ratio (0.9123) as a percent with one decimal (91.2%); a dash when undefined."""
+    if value is None:
+        return "—"
+    return f"{(value * 100).quantize(Decimal('0.1'), ROUND_HALF_UP)}%"
+
+
+@bp.app_template_global()
 def compact(amount: int, currency: str) -> str:
     """An axis label: whole major units, in thousands (k) or millions (M) when large."""
     major = amount // 10 ** exponent(currency)
@@ -234,10 +252,22 @@ def _today() -> date:
     return business_date(_settings().timezone)
 
 
-def _csv(name: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Response:
+def _csv(
+    name: str, header: Sequence[str], rows: Callable[[Session], Iterable[Sequence[Any]]]
+) -> Response:
+    """A CSV download, streamed: `rows` reads in a session of the stream's own, closed when
+    the stream ends or is dropped. (Not the request's: Flask tears the request down when
+    the view returns, before the stream is read; a request session read from the stream
+    would open a transaction nobody closes, its connection left checked out.)"""
     filename = f"{name}-{_today().isoformat()}.csv"
+    db = database()
+
+    def stream() -> Iterator[str]:
+        with db.session() as session:
+            yield from exports.lines(header, rows(session))
+
     return Response(
-        stream_with_context(exports.lines(header, rows)),
+        stream_with_context(stream()),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
@@ -319,14 +349,27 @@ def _period() -> tuple[date, date]:
     return start, end
 
 
+def _currency_arg() -> str | None:
+    raw = request.args.get("currency", "").strip()
+    if not raw:
+        return None
+    try:
+        code: str = Currency().deserialize(raw)
+    except ValidationError as error:
+        raise BadArgument(f"currency: {_messages(error.messages)}") from None
+    return code
+
+
 @bp.get("/")
 def home() -> str:
-    """Charts: aging by bucket, billed vs collected per month, the delinquency funnel, the
-    auto-match rate per reconciliation run. (KPIs for the period: once the reports' KPIs
-    service is merged.)"""
+    """The KPIs of a period (`from`, `to`, `currency`: `reports.kpis`, as the KPIs API
+    answers them); charts: aging by bucket, billed vs collected per month, the delinquency
+    funnel, the auto-match rate per reconciliation run."""
     s = db_session()
     as_of = _date_arg("as_of", _today())
     start, end = _period()
+    currency = _currency_arg()
+    figures = kpis(s, start, end, _settings().timezone, currency)
     aging = queries.aging_by_bucket(s, as_of)
     flows = queries.billed_vs_collected(s, start, end)
     stages = queries.delinquency_funnel(s)
@@ -354,13 +397,52 @@ def home() -> str:
     return render_template(
         "dashboard/home.html", as_of=as_of, start=start, end=end, aging=aging, flows=flows,
         stages=stages, rates=rates, charts_data=charts, buckets=rules.AGING_LABELS,
+        kpis=figures, currency=currency or "", kpi_rows=exports.KPI_ROWS,
+    )  # fmt: skip
+
+
+@bp.get("/kpis.csv")
+def kpis_csv() -> Response:
+    start, end = _period()
+    figures = kpis(db_session(), start, end, _settings().timezone, _currency_arg())
+    return _csv("kpis", exports.KPIS_HEADER, lambda _: exports.kpi_rows(figures))
+
+
+# ----------------------------------------------------------------------------- aging
+
+
+@bp.get("/aging")
+def aging_page() -> str:
+    """The aging report as `GET /reports/aging` has it: per currency the buckets, and a
+    row per policy (ascending policy id, a page after `after`)."""
+    as_of = _date_arg("as_of", _today())
+    currency = _currency_arg()
+    report = aging(
+        db_session(),
+        as_of,
+        currency,
+        limit=queries.PAGE,
+        after_policy_id=_id_arg("policy", "after"),
+    )
+    return render_template(
+        "dashboard/aging.html", report=report, as_of=as_of, currency=currency or "",
+        buckets=rules.AGING_LABELS,
+        next_after=format_id("policy", report.rows[-1].policy_id) if report.has_more else None,
     )  # fmt: skip
 
 
 @bp.get("/aging.csv")
 def aging_csv() -> Response:
+    """The aging report's own CSV (a row per policy: `reports.aging.aging_csv`)."""
     as_of = _date_arg("as_of", _today())
-    return _csv("aging", exports.AGING_HEADER, exports.aging_rows(db_session(), as_of))
+    currency = _currency_arg()
+    return Response(
+        aging_report_csv(database(), as_of, currency),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="{aging_filename(as_of, currency)}"'
+        },
+    )
 
 
 # ----------------------------------------------------------------------------- suspense
@@ -382,7 +464,7 @@ def suspense() -> str:
 
 @bp.get("/suspense.csv")
 def suspense_csv() -> Response:
-    return _csv("suspense", exports.SUSPENSE_HEADER, exports.suspense_rows(db_session()))
+    return _csv("suspense", exports.SUSPENSE_HEADER, exports.suspense_rows)
 
 
 @bp.post("/payments/<payment_id>/match")
@@ -446,13 +528,13 @@ def reconciliation() -> str:
 
 @bp.get("/reconciliation/runs.csv")
 def runs_csv() -> Response:
-    return _csv("reconciliation-runs", exports.RUNS_HEADER, exports.run_rows(db_session()))
+    return _csv("reconciliation-runs", exports.RUNS_HEADER, exports.run_rows)
 
 
 @bp.get("/reconciliation/deposits.csv")
 def deposits_csv() -> Response:
     day = _date_arg("date", _today())
-    return _csv("deposits", exports.DEPOSITS_HEADER, exports.deposit_rows(db_session(), day))
+    return _csv("deposits", exports.DEPOSITS_HEADER, lambda s: exports.deposit_rows(s, day))
 
 
 # ----------------------------------------------------------------------------- refunds
@@ -468,7 +550,7 @@ def refunds() -> str:
 
 @bp.get("/refunds.csv")
 def refunds_csv() -> Response:
-    return _csv("refunds-to-pay", exports.REFUNDS_HEADER, exports.refund_rows(db_session()))
+    return _csv("refunds-to-pay", exports.REFUNDS_HEADER, exports.refund_rows)
 
 
 @bp.post("/refunds/<refund_id>/mark-paid")
@@ -491,6 +573,108 @@ def mark_paid(refund_id: str) -> Response:
     return _write(act, url_for("dashboard.refunds"))
 
 
+# ----------------------------------------------------------------------------- collections
+
+
+@bp.get("/collections")
+def collections() -> str:
+    """The collections worklist (`GET /reports/collections-worklist`): past-due and in-grace
+    policies, riskiest first, a page after the policy `after`."""
+    as_of = _date_arg("as_of", _today())
+    after = request.args.get("after", "").strip() or None
+    try:
+        rows, more = queries.worklist_page(db_session(), as_of, after)
+    except ServiceError as error:
+        raise BadArgument(f"after: {error.message}") from None
+    return render_template(
+        "dashboard/collections.html", rows=rows, as_of=as_of,
+        next_after=format_id("policy", rows[-1]["policy_id"]) if rows and more else None,
+    )  # fmt: skip
+
+
+@bp.get("/collections.csv")
+def collections_csv() -> Response:
+    as_of = _date_arg("as_of", _today())
+    return _csv(
+        "collections-worklist",
+        exports.WORKLIST_HEADER,
+        lambda s: exports.worklist_rows(s, as_of),
+    )
+
+
+# ----------------------------------------------------------------------------- notifications
+
+
+def _choice_arg(name: str, choices: Sequence[str]) -> str | None:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    if raw not in choices:
+        raise BadArgument(f"{name}: one of {', '.join(choices)}")
+    return raw
+
+
+@bp.get("/notifications")
+def notifications() -> str:
+    """Emails to policyholders, newest first: queued, sent, failed (`?status=`)."""
+    s = db_session()
+    status = _choice_arg("status", NOTIFICATION_STATUSES)
+    rows, more = queries.notifications_page(s, status, _id_arg("notification", "before"))
+    return render_template(
+        "dashboard/notifications.html", rows=rows, status=status or "",
+        statuses=NOTIFICATION_STATUSES, counts=queries.notification_counts(s),
+        next_before=format_id("notification", rows[-1].id) if rows and more else None,
+    )  # fmt: skip
+
+
+@bp.get("/notifications.csv")
+def notifications_csv() -> Response:
+    status = _choice_arg("status", NOTIFICATION_STATUSES)
+    return _csv(
+        "notifications",
+        exports.NOTIFICATIONS_HEADER,
+        lambda s: exports.notification_rows(s, status),
+    )
+
+
+# ----------------------------------------------------------------------------- outbound events
+
+
+@bp.get("/deliveries")
+def deliveries() -> str:
+    """Outbound event deliveries to the insurer's endpoints, newest first (`?status=`); the
+    admin redelivers an event."""
+    status = _choice_arg("status", DELIVERY_STATUSES)
+    rows, more = queries.deliveries_page(db_session(), status, _id_arg("delivery", "before"))
+    user = current_user()
+    return render_template(
+        "dashboard/deliveries.html", rows=rows, status=status or "", statuses=DELIVERY_STATUSES,
+        may_redeliver=user is not None and rules.may_redeliver(user.role),
+        next_before=format_id("delivery", rows[-1].delivery.id) if rows and more else None,
+    )  # fmt: skip
+
+
+@bp.get("/deliveries.csv")
+def deliveries_csv() -> Response:
+    status = _choice_arg("status", DELIVERY_STATUSES)
+    return _csv("deliveries", exports.DELIVERIES_HEADER, lambda s: exports.delivery_rows(s, status))
+
+
+@bp.post("/events/<event_id>/redeliver")
+def redeliver(event_id: str) -> Response:
+    """Deliver an event again (POST /events/{id}/redeliver): the admin only."""
+    user = current_user()
+    if user is None or not rules.may_redeliver(user.role):
+        abort(403)
+
+    def act() -> str:
+        number = _path_id("event", event_id)
+        redelivered = outbound.redeliver(db_session(), number)
+        return f"Redelivering {format_id('event', number)}: {len(redelivered)} delivery(ies)."
+
+    return _write(act, url_for("dashboard.deliveries"))
+
+
 # ----------------------------------------------------------------------------- trial balance
 
 
@@ -508,7 +692,7 @@ def trial_balance_csv() -> Response:
     return _csv(
         "trial-balance",
         exports.TRIAL_BALANCE_HEADER,
-        exports.trial_balance_rows(db_session(), as_of),
+        lambda s: exports.trial_balance_rows(s, as_of),
     )
 
 

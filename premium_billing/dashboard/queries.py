@@ -1,10 +1,8 @@
 """What the dashboard's pages read. Read-only: no function here writes.
 
-ADAPTERS (filled from what main has today; the lead wires the features' own services in
-at merge, keeping each function's name and shape):
-- `aging_by_bucket`: from the open invoices' amounts due (→ reports' aging service, E);
-- `billed_vs_collected`: from the journal's receivable legs (→ reports' KPIs, E);
-- `delinquency_funnel`: from policies.status (→ collections' delinquency states, C).
+Every figure is the owning feature's own: aging from `reports.aging`, billed and collected
+from `reports.kpis`, the delinquency funnel from collections' states, the worklist from
+`collections.views`. Nothing here has a second formula for a figure.
 """
 
 from __future__ import annotations
@@ -18,86 +16,65 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from premium_billing.collections.models import Delinquency
+from premium_billing.collections.views import worklist
 from premium_billing.dashboard import rules
-from premium_billing.invoicing.models import Invoice
-from premium_billing.ledger import rules as ledger
-from premium_billing.ledger.models import JournalEntry, JournalLine
+from premium_billing.http.ids import format_id
+from premium_billing.notifications.models import Notification
+from premium_billing.notifications.rules import STATUSES as NOTIFICATION_STATUSES
+from premium_billing.outbound.models import EventDelivery, OutboundEvent, WebhookEndpoint
 from premium_billing.payments.models import Payment, Refund
 from premium_billing.policies.models import Policy
 from premium_billing.reconciliation.models import ReconciliationRun
 from premium_billing.reconciliation.runs import suspense_view
+from premium_billing.reports.aging import aging_totals
+from premium_billing.reports.kpis import daily_flows
 
 PAGE = 100  # rows of a list page; its CSV has them all
 
-# ----------------------------------------------------------------------------- adapters
+# ----------------------------------------------------------------------------- charts
 
 
 def aging_by_bucket(session: Session, as_of: date) -> dict[str, dict[str, int]]:
-    """ADAPTER (E's aging service at merge): per currency, the amounts due of open invoices
-    by aging bucket (current, 1_30, 31_60, 61_90, over_90) as of `as_of`, minor units."""
-    rows = session.execute(
-        select(Invoice.currency, Invoice.due_date, func.sum(Invoice.amount_due))
-        .where(Invoice.status.in_(("open", "partially_paid")), Invoice.amount_due > 0)
-        .where(Invoice.issue_date <= as_of)
-        .group_by(Invoice.currency, Invoice.due_date)
-    ).all()
-    out: dict[str, dict[str, int]] = {}
-    for currency, due_date, amount in rows:
-        buckets = out.setdefault(currency, dict.fromkeys(rules.AGING_BUCKETS, 0))
-        buckets[rules.aging_bucket(due_date, as_of)] += int(amount)
-    return dict(sorted(out.items()))
-
-
-# The receivable legs of money collected: a payment, a match or a credit applied settles
-# an invoice (credit), an undone allocation re-opens it (debit).
-COLLECTING = (
-    ledger.PAYMENT_ALLOCATED,
-    ledger.PAYMENT_MATCHED,
-    ledger.CREDIT_APPLIED,
-    ledger.PAYMENT_UNALLOCATED,
-)
+    """Per currency, the receivable on `as_of` by aging bucket (current, 1_30, 31_60,
+    61_90, over_90), minor units: the aging report's totals (`reports.aging`)."""
+    return {t.currency: dict(t.buckets) for t in aging_totals(session, as_of)}
 
 
 def billed_vs_collected(
     session: Session, start: date, end: date
 ) -> dict[str, list[tuple[str, int, int]]]:
-    """ADAPTER (E's KPIs at merge): per currency and month from `start` to `end`, (month,
-    billed, collected) in minor units: billed = the premium receivable raised by invoices
-    issued (`invoice_issued` entries), collected = the receivable settled by payments,
-    matches and credit applied, less allocations undone, by the entries' business dates."""
-    rows = session.execute(
-        select(JournalEntry.kind, JournalEntry.occurred_on, JournalLine.currency,
-               func.sum(JournalLine.amount))
-        .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-        .where(JournalLine.account == ledger.PREMIUM_RECEIVABLE)
-        .where(JournalEntry.kind.in_((ledger.INVOICE_ISSUED, *COLLECTING)))
-        .where(JournalEntry.occurred_on >= start, JournalEntry.occurred_on <= end)
-        .group_by(JournalEntry.kind, JournalEntry.occurred_on, JournalLine.currency)
-    ).all()  # fmt: skip
+    """Per currency and month from `start` to `end`, (month, billed, collected) in minor
+    units: the KPIs' billed and collected (`reports.kpis.daily_flows`) summed per month."""
     billed: dict[tuple[str, str], int] = defaultdict(int)
     collected: dict[tuple[str, str], int] = defaultdict(int)
     currencies = set()
-    for kind, on, currency, amount in rows:
+    for (currency, day), figures in daily_flows(session, start, end).items():
         currencies.add(currency)
-        key = (currency, rules.month_of(on))
-        if kind == ledger.INVOICE_ISSUED:
-            billed[key] += int(amount)
-        else:
-            collected[key] -= int(amount)
+        key = (currency, rules.month_of(day))
+        billed[key] += figures["billed"]
+        collected[key] += figures["collected"]
     months = rules.months(start, end)
     return {c: [(m, billed[(c, m)], collected[(c, m)]) for m in months] for c in sorted(currencies)}
 
 
 def delinquency_funnel(session: Session) -> list[tuple[str, int]]:
-    """ADAPTER (C's delinquency states at merge): how many policies are active, past due,
-    in grace and lapsed now (policies.status)."""
+    """How many policies are active, past due, in grace and lapsed now: past due, in grace
+    and lapsed as collections left them (`delinquencies.state`, the policy's status in
+    step); active: the policies in force with nothing in those states (never evaluated,
+    cured or reinstated)."""
     counts = dict(
         session.execute(
-            select(Policy.status, func.count())
-            .where(Policy.status.in_(rules.FUNNEL_STATES))
-            .group_by(Policy.status)
+            select(Delinquency.state, func.count())
+            .join(Policy, Policy.id == Delinquency.policy_id)
+            .where(Delinquency.state.in_(rules.FUNNEL_STATES[1:]))
+            .where(Policy.status == Delinquency.state)
+            .group_by(Delinquency.state)
         ).all()
     )
+    counts["active"] = session.execute(
+        select(func.count()).select_from(Policy).where(Policy.status == "active")
+    ).scalar_one()
     return [(state, int(counts.get(state, 0))) for state in rules.FUNNEL_STATES]
 
 
@@ -201,3 +178,84 @@ def refunds_to_pay(session: Session, limit: int | None = PAGE) -> list[Refund]:
     if limit is not None:
         stmt = stmt.limit(limit)
     return list(session.scalars(stmt))
+
+
+# ----------------------------------------------------------------------------- collections
+
+
+def worklist_page(
+    session: Session, as_of: date, after: str | None = None, limit: int = PAGE
+) -> tuple[list[dict[str, Any]], bool]:
+    """The collections worklist as `GET /reports/collections-worklist` has it (riskiest
+    first), `limit` policies after the policy `after` (a public id); and whether more follow."""
+    return worklist(session, as_of, {"limit": limit, "starting_after": after})
+
+
+def worklist_all(session: Session, as_of: date, chunk: int = 500) -> Iterator[dict[str, Any]]:
+    """The whole worklist, riskiest first, read `chunk` at a time (the CSV)."""
+    after = None
+    while True:
+        rows, more = worklist_page(session, as_of, after, chunk)
+        yield from rows
+        if not more or not rows:
+            return
+        after = format_id("policy", rows[-1]["policy_id"])
+
+
+# ----------------------------------------------------------------------------- notices, events
+
+
+def notifications_page(
+    session: Session, status: str | None, before: int | None = None, limit: int | None = PAGE
+) -> tuple[list[Notification], bool]:
+    """Emails to policyholders, newest first (optionally of one status: queued, sent,
+    failed), before the id `before`; and whether more follow."""
+    stmt = select(Notification).order_by(Notification.id.desc())
+    if status is not None:
+        stmt = stmt.where(Notification.status == status)
+    if before is not None:
+        stmt = stmt.where(Notification.id < before)
+    if limit is None:
+        return list(session.scalars(stmt.execution_options(yield_per=500))), False
+    rows = list(session.scalars(stmt.limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+def notification_counts(session: Session) -> dict[str, int]:
+    """How many emails are queued, sent and failed."""
+    counts = dict(
+        session.execute(
+            select(Notification.status, func.count()).group_by(Notification.status)
+        ).all()
+    )
+    return {s: int(counts.get(s, 0)) for s in NOTIFICATION_STATUSES}
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    delivery: EventDelivery
+    event_type: str
+    url: str
+
+
+def deliveries_page(
+    session: Session, status: str | None, before: int | None = None, limit: int | None = PAGE
+) -> tuple[list[DeliveryRow], bool]:
+    """Outbound event deliveries, newest first (optionally of one status), with their
+    event's type and endpoint's URL, before the id `before`; and whether more follow."""
+    stmt = (
+        select(EventDelivery, OutboundEvent.type, WebhookEndpoint.url)
+        .join(OutboundEvent, OutboundEvent.id == EventDelivery.event_id)
+        .join(WebhookEndpoint, WebhookEndpoint.id == EventDelivery.endpoint_id)
+        .order_by(EventDelivery.id.desc())
+    )
+    if status is not None:
+        stmt = stmt.where(EventDelivery.status == status)
+    if before is not None:
+        stmt = stmt.where(EventDelivery.id < before)
+    if limit is not None:
+        stmt = stmt.limit(limit + 1)
+    rows = [DeliveryRow(d, t, u) for d, t, u in session.execute(stmt)]
+    if limit is None:
+        return rows, False
+    return rows[:limit], len(rows) > limit

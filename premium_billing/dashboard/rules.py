@@ -1,6 +1,6 @@
-"""The dashboard's pure rules: who may do what, when a login is throttled, the aging bucket
-of an overdue invoice, the months of a period, and the geometry of the charts (drawn as SVG
-by the templates). Standard library and the pure money rules only."""
+"""The dashboard's pure rules: who may do what, when a login is throttled, the months of a
+period, and the geometry of the charts (drawn as SVG by the templates); the aging buckets
+are the aging report's (`reports.rules`). Standard library and pure rules only."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from premium_billing.reports.rules import BUCKETS
+
 # The API's roles (premium_billing.http.keys.ROLES): the dashboard shows finance's pages.
 ROLES = ("admin", "billing", "finance", "auditor")
 READERS = frozenset({"admin", "finance", "auditor"})  # the API's GETs of these pages
 WRITERS = frozenset({"admin", "finance"})  # the API's POSTs of these pages: never the auditor
+REDELIVERERS = frozenset({"admin"})  # POST /events/{id}/redeliver: the admin's only
 
-AGING_BUCKETS = ("current", "1_30", "31_60", "61_90", "over_90")
+AGING_BUCKETS = BUCKETS  # the aging report's (reports.rules): one rule for a bucket
 AGING_LABELS = {"current": "current", "1_30": "1–30", "31_60": "31–60", "61_90": "61–90",
                 "over_90": "over 90"}  # fmt: skip
 FUNNEL_STATES = ("active", "past_due", "in_grace", "lapsed")
@@ -22,6 +25,11 @@ FUNNEL_STATES = ("active", "past_due", "in_grace", "lapsed")
 def may_read(role: str) -> bool:
     """A dashboard user of `role` may read finance's pages."""
     return role in READERS
+
+
+def may_redeliver(role: str) -> bool:
+    """Whether the role may redeliver an outbound event (the API's admin only)."""
+    return role in REDELIVERERS
 
 
 def may_write(role: str) -> bool:
@@ -61,21 +69,6 @@ def minutes_left(until: datetime, now: datetime) -> int:
 
 
 # ----------------------------------------------------------------------------- reports
-
-
-def aging_bucket(due_date: date, as_of: date) -> str:
-    """The aging bucket of an unpaid amount due on `due_date`, as of `as_of`: `current`
-    (not past due), `1_30`, `31_60`, `61_90` or `over_90` days past due."""
-    days = (as_of - due_date).days
-    if days <= 0:
-        return "current"
-    if days <= 30:
-        return "1_30"
-    if days <= 60:
-        return "31_60"
-    if days <= 90:
-        return "61_90"
-    return "over_90"
 
 
 def month_of(day: date) -> str:

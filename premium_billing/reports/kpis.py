@@ -64,11 +64,9 @@ def _in_period(column: Any, start: date, end: date) -> Any:
     return and_(column >= start, column <= end)
 
 
-def _journal_figures(
-    session: Session, start: date, end: date, currency: str | None
-) -> dict[str, dict[str, int]]:
-    """Per currency: billed, collected and written off in the period (the entries of its
-    days only: read by date from their index)."""
+def _journal_stmt(start: date, end: date, currency: str | None, *by: Any) -> Any:
+    """Per currency (and `by`): billed, collected and written off in the period (the
+    entries of its days only: read by date from their index)."""
     line, entry = JournalLine, JournalEntry
     receivable = line.account == ledger.PREMIUM_RECEIVABLE
 
@@ -78,6 +76,7 @@ def _journal_figures(
     stmt = (
         select(
             line.currency,
+            *by,
             total(line.account == ledger.PREMIUM_BILLED, -1).label("billed"),
             total(and_(receivable, entry.kind.in_(sorted(ledger.PAID_KINDS))), -1).label(
                 "collected"
@@ -91,12 +90,36 @@ def _journal_figures(
                 (ledger.PREMIUM_RECEIVABLE, ledger.PREMIUM_BILLED, ledger.WRITEOFF_EXPENSE)
             ),
         )
-        .group_by(line.currency)
+        .group_by(line.currency, *by)
     )
     if currency is not None:
         stmt = stmt.where(line.currency == currency)
+    return stmt
+
+
+def _journal_figures(
+    session: Session, start: date, end: date, currency: str | None
+) -> dict[str, dict[str, int]]:
+    """Per currency: billed, collected and written off in the period."""
     return {row.currency: {k: int(v) for k, v in row._mapping.items() if k != "currency"}
-            for row in session.execute(stmt)}  # fmt: skip
+            for row in session.execute(_journal_stmt(start, end, currency))}  # fmt: skip
+
+
+def daily_flows(
+    session: Session, start: date, end: date, currency: str | None = None
+) -> dict[tuple[str, date], dict[str, int]]:
+    """Per (currency, business date) of `start`..`end`: billed, collected and written off,
+    by the same formulas as the period's KPIs (a chart sums them per month)."""
+    out: dict[tuple[str, date], dict[str, int]] = {}
+    for row in session.execute(
+        _journal_stmt(start, end, currency, JournalEntry.occurred_on.label("day"))
+    ):
+        day = row.day if isinstance(row.day, date) else date.fromisoformat(str(row.day))
+        out[(row.currency, day)] = {
+            "billed": int(row.billed), "collected": int(row.collected),
+            "written_off": int(row.written_off),
+        }  # fmt: skip
+    return out
 
 
 def _suspense(session: Session, end: date, currency: str | None) -> dict[str, tuple[int, int]]:

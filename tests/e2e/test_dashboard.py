@@ -15,7 +15,9 @@ from urllib.parse import urlsplit
 
 from premium_billing.clock import business_date
 from premium_billing.config import PROJECT_ROOT
-from premium_billing.dashboard.rules import AGING_LABELS, aging_bucket
+from premium_billing.dashboard.rules import AGING_LABELS
+from premium_billing.reports.rules import bucket_of
+from tests.integration.collections_helpers import monthly_policy, run_days
 from tests.integration.dashboard_helpers import PASSWORD, make_user, small_book
 
 ARTIFACTS = PROJECT_ROOT / "var" / "test-artifacts" / "dashboard"
@@ -26,6 +28,10 @@ PAGES = {
     "reconciliation": "/dashboard/reconciliation",
     "refunds": "/dashboard/refunds",
     "trial-balance": "/dashboard/trial-balance",
+    "aging": "/dashboard/aging",
+    "collections": "/dashboard/collections",
+    "notifications": "/dashboard/notifications",
+    "deliveries": "/dashboard/deliveries",
 }
 
 
@@ -61,7 +67,7 @@ def expected_aging(api: Any, today: date) -> dict[str, int]:
     buckets: dict[str, int] = {}
     for invoice in api.get("/invoices", params={"limit": 500}).json()["data"]:
         if invoice["status"] in ("open", "partially_paid") and invoice["amount_due"] > 0:
-            bucket = aging_bucket(date.fromisoformat(invoice["due_date"]), today)
+            bucket = bucket_of((today - date.fromisoformat(invoice["due_date"])).days)
             buckets[bucket] = buckets.get(bucket, 0) + invoice["amount_due"]
     return buckets
 
@@ -157,6 +163,60 @@ def test_finance_user_reads_charts_matches_undoes_exports_and_marks_paid(
         assert width <= viewport["width"], (size, width)
     assert problems == []
     assert requested == {urlsplit(base).netloc}  # nothing from anywhere else
+    context.close()
+
+
+def test_finance_user_reads_kpis_and_the_worklist(api, db, live_server, browser, settings,
+                                                  backend):  # fmt: skip
+    small = monthly_policy(api, "COL-1", premium=60000)
+    big = monthly_policy(api, "COL-2", premium=240000)
+    run_days(db, settings, "2025-12-18", "2026-01-20")
+    make_user(db, "finance", "fay")
+    base = live_server.base_url
+    context = browser.new_context(viewport=SIZES["desktop"], accept_downloads=True)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: on_console(m, problems))
+    log_in(page, base, "fay")
+
+    # The KPIs of a chosen period, through the page's own GET form.
+    page.get_by_label("Months from").fill("2026-01-01")
+    page.get_by_label("to", exact=True).fill("2026-01-31")
+    page.get_by_label("Currency").fill("USD")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Show").click()
+    assert "from=2026-01-01" in page.url and "currency=USD" in page.url
+    (want,) = api.get("/reports/kpis", params={"from": "2026-01-01", "to": "2026-01-31",
+                                               "currency": "USD"}).json()["currencies"]  # fmt: skip
+    assert want["billed"] > 0 and want["collected"] == 0
+    for key in ("billed", "collected", "closing_receivables", "failed_payments"):
+        cell = page.get_by_test_id(f"kpi-{key}").locator("td").first
+        assert int(cell.get_attribute("data-value")) == want[key], key
+    rate = page.get_by_test_id("kpi-collection_rate").locator("td").first
+    assert rate.inner_text() == "0.0%"
+    shoot(page, f"{backend}-home-kpis-desktop")
+
+    # The worklist, riskiest first, from the menu; and its CSV.
+    page.get_by_role("link", name="Collections").click()
+    page.get_by_label("As of").fill("2026-01-20")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Show").click()
+    rows = page.get_by_test_id("worklist").locator("tbody tr")
+    assert [r.get_attribute("data-testid") for r in rows.all()] == [
+        f"worklist-{big['id']}",
+        f"worklist-{small['id']}",
+    ]
+    assert "in grace" in rows.first.inner_text()
+    with page.expect_download() as download:
+        page.get_by_test_id("worklist-csv").click()
+    listed = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert [r["policy_id"] for r in listed] == [big["id"], small["id"]]
+    for size, viewport in SIZES.items():
+        page.set_viewport_size(viewport)
+        shoot(page, f"{backend}-worklist-{size}")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= viewport["width"], (size, width)
+    assert problems == []
     context.close()
 
 
