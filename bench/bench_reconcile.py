@@ -308,6 +308,13 @@ INSERT INTO write_offs (invoice_id, amount, kind, reason, payment_id, reverses_i
     created_at)
 SELECT invoice_id, amount, kind, reason, payment_id, reverses_id, entry_id, now()
 FROM write_offs"""),
+    # The run queues a receipt per payment it applied (step 9: in the posting's transaction).
+    ("notifications", """
+INSERT INTO notifications (kind, business_key, policyholder_id, policy_id, invoice_id, facts,
+    status, attempts, next_attempt_at, created_at, updated_at)
+SELECT kind, 'F' || business_key, policyholder_id, policy_id, invoice_id, facts, status,
+    attempts, next_attempt_at, now(), now()
+FROM notifications"""),
     ("payments update", """
 UPDATE payments SET amount_allocated = amount_allocated + 0,
     amount_unapplied = amount_unapplied + 0, status = status,
