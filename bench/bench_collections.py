@@ -16,17 +16,15 @@ RSS of this process.
 
 from __future__ import annotations
 
-import argparse
 from datetime import date, timedelta
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from bench.bench_invoices import peak_rss_mb, timed
-from bench.seed import seed_monthly_policies
+from bench.seed import arguments, fresh_database, seed_monthly_policies
 from premium_billing.bootstrap import database
 from premium_billing.collections.job import run_collections
 from premium_billing.config import Settings
-from premium_billing.db.engine import normalize_url
 from premium_billing.db.migrate import upgrade
 from premium_billing.invoicing.issue import issue_invoices
 
@@ -67,22 +65,9 @@ def copy_table(conn, table: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--batch-size", type=int, default=5_000)
-    parser.add_argument(
-        "--admin-url",
-        default="postgresql://postgres@127.0.0.1:5432/postgres",
-        help="a PostgreSQL URL allowed to create the bench database",
-    )
-    args = parser.parse_args()
+    args = arguments(__doc__, batch_size=5_000)
     n = args.n
-    base = normalize_url(args.admin_url).rpartition("/")[0]
-    url = f"{base}/{DATABASE}"
-    admin = create_engine(normalize_url(args.admin_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {DATABASE}"))
+    url, admin = fresh_database(args.admin_url, DATABASE)
     upgrade(url)
     db = database(url)
     settings = Settings(database_url=url, allow_time_travel=True, log_level="warning")

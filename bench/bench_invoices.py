@@ -12,16 +12,14 @@ Prints seconds, rows/s, the ratio to the floor, and peak RSS of this process.
 
 from __future__ import annotations
 
-import argparse
 import resource
 import time
 from datetime import date, timedelta
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from bench.seed import seed_monthly_policies
+from bench.seed import arguments, fresh_database, seed_monthly_policies
 from premium_billing.bootstrap import database
-from premium_billing.db.engine import normalize_url
 from premium_billing.db.migrate import upgrade
 from premium_billing.invoicing import issue as invoicing
 
@@ -55,22 +53,9 @@ def timed(label: str, fn) -> float:  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--batch-size", type=int, default=20_000)
-    parser.add_argument(
-        "--admin-url",
-        default="postgresql://postgres@127.0.0.1:5432/postgres",
-        help="a PostgreSQL URL allowed to create the bench database",
-    )
-    args = parser.parse_args()
+    args = arguments(__doc__, batch_size=20_000)
     n = args.n
-    base = normalize_url(args.admin_url).rpartition("/")[0]
-    url = f"{base}/pb_bench_invoices"
-    admin = create_engine(normalize_url(args.admin_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text("DROP DATABASE IF EXISTS pb_bench_invoices WITH (FORCE)"))
-        conn.execute(text("CREATE DATABASE pb_bench_invoices"))
+    url, admin = fresh_database(args.admin_url, "pb_bench_invoices")
     upgrade(url)
     db = database(url)
     print(f"bench-invoices: N={n:,} monthly policies, batch size {args.batch_size:,}")

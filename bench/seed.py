@@ -3,9 +3,12 @@ twelve installments each), for benchmarks and the crash/concurrency tests."""
 
 from __future__ import annotations
 
+import argparse
 from datetime import date
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
+
+from premium_billing.db.engine import normalize_url
 
 TABLES = ("policyholders", "policies", "policy_terms", "premium_lines", "installments")
 
@@ -84,3 +87,27 @@ def seed_monthly_policies(engine: Engine, n: int, effective: date, prefix: str =
                 )
             )
     return n
+
+
+def arguments(doc: str | None, batch_size: int) -> argparse.Namespace:
+    """The arguments every N-policy benchmark takes: --n, --batch-size, --admin-url."""
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument(
+        "--admin-url",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="a PostgreSQL URL allowed to create the bench database",
+    )
+    return parser.parse_args()
+
+
+def fresh_database(admin_url: str, name: str) -> tuple[str, Engine]:
+    """Drop and create the database `name` on the server of `admin_url`: its URL, and the
+    admin engine (AUTOCOMMIT) that drops it at the end."""
+    base = normalize_url(admin_url).rpartition("/")[0]
+    admin = create_engine(normalize_url(admin_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    return f"{base}/{name}", admin
