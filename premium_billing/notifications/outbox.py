@@ -5,7 +5,6 @@ one INSERT … SELECT; the others one multi-row INSERT per event."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
@@ -17,6 +16,7 @@ from premium_billing.db.bulk import any_of, insert_new, insert_rows_new
 from premium_billing.db.types import UTCDateTime, utcnow
 from premium_billing.invoicing.models import Invoice
 from premium_billing.payments.models import Payment, Refund
+from premium_billing.payments.rules import applied_by_payment
 from premium_billing.policies.models import Policy
 
 from .models import Notification
@@ -65,10 +65,7 @@ def queue_receipts(
 ) -> list[int]:
     """A `payment_receipt` per payment that this batch allocated money from (business key
     `pay_<id>`: the first allocation of a payment sends its receipt, later ones none)."""
-    given: dict[int, dict[int, int]] = defaultdict(dict)
-    for payment_id, invoice_id, amount in allocations:
-        if amount > 0:
-            given[payment_id][invoice_id] = given[payment_id].get(invoice_id, 0) + amount
+    given = applied_by_payment(allocations)
     if not given:
         return []
     invoice_ids = sorted({i for per in given.values() for i in per})

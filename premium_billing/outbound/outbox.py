@@ -5,7 +5,6 @@ Set-based: an invoicing batch is one multi-row INSERT of events and one of deliv
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
@@ -20,6 +19,7 @@ from premium_billing.invoicing.models import Invoice
 from premium_billing.invoicing.rules import payment_reference
 from premium_billing.notifications.outbox import policy_holders, refunds_paid
 from premium_billing.payments.models import Payment
+from premium_billing.payments.rules import applied_by_payment
 
 from .models import EventDelivery, OutboundEvent, WebhookEndpoint, WebhookSubscription
 from .rules import STATE_EVENTS
@@ -140,10 +140,7 @@ def payments_posted(
     session: Session, allocations: Iterable[tuple[int, int, int]], on: date
 ) -> list[int]:
     """`payment.posted` per payment this batch allocated money from, once per payment."""
-    given: dict[int, dict[int, int]] = defaultdict(dict)
-    for payment_id, invoice_id, amount in allocations:
-        if amount > 0:
-            given[payment_id][invoice_id] = given[payment_id].get(invoice_id, 0) + amount
+    given = applied_by_payment(allocations)
     if not given or not wanted(session, "payment.posted"):
         return []
     payments = session.execute(

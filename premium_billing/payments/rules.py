@@ -8,7 +8,7 @@ All amounts are integers in the currency's minor unit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
@@ -468,3 +468,17 @@ def mark_paid_refusal(status: str, channel: str) -> Refusal | None:
             kind="conflict",
         )
     return None
+
+
+def applied_by_payment(
+    allocations: Iterable[tuple[int, int, int]],
+) -> dict[int, dict[int, int]]:
+    """What a posting batch applied (its MONEY_MOVED allocations: payment, invoice, amount;
+    negative: taken back), as {payment: {invoice: amount applied}}, applications only: the
+    receipts and `payment.posted` events name what a payment paid."""
+    given: dict[int, dict[int, int]] = {}
+    for payment_id, invoice_id, amount in allocations:
+        if amount > 0:
+            per = given.setdefault(payment_id, {})
+            per[invoice_id] = per.get(invoice_id, 0) + amount
+    return given
