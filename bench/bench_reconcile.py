@@ -37,6 +37,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 
 from sqlalchemy import create_engine, func, insert, select, text
@@ -354,7 +355,7 @@ def _service(url: str, path: str) -> tuple[int, dict, float, float, float]:  # t
     from premium_billing.reconciliation.imports import import_statement
     from premium_billing.reconciliation.runs import run_reconciliation
 
-    settings = Settings(database_url=url)
+    settings = Settings.from_env().with_overrides(database_url=url)
     db = database(url)
     t0 = time.perf_counter()
     with db.session() as s, open(path, "rb") as stream:
@@ -394,8 +395,11 @@ def main(argv: list[str] | None = None) -> int:
             csv_file.flush()
             # The service in a process of its own: its peak RSS is the service's, not this
             # harness's (which holds the generator's lines and truths).
-            with multiprocessing.get_context("spawn").Pool(1) as pool:
-                measured = pool.apply(_service, (url, csv_file.name))
+            # (an executor's worker, not a Pool's: it is no daemon, so the service may
+            # start processes of its own)
+            spawn = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                measured = pool.submit(_service, url, csv_file.name).result()
         payments_created, stats, import_s, run_s, service_rss = measured
         t1, t2, t3 = 0.0, import_s, import_s + run_s
         tallies = evaluate(

@@ -18,14 +18,16 @@ candidates again. A manual match (POST /payments/{id}/allocations) teaches the p
 from __future__ import annotations
 
 import bisect
-import contextvars
+import gc
 import logging
+import multiprocessing
+import multiprocessing.util
 import threading
 import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
@@ -33,8 +35,10 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from premium_billing.actor import Actor, current_actor, set_actor
 from premium_billing.config import Settings
 from premium_billing.db.bulk import any_of, cached_plans, custom_plans
+from premium_billing.db.engine import make_engine
 from premium_billing.db.types import utcnow
 from premium_billing.invoicing.models import Invoice
 from premium_billing.invoicing.rules import PAYABLE_STATUSES, is_payable, payment_reference
@@ -422,9 +426,11 @@ def run_reconciliation(
     session.add(run)
     session.commit()
     stats = RunStats()
+    writers: _Writers | None = None
     try:
         shared = _Shared()
         payments = _suspense_payments(session, shared)
+        writers = _Writers(session, settings, run.id, as_of, payments=len(payments))
         rules = match_settings(settings)
         recent = _RecentPayments(session, payments, rules.duplicate_window_days, shared)
         held = _suspense_payments(session, shared, held=True)
@@ -446,10 +452,10 @@ def run_reconciliation(
                     continue
                 yield decision
 
-        _apply_all(session, settings, run.id, as_of, first_pass(index), stats, progress, in_order)
+        _apply_all(writers, first_pass(index), stats, progress, in_order)
         index = None  # a second decision reads the invoices still open afresh
         again: set[int] = set()
-        _apply_all(session, settings, run.id, as_of, later, stats, progress, in_order, again=again)
+        _apply_all(writers, later, stats, progress, in_order, again=again)
         if again:  # an invoice a match naming it took: decide again among the open ones
             payer = {d.payment_id: d.policyholder_id for d in later if int(d.payment_id) in again}
             later.clear()
@@ -464,11 +470,14 @@ def run_reconciliation(
                     in_order.remember(decision, index)
                     yield _same_payer(decision, payer[p.id])
 
-            _apply_all(session, settings, run.id, as_of, decided(index), stats, None, in_order)
+            _apply_all(writers, decided(index), stats, None, in_order)
     except BaseException:
         session.rollback()
         _finish(session, run.id, "failed", stats, started)
         raise
+    finally:
+        if writers is not None:
+            writers.close()
     return _finish(session, run.id, "succeeded", stats, started)
 
 
@@ -521,11 +530,116 @@ def _finish(
     return run
 
 
-def _apply_all(
-    session: Session,
-    settings: Settings,
+class _Writers:
+    """Where a run's batches are written: WRITERS sessions of their own on PostgreSQL (one
+    on SQLite), each fed one batch at a time (`_write`), at most WRITES_IN_FLIGHT waiting.
+
+    Matching (this thread) is Python all along, and so is much of writing a batch (the
+    posting engine's rules, the rows handed to the database): in threads they share the
+    GIL, which holds a large run to about one core. A run deciding at least
+    `reconcile_writer_processes_from` payments (PostgreSQL) writes from processes instead,
+    forked from this one (what they need, the handlers, the audit trail's listeners, the
+    actor and the settings, comes with the fork; each opens its own connection): matching
+    and writing then run on cores of their own, beside the database's."""
+
+    def __init__(
+        self, session: Session, settings: Settings, run_id: int, as_of: date, payments: int
+    ) -> None:
+        bind = session.get_bind()
+        postgres = bind.dialect.name == "postgresql"
+        count = WRITERS if postgres else 1
+        self.run_id, self.as_of = run_id, as_of
+        threshold = settings.reconcile_writer_processes_from
+        self.pool: Executor
+        if postgres and 0 < threshold <= payments:
+            url = bind.engine.url.render_as_string(hide_password=False)
+            args = (url, dict(session.info), settings, current_actor())
+            gc.freeze()  # the children leave this process's objects alone (no copy on write)
+            try:
+                self.pool = ProcessPoolExecutor(
+                    count,
+                    mp_context=multiprocessing.get_context("fork"),
+                    initializer=_start_writer,
+                    initargs=args,
+                )
+                self.pool.submit(_write_nothing).result()  # forked now, while frozen
+            finally:
+                gc.unfreeze()
+            self.sessions: list[Session] = []
+        else:  # threads, each with a session on the run's connection pool
+            self.sessions = []
+            lock = threading.Lock()
+
+            def start() -> None:
+                _start_thread_writer(bind, dict(session.info), settings, current_actor())
+                with lock:
+                    self.sessions.append(_writer.session)
+
+            self.pool = ThreadPoolExecutor(
+                count, thread_name_prefix="reconcile-writer", initializer=start
+            )
+
+    def submit(
+        self,
+        matches: list[MatchDecision],
+        others: list[tuple[MatchDecision, str | None]],
+        again: bool,
+    ) -> Future[dict[int, str]]:
+        return self.pool.submit(_write, self.run_id, self.as_of, matches, others, again)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for writer_session in self.sessions:
+            writer_session.close()
+
+
+_writer = threading.local()  # a writer's session and settings (a thread's, or a process's)
+
+
+def _start_thread_writer(bind: Any, info: dict[str, Any], settings: Settings, actor: Actor) -> None:
+    _writer.session = Session(bind=bind, expire_on_commit=False, info=info)
+    _writer.settings = settings
+    set_actor(actor)
+
+
+def _start_writer(url: str, info: dict[str, Any], settings: Settings, actor: Actor) -> None:
+    """A writer process: its own engine and session (the domain events wired as in the
+    run's session); closed when the process ends."""
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    _start_thread_writer(engine, info, settings, actor)
+    multiprocessing.util.Finalize(None, _close_writer, args=(engine,), exitpriority=10)
+
+
+def _close_writer(engine: Any) -> None:
+    _writer.session.close()
+    engine.dispose()
+
+
+def _write_nothing() -> None:
+    """A first task: the writer processes start (fork) when it is submitted."""
+
+
+def _write(
     run_id: int,
     as_of: date,
+    matches: list[MatchDecision],
+    others: list[tuple[MatchDecision, str | None]],
+    again: bool,
+) -> dict[int, str]:
+    """In a writer: post the matches (committed), then record the suspense items of
+    `others` and, unless `again`, of the matches refused. Returns {payment id: why refused}."""
+    session: Session = _writer.session
+    refused = _post_batch(session, _writer.settings, run_id, matches, as_of) if matches else {}
+    if not again:
+        others = others + [
+            (d, refused[int(d.payment_id)]) for d in matches if int(d.payment_id) in refused
+        ]
+    _record_suspense(session, run_id, others)
+    return refused
+
+
+def _apply_all(
+    writers: _Writers,
     decisions: Iterable[MatchDecision],
     stats: RunStats,
     progress: Progress | None,
@@ -537,85 +651,68 @@ def _apply_all(
     each against the locked, current amounts: the index is a snapshot); record the rest. With
     `again`, a match refused because its invoice changed is not recorded but added there.
 
-    Matching (CPU, this thread) and writing (mostly waiting on the database, which releases
-    the GIL) overlap: writer threads (WRITERS on PostgreSQL, each with its own session and
-    this thread's context, the actor) take the batches; at most WRITES_IN_FLIGHT wait.
-    Batches in flight together never share an invoice: a match wanting an invoice that an
-    earlier match of this pass wants is held back and posted after them, in order, so the
-    outcome is the one of posting every batch in turn."""
-    bind = session.get_bind()
-    writers = WRITERS if bind.dialect.name == "postgresql" else 1
-    local = threading.local()
-    sessions: list[Session] = []
-    lock = threading.Lock()
-    context = contextvars.copy_context()
-    in_flight: deque[Future[None]] = deque()
+    Matching (this thread) and writing (`_Writers`) overlap. Batches in flight together
+    never share an invoice: a match wanting an invoice that an earlier match of this pass
+    wants is held back and posted after them, in order, so the outcome is the one of
+    posting every batch in turn."""
+    in_flight: deque[tuple[Future[dict[int, str]], list[MatchDecision], list[Any]]] = deque()
     pending: list[tuple[MatchDecision, str | None]] = []
     batch: list[MatchDecision] = []
     claimed: set[str] = set()  # invoices of the matches submitted in this pass
     held: list[MatchDecision] = []  # matches wanting a claimed invoice: posted last
 
-    def write(matches: list[MatchDecision], others: list[tuple[MatchDecision, str | None]]) -> None:
-        writer_session = getattr(local, "session", None)
-        if writer_session is None:
-            writer_session = local.session = Session(
-                bind=bind, expire_on_commit=False, info=dict(session.info)
-            )  # the domain events wired as in the run's session
-            with lock:
-                sessions.append(writer_session)
-        refused = _post_batch(writer_session, settings, run_id, matches, as_of) if matches else {}
-        with lock:
-            for decision in matches:
-                why = refused.get(int(decision.payment_id))
-                if why is None:
-                    if decision.outcome == "matched":
-                        stats.matched += 1
-                    else:
-                        stats.partially_matched += 1
-                    stats.written_off += len(decision.write_offs)
-                    stats.rules[decision.rule] = stats.rules.get(decision.rule, 0) + 1
-                elif again is not None:
-                    again.add(int(decision.payment_id))
+    def tally(
+        future: Future[dict[int, str]],
+        matches: list[MatchDecision],
+        others: list[tuple[MatchDecision, str | None]],
+    ) -> None:
+        refused = future.result()
+        suspense = list(others)
+        for decision in matches:
+            why = refused.get(int(decision.payment_id))
+            if why is None:
+                if decision.outcome == "matched":
+                    stats.matched += 1
                 else:
-                    stats.not_posted += 1
-                    others.append((decision, why))
-            for decision, why in others:
-                stats.suspense += 1
-                stats.duplicates += why is None and decision.outcome == "duplicate"
-                stats.returns += why is None and decision.outcome == "return"
-        _record_suspense(writer_session, run_id, others)
+                    stats.partially_matched += 1
+                stats.written_off += len(decision.write_offs)
+                stats.rules[decision.rule] = stats.rules.get(decision.rule, 0) + 1
+            elif again is not None:
+                again.add(int(decision.payment_id))
+            else:
+                stats.not_posted += 1
+                suspense.append((decision, why))
+        for decision, why in suspense:
+            stats.suspense += 1
+            stats.duplicates += why is None and decision.outcome == "duplicate"
+            stats.returns += why is None and decision.outcome == "return"
         if progress is not None:
-            with lock:
-                progress(len(matches) + len(others) - (again is not None) * len(refused))
+            progress(len(matches) + len(others) - (again is not None) * len(refused))
 
-    def submit(pool: ThreadPoolExecutor, limit: int) -> None:
+    def submit(limit: int) -> None:
         nonlocal batch, pending
-        in_flight.append(pool.submit(context.copy().run, write, batch, pending))
+        future = writers.submit(batch, pending, again is not None)
+        in_flight.append((future, batch, pending))
         batch, pending = [], []
         while len(in_flight) > limit:
-            in_flight.popleft().result()
+            tally(*in_flight.popleft())
 
-    try:
-        with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="reconcile-writer") as pool:
-            for decision in decisions:
-                if decision.outcome in ("matched", "partial"):
-                    decision = in_order.apply(decision)  # the invoices it posts to
-                    wanted = [i for i, _ in decision.allocations]
-                    (batch if claimed.isdisjoint(wanted) else held).append(decision)
-                    claimed.update(wanted)  # a later match wanting one of them waits too
-                else:
-                    pending.append((decision, None))
-                if len(batch) >= POST_BATCH or len(pending) >= SUSPENSE_BATCH:
-                    submit(pool, WRITES_IN_FLIGHT)
-                    while in_flight and in_flight[0].done():
-                        in_flight.popleft().result()
-            submit(pool, 0)
-            for start in range(0, len(held), POST_BATCH):  # in turn, after all the others
-                batch = held[start : start + POST_BATCH]
-                submit(pool, 0)
-    finally:
-        for writer_session in sessions:
-            writer_session.close()
+    for decision in decisions:
+        if decision.outcome in ("matched", "partial"):
+            decision = in_order.apply(decision)  # the invoices it posts to
+            wanted = [i for i, _ in decision.allocations]
+            (batch if claimed.isdisjoint(wanted) else held).append(decision)
+            claimed.update(wanted)  # a later match wanting one of them waits too
+        else:
+            pending.append((decision, None))
+        if len(batch) >= POST_BATCH or len(pending) >= SUSPENSE_BATCH:
+            submit(WRITES_IN_FLIGHT)
+            while in_flight and in_flight[0][0].done():
+                tally(*in_flight.popleft())
+    submit(0)
+    for start in range(0, len(held), POST_BATCH):  # in turn, after all the others
+        batch = held[start : start + POST_BATCH]
+        submit(0)
 
 
 def _post_batch(

@@ -3,14 +3,34 @@ overpayment, suspense with candidates, ambiguity, currencies, undo, learned paye
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from datetime import date
+
+import pytest
 from sqlalchemy import select
 
+from premium_billing.config import Settings
 from premium_billing.invoicing.rules import payment_reference as rf_reference
 from premium_billing.reconciliation.models import PayerLink
 from tests.integration.ledger_helpers import cli, ledger_problems
 from tests.integration.recon_helpers import csv_file, holder_with_invoices, upload
 
 WITH_ACCOUNT = "date,amount,currency,payer_name,reference,bank_reference,payer_account"
+
+
+# Writers: threads (RECONCILE_WRITER_PROCESSES_FROM=0), or processes from the first payment
+# (1; PostgreSQL only: SQLite writes from one thread either way).
+WRITERS = pytest.mark.parametrize("settings", [0, 1], indirect=True, ids=["threads", "processes"])
+
+
+@pytest.fixture
+def settings(database_url: str, request: pytest.FixtureRequest) -> Settings:
+    return Settings(
+        database_url=database_url,
+        allow_time_travel=True,
+        reconcile_writer_processes_from=getattr(request, "param", 20_000),
+    )
 
 
 def _run(api, as_of="2026-02-10"):
@@ -23,6 +43,7 @@ def _payment(api, external_id):
     return next(p for p in api.get("/payments").json()["data"] if p["external_id"] == external_id)
 
 
+@WRITERS
 def test_run_posts_confident_matches_and_leaves_the_rest_in_suspense(api, db):
     _, [(ann_inv, ann_num)] = holder_with_invoices(api, db, "Ann Lee", [48200])
     _, [(raj_inv, raj_num)] = holder_with_invoices(api, db, "Raj Patel", [26000])
@@ -212,6 +233,7 @@ def test_a_match_naming_the_invoice_wins_and_the_payer_match_takes_the_next(api,
     assert ledger_problems(db) == []
 
 
+@WRITERS
 def test_matches_wanting_one_invoice_post_in_turn_with_writers_in_parallel(api, db, monkeypatch):
     """One match per batch and two writers: each of sixteen invoices is named by two payments
     in a row, the whole amount each time. Batches in flight never share an invoice, so the
@@ -239,3 +261,26 @@ def test_matches_wanting_one_invoice_post_in_turn_with_writers_in_parallel(api, 
     )
     assert all(row["reason"].startswith("match not posted") for row in queue)
     assert ledger_problems(db) == []
+
+
+@pytest.mark.parametrize("settings", [1], indirect=True)
+def test_a_large_run_writes_from_processes_of_its_own_on_postgresql(db, settings, backend):
+    """From RECONCILE_WRITER_PROCESSES_FROM payments on, the batches are written by forked
+    processes with connections of their own (threads below it, and always on SQLite)."""
+    from premium_billing.reconciliation.runs import _Writers
+
+    with db.session() as session:
+        many = _Writers(session, settings, 1, date(2026, 2, 10), payments=1)
+        few = _Writers(session, settings.with_overrides(reconcile_writer_processes_from=2),
+                       1, date(2026, 2, 10), payments=1)  # fmt: skip
+        try:
+            pids = {many.pool.submit(os.getpid).result() for _ in range(4)}
+            if backend == "postgresql":
+                assert isinstance(many.pool, ProcessPoolExecutor)
+                assert os.getpid() not in pids
+            else:
+                assert isinstance(many.pool, ThreadPoolExecutor) and pids == {os.getpid()}
+            assert isinstance(few.pool, ThreadPoolExecutor)
+        finally:
+            many.close()
+            few.close()
