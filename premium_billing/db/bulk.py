@@ -15,10 +15,23 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import BigInteger, Table, any_, bindparam, insert, text
+from sqlalchemy import (
+    BigInteger,
+    Table,
+    any_,
+    bindparam,
+    column,
+    func,
+    insert,
+    select,
+    text,
+    type_coerce,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.sqltypes import JSON
 
 from premium_billing.db.types import utcnow
@@ -229,3 +242,71 @@ def insert_rows_new(session: Session, table: Table, rows: Sequence[Mapping[str, 
 def _stamps(table: Table) -> dict[str, Any]:
     now = utcnow()
     return {name: now for name in ("created_at", "updated_at") if name in table.c}
+
+
+def rows_table(
+    session: Session, name: str, columns: Sequence[tuple[str, Any]], rows: Sequence[Sequence[Any]]
+) -> Any:
+    """`rows` (tuples of `columns`' (name, SQL type) order) as a table to select from in one
+    statement: on PostgreSQL `unnest` of one array parameter per column (binary, no JSON);
+    elsewhere the rows as one JSON parameter read by `json_each`."""
+    if _is_pg(session):
+        arrays = [
+            bindparam(None, [row[k] for row in rows], type_=ARRAY(sql_type))
+            for k, (_name, sql_type) in enumerate(columns)
+        ]
+        named = (column(n, sql_type) for n, sql_type in columns)
+        return func.unnest(*arrays).table_valued(*named).render_derived(name=name)
+    each = func.json_each(bindparam(None, json.dumps([list(r) for r in rows]))).table_valued(
+        "value"
+    )
+    picked = (
+        type_coerce(func.json_extract(each.c.value, f"$[{k}]"), sql_type).label(n)
+        for k, (n, sql_type) in enumerate(columns)
+    )
+    return select(*picked).select_from(each).subquery(name)
+
+
+class json_object(FunctionElement[Any]):  # noqa: N801 (an SQL function)
+    """A JSON object from key, value, key, value …: `json_build_object` on PostgreSQL,
+    `json_object` on SQLite (a JSON-typed value, e.g. a `json_array_of`, nests as JSON)."""
+
+    type = JSON()
+    inherit_cache = True
+
+
+class json_array_of(FunctionElement[Any]):  # noqa: N801 (an SQL aggregate)
+    """The group's values as a JSON array, ordered by the second argument: `json_agg(v ORDER
+    BY o)` on PostgreSQL; on SQLite `json_group_array(v)`, in the order the rows come (the
+    caller orders them)."""
+
+    type = JSON()
+    inherit_cache = True
+
+
+@compiles(json_object, "postgresql")
+def _json_object_pg(element: Any, compiler: Any, **kw: Any) -> str:
+    return f"json_build_object({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_object)
+def _json_object(element: Any, compiler: Any, **kw: Any) -> str:
+    # SQLite nests a JSON text as JSON only when it comes straight from a JSON function:
+    # a JSON value from a subquery's column is read through json() again.
+    parts = []
+    for clause in element.clauses.clauses:
+        sql = compiler.process(clause, **kw)
+        parts.append(f"json({sql})" if isinstance(clause.type, JSON) else sql)
+    return f"json_object({', '.join(parts)})"
+
+
+@compiles(json_array_of, "postgresql")
+def _json_array_of_pg(element: Any, compiler: Any, **kw: Any) -> str:
+    value, order = element.clauses.clauses
+    return f"json_agg({compiler.process(value, **kw)} ORDER BY {compiler.process(order, **kw)})"
+
+
+@compiles(json_array_of)
+def _json_array_of(element: Any, compiler: Any, **kw: Any) -> str:
+    value, _order = element.clauses.clauses
+    return f"json_group_array({compiler.process(value, **kw)})"

@@ -9,10 +9,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import String, cast, func, literal, select
-from sqlalchemy.orm import Session
+from sqlalchemy import BigInteger, String, cast, func, literal, select
+from sqlalchemy.orm import Session, aliased
 
-from premium_billing.db.bulk import any_of, insert_new, insert_rows_new
+from premium_billing.db.bulk import (
+    any_of,
+    insert_new,
+    insert_rows_new,
+    json_array_of,
+    json_object,
+    rows_table,
+)
 from premium_billing.db.types import UTCDateTime, utcnow
 from premium_billing.invoicing.models import Invoice
 from premium_billing.payments.models import Payment, Refund
@@ -64,52 +71,71 @@ def queue_receipts(
     session: Session, allocations: Iterable[tuple[int, int, int]], on: date
 ) -> list[int]:
     """A `payment_receipt` per payment that this batch allocated money from (business key
-    `pay_<id>`: the first allocation of a payment sends its receipt, later ones none)."""
+    `pay_<id>`: the first allocation of a payment sends its receipt, later ones none): one
+    INSERT … SELECT over what the batch applied (`rows_table`), its facts built by the
+    database — the payment, the amount applied, the invoices' numbers (by id) — and
+    addressed to the holder and policy of the first of them."""
     given = applied_by_payment(allocations)
     if not given:
         return []
-    invoice_ids = sorted({i for per in given.values() for i in per})
-    invoices = {
-        r.id: r
-        for r in session.execute(
-            select(Invoice.id, Invoice.number, Invoice.policyholder_id, Invoice.policy_id).where(
-                any_of(session, Invoice.id, invoice_ids)
-            )
+    applied = rows_table(
+        session,
+        "applied",
+        [("payment_id", BigInteger()), ("invoice_id", BigInteger()), ("amount", BigInteger())],
+        [(p, i, a) for p, per in sorted(given.items()) for i, a in sorted(per.items())],
+    )
+    named = (
+        select(applied.c.payment_id, applied.c.invoice_id, applied.c.amount, Invoice.number)
+        .join(Invoice, Invoice.id == applied.c.invoice_id)
+        .order_by(applied.c.payment_id, applied.c.invoice_id)
+        .subquery("named")
+    )
+    per_payment = (
+        select(
+            named.c.payment_id,
+            func.sum(named.c.amount).label("amount"),
+            func.min(named.c.invoice_id).label("first_id"),
+            json_array_of(named.c.number, named.c.invoice_id).label("numbers"),
         )
-    }
-    payments = {
-        r.id: r
-        for r in session.execute(
-            select(Payment.id, Payment.amount, Payment.currency, Payment.received_on).where(
-                any_of(session, Payment.id, sorted(given))
-            )
+        .group_by(named.c.payment_id)
+        .subquery("per_payment")
+    )
+    first = aliased(Invoice)
+    now = literal(utcnow(), UTCDateTime())
+    facts = json_object(
+        "payment_id", per_payment.c.payment_id,
+        "amount", per_payment.c.amount,
+        "payment_amount", Payment.amount,
+        "currency", Payment.currency,
+        "received_on", Payment.received_on,
+        "on", on.isoformat(),
+        "invoices", per_payment.c.numbers,
+    )  # fmt: skip
+    chosen = (
+        select(
+            literal("payment_receipt"),
+            literal("pay_") + cast(per_payment.c.payment_id, String),
+            first.policyholder_id,
+            first.policy_id,
+            first.id,
+            facts,
+            literal("queued"),
+            literal(0),
+            now,
+            now,
+            now,
         )
-    }
-    rows = []
-    for payment_id, per_invoice in sorted(given.items()):
-        pay = payments[payment_id]
-        first = invoices[min(per_invoice)]
-        rows.append(
-            _queued(
-                kind="payment_receipt",
-                business_key=f"pay_{payment_id}",
-                policyholder_id=first.policyholder_id,
-                policy_id=first.policy_id,
-                invoice_id=first.id,
-                facts=_json_facts(
-                    {
-                        "payment_id": payment_id,
-                        "amount": sum(per_invoice.values()),
-                        "payment_amount": pay.amount,
-                        "currency": pay.currency,
-                        "received_on": pay.received_on,
-                        "on": on,
-                        "invoices": [invoices[i].number for i in sorted(per_invoice)],
-                    }
-                ),
-            )
-        )
-    return insert_rows_new(session, Notification.__table__, rows)
+        .join(first, first.id == per_payment.c.first_id)
+        .join(Payment, Payment.id == per_payment.c.payment_id)
+        .where(per_payment.c.amount > 0)  # (SQLite: a WHERE before ON CONFLICT)
+    )
+    columns = [
+        "kind", "business_key", "policyholder_id", "policy_id", "invoice_id", "facts",
+        "status", "attempts", "next_attempt_at", "created_at", "updated_at",
+    ]  # fmt: skip
+    table = Notification.__table__
+    stmt = insert_new(session, table).from_select(columns, chosen).returning(table.c.id)
+    return list(session.scalars(stmt).all())
 
 
 def queue_payment_failures(session: Session, failures: Sequence[Mapping[str, Any]]) -> list[int]:

@@ -354,3 +354,46 @@ def test_send_notifications_command_sends_and_a_bad_setting_is_one_line(api, db,
     )
     assert bad.returncode != 0
     assert bad.stderr.strip().splitlines()[-1] == "error: SMTP_TLS: must be off, starttls or ssl"
+
+
+def test_a_receipt_names_what_the_payment_paid_once_whatever_the_later_allocations(api, db):
+    """One INSERT … SELECT builds a receipt's facts in the database: the amount applied, the
+    invoices' numbers in id order, the payment's own amount, currency and day."""
+    from tests.integration.recon_helpers import holder_with_invoices
+
+    policy, invoices = holder_with_invoices(api, db, "Ann Lee", [1000, 2000, 3000])
+    paid = api.post(
+        "/payments",
+        json={"amount": 6000, "currency": "USD", "method": "check", "received_on": "2026-01-25"},
+    )
+    assert paid.status_code == 201, paid.text
+    payment = paid.json()["id"]
+    (one, n1), (two, n2), (three, n3) = invoices
+    first = api.post(
+        f"/payments/{payment}/allocations",
+        json={"allocations": [{"invoice_id": three, "amount": 3000},
+                              {"invoice_id": one, "amount": 500},
+                              {"invoice_id": two, "amount": 2000}]},
+    )  # fmt: skip
+    assert first.status_code in (200, 201), first.text
+    later = api.post(
+        f"/payments/{payment}/allocations",
+        json={"allocations": [{"invoice_id": one, "amount": 500}]},
+    )
+    assert later.status_code in (200, 201), later.text
+    receipts = [n for n in notices(db) if n.kind == "payment_receipt"]
+    assert len(receipts) == 1
+    (receipt,) = receipts
+    assert receipt.business_key == f"pay_{parse_id('payment', payment)}"
+    assert receipt.invoice_id == parse_id("invoice", one)
+    assert receipt.policy_id == parse_id("policy", policy["id"])
+    assert receipt.facts == {
+        "payment_id": parse_id("payment", payment),
+        "amount": 5500,
+        "payment_amount": 6000,
+        "currency": "USD",
+        "received_on": "2026-01-25",
+        "on": receipt.facts["on"],
+        "invoices": [n1, n2, n3],
+    }
+    assert date.fromisoformat(receipt.facts["on"]) >= date(2026, 1, 25)
