@@ -525,3 +525,27 @@ def test_a_short_payment_that_does_not_reach_every_invoice_writes_off_as_posting
     assert d.outcome == "partial"
     assert d.allocations == (("inv1", 10000), ("inv2", 9950))
     assert d.write_offs == (("inv2", 50),)
+
+
+def test_decisions_and_candidates_pickle_to_equal_objects():
+    """A large run sends its decisions to writer processes: pickled through new_decision."""
+    import pickle
+
+    from premium_billing.reconciliation.matching.types import (
+        Candidate,
+        MatchDecision,
+        new_candidate,
+        new_decision,
+    )
+
+    candidates = (
+        new_candidate("12", 0.5, "payer_name", "same name"),
+        Candidate("13", 0.2, "amount"),
+    )
+    decision = new_decision(
+        "7", "partial", "5", (("12", 100),), 3, (("12", 2),), "reference", 0.97,
+        {"reference": "RF12"}, candidates,
+    )  # fmt: skip
+    back = pickle.loads(pickle.dumps([decision, MatchDecision("8", "suspense")]))
+    assert back == [decision, MatchDecision("8", "suspense")]
+    assert type(back[0].candidates[1]) is Candidate and back[0].candidates == candidates

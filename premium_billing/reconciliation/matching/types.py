@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date
 from fractions import Fraction
 from operator import attrgetter
-from typing import Literal
+from typing import Any, Literal
 
 from premium_billing.reconciliation.matching.scores import (
     AMBIGUITY_MARGIN,
@@ -105,6 +105,10 @@ class Candidate:
     rule: str
     reason: str = ""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its fields (see MatchDecision.__reduce__)."""
+        return (new_candidate, (self.invoice_id, self.score, self.rule, self.reason))
+
 
 @dataclass(frozen=True, slots=True)
 class MatchDecision:
@@ -118,6 +122,17 @@ class MatchDecision:
     score: float = NO_EVIDENCE
     evidence: dict[str, str] = field(default_factory=dict)
     candidates: tuple[Candidate, ...] = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its fields, made again by `new_decision` (a large run's decisions go to
+        its writer processes): a slotted dataclass's own pickling calls `fields()` for
+        every object, on either side."""
+        return (
+            new_decision,
+            (self.payment_id, self.outcome, self.policyholder_id, self.allocations,
+             self.credit, self.write_offs, self.rule, self.score, self.evidence,
+             self.candidates),
+        )  # fmt: skip
 
 
 # MatchDecision and Candidate made field by field through their slots: a frozen dataclass's
