@@ -1,15 +1,92 @@
-"""The journal: every money movement is one balanced entry, written here."""
+"""The journal: every money movement is one balanced entry, written here.
+
+Every line written here is also added, in the same transaction, to `journal_totals` (the
+lines summed per business day, account, currency and entry kind): one upsert per batch,
+`amount = amount + excluded.amount`, atomic on both backends, so concurrent writers never
+lose an addition. Its rows are taken in key order (one lock order: no deadlock between two
+batches adding to the same days). `rebuild_totals` derives the table from the lines (the
+migration's back-fill, a seeded benchmark); `totals_differences` is `ledger check`'s test.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
+from typing import Any
 
+from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from premium_billing.db.bulk import insert_rows
 from premium_billing.ledger import rules as ledger
-from premium_billing.ledger.models import JournalEntry, JournalLine
+from premium_billing.ledger.models import JournalEntry, JournalLine, JournalTotal
 from premium_billing.ledger.rules import Posting
+
+LINES = JournalLine.__table__
+TOTALS = JournalTotal.__table__
+# (occurred_on, account, currency, kind): a row of journal_totals.
+TotalKey = tuple[date, str, str, str]
+
+
+def add_to_totals(session: Session, amounts: Iterable[tuple[TotalKey, int]]) -> None:
+    """Add `amounts` to the day totals: summed per key here, then one upsert of the keys in
+    order (a key whose amounts cancel out still gets its row, as a day's lines that cancel
+    out still have theirs). Flushed, not committed."""
+    sums: dict[TotalKey, int] = defaultdict(int)
+    for key, amount in amounts:
+        sums[key] += amount
+    rows = [
+        {"occurred_on": on, "account": account, "currency": currency, "kind": kind,
+         "amount": amount}
+        for (on, account, currency, kind), amount in sorted(sums.items())
+    ]  # fmt: skip
+    if not rows:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(TOTALS).values(rows)
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[TOTALS.c.occurred_on, TOTALS.c.account, TOTALS.c.currency,
+                            TOTALS.c.kind],
+            set_={"amount": TOTALS.c.amount + stmt.excluded.amount},
+        )  # fmt: skip
+    )
+
+
+def open_entries(
+    session: Session, keys: Sequence[tuple[str, date]], *, memo: str | None = None
+) -> dict[tuple[str, date], int]:
+    """One entry per (kind, business date) of `keys` (checked kinds), set-based, without
+    lines yet: their ids by key. A batch then writes its lines with `add_lines`."""
+    if not keys:
+        return {}
+    ids = session.scalars(
+        insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True),
+        [{"kind": ledger.check_kind(kind), "occurred_on": on, "memo": memo} for kind, on in keys],
+    ).all()
+    return dict(zip(keys, ids, strict=True))
+
+
+def add_lines(
+    session: Session,
+    lines: Sequence[Mapping[str, Any]],
+    entries: Mapping[tuple[str, date], int],
+) -> None:
+    """Write a batch's `lines` (dicts of journal_lines' columns, each entry's legs checked
+    balanced by the caller) of the `entries` opened by `open_entries`, set-based, and add
+    them to the day totals. Flushed, not committed."""
+    key_of = {entry_id: key for key, entry_id in entries.items()}
+    insert_rows(session, LINES, lines)
+    add_to_totals(
+        session,
+        (
+            ((key_of[line["entry_id"]][1], line["account"], line["currency"],
+              key_of[line["entry_id"]][0]), line["amount"])
+            for line in lines
+        ),
+    )  # fmt: skip
 
 
 def open_entry(
@@ -47,6 +124,12 @@ def add_legs(session: Session, entry_id: int, postings: Iterable[Posting]) -> No
         for leg in legs
     )
     session.flush()
+    entry = session.get(JournalEntry, entry_id)
+    assert entry is not None
+    add_to_totals(
+        session,
+        (((entry.occurred_on, leg.account, leg.currency, entry.kind), leg.amount) for leg in legs),
+    )
 
 
 def post(
@@ -63,3 +146,49 @@ def post(
     entry = open_entry(session, kind, occurred_on, memo=memo, job_run_id=job_run_id)
     add_legs(session, entry.id, legs)
     return entry
+
+
+# The lines summed per day, account, currency and kind: what journal_totals must hold.
+_SUMS = (
+    select(
+        JournalEntry.occurred_on,
+        JournalLine.account,
+        JournalLine.currency,
+        JournalEntry.kind,
+        func.sum(JournalLine.amount).label("amount"),
+    )
+    .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+    .group_by(
+        JournalEntry.occurred_on, JournalLine.account, JournalLine.currency, JournalEntry.kind
+    )
+)
+
+
+def rebuild_totals(connection: Connection) -> None:
+    """Derive journal_totals from the lines, set-based: the migration's back-fill, and a
+    benchmark's seed that wrote its lines with SQL (the one piece of code for both)."""
+    connection.execute(TOTALS.delete())
+    connection.execute(
+        insert(TOTALS).from_select(
+            ["occurred_on", "account", "currency", "kind", "amount"],
+            _SUMS,
+        )
+    )
+
+
+def totals_differences(session: Session) -> list[tuple[TotalKey, int, int]]:
+    """Every (key, lines' sum, total) where journal_totals disagrees with the lines (a
+    missing row is 0), in key order: empty when the pre-aggregate is right."""
+    lines = {
+        (row.occurred_on, row.account, row.currency, row.kind): int(row.amount)
+        for row in session.execute(_SUMS)
+    }
+    totals = {
+        (row.occurred_on, row.account, row.currency, row.kind): int(row.amount)
+        for row in session.execute(select(TOTALS))
+    }
+    return [
+        (key, lines.get(key, 0), totals.get(key, 0))
+        for key in sorted(set(lines) | set(totals))
+        if lines.get(key, 0) != totals.get(key, 0)
+    ]

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from premium_billing.invoicing.models import Invoice
 from premium_billing.ledger import rules as ledger
-from premium_billing.ledger.models import JournalEntry, JournalLine
+from premium_billing.ledger.models import JournalEntry, JournalLine, JournalTotal
 from premium_billing.payments.models import Payment
 from premium_billing.reconciliation.models import BankLine
 from premium_billing.reports import rules
@@ -65,35 +65,35 @@ def _in_period(column: Any, start: date, end: date) -> Any:
 
 
 def _journal_stmt(start: date, end: date, currency: str | None, *by: Any) -> Any:
-    """Per currency (and `by`): billed, collected and written off in the period (the
-    entries of its days only: read by date from their index)."""
-    line, entry = JournalLine, JournalEntry
-    receivable = line.account == ledger.PREMIUM_RECEIVABLE
+    """Per currency (and `by`): billed, collected and written off in the period, read from
+    the journal's day totals (`journal_totals`: a row per day, account, currency and entry
+    kind, = the sum of those lines), not from the lines themselves."""
+    total_ = JournalTotal
+    receivable = total_.account == ledger.PREMIUM_RECEIVABLE
 
     def total(condition: Any, sign: int = 1) -> Any:
-        return func.coalesce(func.sum(case((condition, sign * line.amount), else_=0)), 0)
+        return func.coalesce(func.sum(case((condition, sign * total_.amount), else_=0)), 0)
 
     stmt = (
         select(
-            line.currency,
+            total_.currency,
             *by,
-            total(line.account == ledger.PREMIUM_BILLED, -1).label("billed"),
-            total(and_(receivable, entry.kind.in_(sorted(ledger.PAID_KINDS))), -1).label(
+            total(total_.account == ledger.PREMIUM_BILLED, -1).label("billed"),
+            total(and_(receivable, total_.kind.in_(sorted(ledger.PAID_KINDS))), -1).label(
                 "collected"
             ),
-            total(line.account == ledger.WRITEOFF_EXPENSE).label("written_off"),
+            total(total_.account == ledger.WRITEOFF_EXPENSE).label("written_off"),
         )
-        .join(entry, entry.id == line.entry_id)
         .where(
-            _in_period(entry.occurred_on, start, end),
-            line.account.in_(
+            _in_period(total_.occurred_on, start, end),
+            total_.account.in_(
                 (ledger.PREMIUM_RECEIVABLE, ledger.PREMIUM_BILLED, ledger.WRITEOFF_EXPENSE)
             ),
         )
-        .group_by(line.currency, *by)
+        .group_by(total_.currency, *by)
     )
     if currency is not None:
-        stmt = stmt.where(line.currency == currency)
+        stmt = stmt.where(total_.currency == currency)
     return stmt
 
 
@@ -112,7 +112,7 @@ def daily_flows(
     by the same formulas as the period's KPIs (a chart sums them per month)."""
     out: dict[tuple[str, date], dict[str, int]] = {}
     for row in session.execute(
-        _journal_stmt(start, end, currency, JournalEntry.occurred_on.label("day"))
+        _journal_stmt(start, end, currency, JournalTotal.occurred_on.label("day"))
     ):
         day = row.day if isinstance(row.day, date) else date.fromisoformat(str(row.day))
         out[(row.currency, day)] = {
