@@ -48,8 +48,12 @@ def add_to_totals(session: Session, amounts: Iterable[tuple[TotalKey, int]]) -> 
     stmt = dialect.insert(TOTALS).values(rows)
     session.execute(
         stmt.on_conflict_do_update(
-            index_elements=[TOTALS.c.occurred_on, TOTALS.c.account, TOTALS.c.currency,
-                            TOTALS.c.kind],
+            index_elements=[
+                TOTALS.c.occurred_on,
+                TOTALS.c.account,
+                TOTALS.c.currency,
+                TOTALS.c.kind,
+            ],
             set_={"amount": TOTALS.c.amount + stmt.excluded.amount},
         )  # fmt: skip
     )

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from premium_billing.invoicing.models import Invoice
 from premium_billing.invoicing.rules import status_consistent
+from premium_billing.ledger import journal
 from premium_billing.ledger import rules as ledger
 from premium_billing.ledger.models import JournalEntry, JournalLine
 from premium_billing.payments.models import Allocation, InvoiceCredit, Payment, Refund
@@ -325,4 +326,10 @@ def check(session: Session) -> list[str]:
                 f"premium receivable ({key[0]}): invoices due {receivable_stored.get(key, 0)}, "
                 f"journal {receivable_journal.get(key, 0)}"
             )
+
+    # 6. The journal's day totals (what the KPIs read) equal the sums of its lines.
+    for (on, account, currency, kind), lines, total in journal.totals_differences(session):
+        problems.append(
+            f"journal total {on.isoformat()} {account} {currency} {kind}: {total}, lines {lines}"
+        )
     return problems

@@ -105,6 +105,20 @@ def _journal_figures(
             for row in session.execute(_journal_stmt(start, end, currency))}  # fmt: skip
 
 
+def receivables_at(session: Session, day: date, currency: str | None = None) -> dict[str, int]:
+    """Per currency, the premium receivable at the end of `day` (non-zero only): the
+    account's balance over the entries up to `day`, summed from the day totals (= the
+    aging's total that day, docs/kpis.md; a row per day, not the lines since)."""
+    stmt = (
+        select(JournalTotal.currency, func.sum(JournalTotal.amount))
+        .where(JournalTotal.account == ledger.PREMIUM_RECEIVABLE, JournalTotal.occurred_on <= day)
+        .group_by(JournalTotal.currency)
+    )
+    if currency is not None:
+        stmt = stmt.where(JournalTotal.currency == currency)
+    return {cur: int(amount) for cur, amount in session.execute(stmt) if int(amount or 0)}
+
+
 def daily_flows(
     session: Session, start: date, end: date, currency: str | None = None
 ) -> dict[tuple[str, date], dict[str, int]]:
@@ -255,12 +269,12 @@ def kpis(
     """The KPIs of `start`..`end` per currency (ascending): every currency with receivable,
     billing, payments or events up to `end`, or only `currency`."""
     journal = _journal_figures(session, start, end, currency)
-    # Receivables at opening and closing: the aging's totals (= the receivable account's
-    # balance on those days; read from the open invoices and what moved since).
+    # Receivables at closing: the aging's totals (its current bucket is needed; read from
+    # the open invoices and what moved since `end`, little for a recent day). At opening:
+    # the receivable account's balance from the day totals (the same figure, docs/kpis.md;
+    # the aging would read every leg posted in the period).
     closing_aging = {t.currency: t for t in aging_totals(session, end, currency)}
-    opening_aging = {
-        t.currency: t.total for t in aging_totals(session, start - timedelta(days=1), currency)
-    }
+    opening_aging = receivables_at(session, start - timedelta(days=1), currency)
     suspense = _suspense(session, end, currency)
     matching = _auto_match(session, start, end, currency)
     failures = _failed_payments(session, start, end, currency)

@@ -6,12 +6,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import timedelta
 
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 
+from premium_billing.bootstrap import database
 from premium_billing.db.engine import normalize_url
 from premium_billing.http.keys import hash_key
+from premium_billing.ledger.models import JournalEntry
+from premium_billing.reports.aging import aging_totals
+from premium_billing.reports.kpis import receivables_at
 from tests.integration.dashboard_helpers import dashboard
 
 TABLES = (
@@ -115,3 +120,19 @@ def test_demo_loads_the_year_once_and_the_books_and_audit_trail_check_out(
     for command in (("ledger", "check"), ("audit", "verify")):
         result = cli(database_url, settings.secret_key, *command)
         assert result.returncode == 0, (command, result.stdout, result.stderr)
+
+    # The KPIs' opening receivables (the account's balance from the day totals) are the
+    # aging's totals of the same day, on every day of the simulated year.
+    db = database(database_url)
+    try:
+        with db.session() as session:
+            first_day, last_day = session.execute(
+                select(func.min(JournalEntry.occurred_on), func.max(JournalEntry.occurred_on))
+            ).one()
+            day = first_day - timedelta(days=1)
+            while day <= last_day + timedelta(days=1):
+                aged = {t.currency: t.total for t in aging_totals(session, day)}
+                assert receivables_at(session, day) == aged, day
+                day += timedelta(days=1)
+    finally:
+        db.dispose()
