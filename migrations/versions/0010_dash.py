@@ -1,6 +1,6 @@
 """journal_totals: the journal's lines summed per business day, account, currency and entry
 kind (kept by `ledger.journal` in each entry's transaction; the KPIs read it), back-filled
-from the existing lines
+from the existing lines; ix_invoices_owed: the aging's totals of today from an index
 
 Revision ID: 0010_dash
 Revises: 0009_dashboard
@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 
 from premium_billing.ledger.journal import rebuild_totals
+
+OWED = sa.text("status IN ('open','partially_paid') AND amount_due > 0")
 
 revision = "0010_dash"
 down_revision = "0009_dashboard"
@@ -33,7 +35,16 @@ def upgrade() -> None:
     )
     # The back-fill is the one derivation of the totals from the lines (also the seeds').
     rebuild_totals(op.get_bind())
+    op.create_index(
+        "ix_invoices_owed",
+        "invoices",
+        ["currency", "due_date"],
+        postgresql_include=["amount_due", "issue_date"],
+        postgresql_where=OWED,
+        sqlite_where=OWED,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_invoices_owed", table_name="invoices")
     op.drop_table("journal_totals")

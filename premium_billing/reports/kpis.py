@@ -9,6 +9,7 @@ Amounts are minor units of the one currency; currencies are never added together
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -24,7 +25,7 @@ from premium_billing.ledger.models import JournalEntry, JournalLine, JournalTota
 from premium_billing.payments.models import Payment
 from premium_billing.reconciliation.models import BankLine
 from premium_billing.reports import rules
-from premium_billing.reports.aging import aging_totals, open_invoices
+from premium_billing.reports.aging import AgingTotals, aging_totals, open_invoices
 from premium_billing.stripe_billing.models import AutopayAttempt, StripeEvent
 
 
@@ -264,16 +265,26 @@ def _failed_payments(
 
 
 def kpis(
-    session: Session, start: date, end: date, tz: ZoneInfo, currency: str | None = None
+    session: Session,
+    start: date,
+    end: date,
+    tz: ZoneInfo,
+    currency: str | None = None,
+    *,
+    closing: Sequence[AgingTotals] | None = None,
 ) -> list[Kpis]:
     """The KPIs of `start`..`end` per currency (ascending): every currency with receivable,
-    billing, payments or events up to `end`, or only `currency`."""
+    billing, payments or events up to `end`, or only `currency`. `closing`: the aging's
+    totals of `end` (every currency) when the caller has read them already (the dashboard's
+    aging chart of the same day), so they are not read twice."""
     journal = _journal_figures(session, start, end, currency)
     # Receivables at closing: the aging's totals (its current bucket is needed; read from
     # the open invoices and what moved since `end`, little for a recent day). At opening:
     # the receivable account's balance from the day totals (the same figure, docs/kpis.md;
     # the aging would read every leg posted in the period).
-    closing_aging = {t.currency: t for t in aging_totals(session, end, currency)}
+    if closing is None:
+        closing = aging_totals(session, end, currency)
+    closing_aging = {t.currency: t for t in closing if currency in (None, t.currency)}
     opening_aging = receivables_at(session, start - timedelta(days=1), currency)
     suspense = _suspense(session, end, currency)
     matching = _auto_match(session, start, end, currency)
