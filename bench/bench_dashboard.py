@@ -7,15 +7,23 @@ ten of the invoices due by the as-of day paid, on their due day or up to 20 days
 a tenth left open), each journalled as the service journals them: a day's `invoice_issued`
 entry (receivable / premium billed per currency) and a day's `payment_allocated` entry (a
 receivable leg per invoice paid), so that the KPIs and the aging read what they read in
-production. Policies with an invoice open for more than 3 days are past due (their
-`delinquencies` row and status), as the collections job leaves them. Then, best of nothing
-(every figure is a percentile of `--loads` loads through the real app):
+production; the journal's day totals (`journal_totals`) derived from those lines by the
+function migration 0010_dash back-fills them with (`ledger.journal.rebuild_totals`).
+Policies with an invoice open for more than 3 days are past due (their `delinquencies` row
+and status), as the collections job leaves them. `--keep` keeps the database and reuses it
+on the next `--keep` run of the same N (no second seed). Then, best of nothing (every
+figure is a percentile of `--loads` loads through the real app), each with its ratio to
+its floor:
 
   kpis        GET /api/v1/reports/kpis for the year (the app's WSGI stack, in process)
-              beside its floor: the bare SQL of the same figures (the year's billed and
-              collected per currency from the journal, the receivable per bucket now);
+              beside its floor: the bare SQL of the same figures over the raw rows, as a
+              query without the day totals needs them (the year's billed and collected
+              per currency from the journal's lines, the receivable before the year from
+              its lines, the receivable per bucket now from the invoices); and, for the
+              record, the same SQL reading the day totals (what the app reads);
   home        GET /dashboard/ (KPIs of the last 12 months, the four charts) beside its
-              floor: the same bare SQL plus the per-month sums and the funnel's counts;
+              floor: the same bare SQL plus the per-month sums and the funnel's counts
+              (and the same over the day totals);
   portal      GET /portal/{token} served by gunicorn (`--workers`), `--clients` client
               threads on loopback, each loading a random policyholder's page in turn:
               p99 beside its floor, the bare SQL of the page's rows (the holder's policies
