@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
-import pytest
 from sqlalchemy import create_engine, select, text
 
 from premium_billing.bootstrap import database
@@ -28,8 +25,7 @@ from tests.integration.ledger_helpers import (
     new_policy,
     pay,
 )
-
-from ..conftest import PG_URL
+from tests.integration.migration_helpers import empty_url  # noqa: F401 (a fixture)
 
 # The lines summed by hand, in SQL of the test's own.
 LINE_SUMS = """
@@ -143,23 +139,7 @@ def test_a_batch_of_entries_adds_each_key_once(db):
     assert totals == _line_sums(db)
 
 
-@pytest.fixture
-def empty_url(backend: str, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    name = f"pb_totals_{uuid.uuid4().hex[:8]}"
-    base = normalize_url(PG_URL).rpartition("/")[0]
-    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield f"{base}/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def test_the_migration_back_fills_the_totals_from_older_lines(empty_url: str) -> None:
+def test_the_migration_back_fills_the_totals_from_older_lines(empty_url: str) -> None:  # noqa: F811
     upgrade(empty_url, "0009_dashboard")
     engine = create_engine(normalize_url(empty_url))
     now = datetime(2026, 6, 1, 12, tzinfo=UTC)
