@@ -371,7 +371,7 @@ def home() -> str:
     currency = _currency_arg()
     aged = aging_totals(s, as_of)  # the chart's; the KPIs' closing too when `to` is that day
     figures = kpis(
-        s, start, end, _settings().timezone, currency, closing=aged if as_of == end else None
+        s, start, end, _settings().timezone, currency, closing_totals=aged if as_of == end else None
     )
     aging = queries.aging_by_bucket(aged)
     flows = queries.billed_vs_collected(s, start, end)

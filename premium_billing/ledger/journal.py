@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, Table, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -24,8 +24,8 @@ from premium_billing.ledger import rules as ledger
 from premium_billing.ledger.models import JournalEntry, JournalLine, JournalTotal
 from premium_billing.ledger.rules import Posting
 
-LINES = JournalLine.__table__
-TOTALS = JournalTotal.__table__
+LINES = cast(Table, JournalLine.__table__)
+TOTALS = cast(Table, JournalTotal.__table__)
 # (occurred_on, account, currency, kind): a row of journal_totals.
 TotalKey = tuple[date, str, str, str]
 

@@ -271,10 +271,10 @@ def kpis(
     tz: ZoneInfo,
     currency: str | None = None,
     *,
-    closing: Sequence[AgingTotals] | None = None,
+    closing_totals: Sequence[AgingTotals] | None = None,
 ) -> list[Kpis]:
     """The KPIs of `start`..`end` per currency (ascending): every currency with receivable,
-    billing, payments or events up to `end`, or only `currency`. `closing`: the aging's
+    billing, payments or events up to `end`, or only `currency`. `closing_totals`: the aging's
     totals of `end` (every currency) when the caller has read them already (the dashboard's
     aging chart of the same day), so they are not read twice."""
     journal = _journal_figures(session, start, end, currency)
@@ -282,9 +282,9 @@ def kpis(
     # the open invoices and what moved since `end`, little for a recent day). At opening:
     # the receivable account's balance from the day totals (the same figure, docs/kpis.md;
     # the aging would read every leg posted in the period).
-    if closing is None:
-        closing = aging_totals(session, end, currency)
-    closing_aging = {t.currency: t for t in closing if currency in (None, t.currency)}
+    if closing_totals is None:
+        closing_totals = aging_totals(session, end, currency)
+    closing_aging = {t.currency: t for t in closing_totals if currency in (None, t.currency)}
     opening_aging = receivables_at(session, start - timedelta(days=1), currency)
     suspense = _suspense(session, end, currency)
     matching = _auto_match(session, start, end, currency)
