@@ -1,6 +1,7 @@
 """journal_totals: the journal's lines summed per business day, account, currency and entry
 kind (kept by `ledger.journal` in each entry's transaction; the KPIs read it), back-filled
-from the existing lines; ix_invoices_owed: the aging's totals of today from an index
+from the existing lines; ix_invoices_owed: the aging's totals of today from an index;
+ix_payments_suspense: the payments in suspense now
 
 Revision ID: 0010_dash
 Revises: 0009_dashboard
@@ -14,6 +15,7 @@ from alembic import op
 from premium_billing.ledger.journal import rebuild_totals
 
 OWED = sa.text("status IN ('open','partially_paid') AND amount_due > 0")
+SUSPENSE = sa.text("amount_unapplied > 0 AND policyholder_id IS NULL")
 
 revision = "0010_dash"
 down_revision = "0009_dashboard"
@@ -43,8 +45,17 @@ def upgrade() -> None:
         postgresql_where=OWED,
         sqlite_where=OWED,
     )
+    op.create_index(
+        "ix_payments_suspense",
+        "payments",
+        ["currency"],
+        postgresql_include=["amount_unapplied"],
+        postgresql_where=SUSPENSE,
+        sqlite_where=SUSPENSE,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_payments_suspense", table_name="payments")
     op.drop_index("ix_invoices_owed", table_name="invoices")
     op.drop_table("journal_totals")

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import BigInteger, and_, case, cast, func, select, union_all
 from sqlalchemy.orm import Session
 
 from premium_billing.invoicing.models import Invoice
@@ -138,21 +138,47 @@ def daily_flows(
 
 
 def _suspense(session: Session, end: date, currency: str | None) -> dict[str, tuple[int, int]]:
-    """Per currency, (payments, amount) in suspense (payer unknown) at the end of `end`."""
-    per_payment = (
+    """Per currency, (payments, amount) in suspense (payer unknown) at the end of `end`.
+
+    A payment's suspense at `end` (minus the balance of its `unapplied_cash` legs up to
+    `end`) is read backwards, as the aging reads an invoice: what it holds in suspense now
+    (its amount unapplied while its payer is unknown, else nothing: `ledger check` holds
+    every payment to it) plus its suspense legs posted after `end`. So only the payments in
+    suspense now (`ix_payments_suspense`) and those whose suspense moved since are read, not
+    every suspense leg ever posted."""
+    later = (
         select(
-            JournalLine.currency, JournalLine.payment_id, func.sum(JournalLine.amount).label("held")
+            JournalLine.payment_id.label("payment_id"),
+            cast(func.sum(JournalLine.amount), BigInteger).label("moved"),
         )
         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-        .where(JournalEntry.occurred_on <= end, JournalLine.account == ledger.UNAPPLIED_CASH)
-        .group_by(JournalLine.currency, JournalLine.payment_id)
-        .having(func.sum(JournalLine.amount) != 0)
+        .where(
+            JournalEntry.occurred_on > end,
+            JournalLine.account == ledger.UNAPPLIED_CASH,
+            JournalLine.payment_id.is_not(None),
+        )
+        .group_by(JournalLine.payment_id)
+        .subquery("moved_after")
+    )
+    now = case((Payment.policyholder_id.is_(None), Payment.amount_unapplied), else_=0)
+    untouched = select(Payment.currency, Payment.amount_unapplied.label("held")).where(
+        Payment.policyholder_id.is_(None),
+        Payment.amount_unapplied > 0,
+        ~select(later.c.payment_id).where(later.c.payment_id == Payment.id).exists(),
+    )
+    touched = select(Payment.currency, (now + later.c.moved).label("held")).join(
+        later, later.c.payment_id == Payment.id
     )
     if currency is not None:
-        per_payment = per_payment.where(JournalLine.currency == currency)
-    held = per_payment.subquery()
-    stmt = select(held.c.currency, func.count(), func.sum(held.c.held)).group_by(held.c.currency)
-    return {cur: (int(n), -int(amount)) for cur, n, amount in session.execute(stmt)}
+        untouched = untouched.where(Payment.currency == currency)
+        touched = touched.where(Payment.currency == currency)
+    held = union_all(untouched, touched).subquery("held_at_end")
+    stmt = (
+        select(held.c.currency, func.count(), func.sum(held.c.held))
+        .where(held.c.held != 0)
+        .group_by(held.c.currency)
+    )
+    return {cur: (int(n), int(amount)) for cur, n, amount in session.execute(stmt)}
 
 
 def _auto_match(
