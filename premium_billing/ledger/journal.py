@@ -1,11 +1,15 @@
 """The journal: every money movement is one balanced entry, written here.
 
 Every line written here is also added, in the same transaction, to `journal_totals` (the
-lines summed per business day, account, currency and entry kind): one upsert per batch,
-`amount = amount + excluded.amount`, atomic on both backends, so concurrent writers never
-lose an addition. Its rows are taken in key order (one lock order: no deadlock between two
-batches adding to the same days). `rebuild_totals` derives the table from the lines (the
-migration's back-fill, a seeded benchmark); `totals_differences` is `ledger check`'s test.
+lines summed per business day, account, currency and entry kind). The additions are queued
+on the session and written just before it commits, as one upsert per transaction
+(`amount = amount + excluded.amount`: atomic on both backends, so concurrent writers never
+lose an addition), its rows in key order: the rows are locked for the commit only (posting
+transactions, forked reconciliation writers among them, do not wait on each other's whole
+transactions) and always in one order (no deadlock between two of them). A savepoint rolled
+back drops what was queued inside it, a rollback everything (as the audit trail does).
+`rebuild_totals` derives the table from the lines (the migration's back-fill, a seeded
+benchmark); `totals_differences` is `ledger check`'s test.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, func, insert, select
+from sqlalchemy import Connection, Table, event, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -28,14 +32,40 @@ LINES = cast(Table, JournalLine.__table__)
 TOTALS = cast(Table, JournalTotal.__table__)
 # (occurred_on, account, currency, kind): a row of journal_totals.
 TotalKey = tuple[date, str, str, str]
+# session.info keys: the additions queued, and where each open savepoint began in them.
+PENDING = "premium_billing.journal_totals"
+SAVEPOINTS = "premium_billing.journal_totals.savepoints"
 
 
 def add_to_totals(session: Session, amounts: Iterable[tuple[TotalKey, int]]) -> None:
-    """Add `amounts` to the day totals: summed per key here, then one upsert of the keys in
+    """Queue `amounts` for the day totals; `write_totals` writes them before the commit."""
+    session.connection()  # inside a transaction, so that its rollback drops them
+    _pending(session).extend(amounts)
+
+
+def _pending(session: Session) -> list[tuple[TotalKey, int]]:
+    """This session's queue. Kept with the session's id: a session made with a copy of
+    another's `info` (a reconciliation writer's) starts with an empty queue of its own
+    rather than sharing the other's list."""
+    owner, queue = cast(
+        tuple[int | None, list[tuple[TotalKey, int]] | None],
+        session.info.get(PENDING, (None, None)),
+    )
+    if owner != id(session) or queue is None:
+        queue = []
+        session.info[PENDING] = (id(session), queue)
+    return queue
+
+
+def write_totals(session: Session) -> None:
+    """Write what is queued for the day totals: summed per key, one upsert of the keys in
     order (a key whose amounts cancel out still gets its row, as a day's lines that cancel
-    out still have theirs). Flushed, not committed."""
+    out still have theirs). Runs before every commit; not committed here."""
+    pending = _pending(session)
+    session.info.pop(PENDING, None)
+    session.info.pop(SAVEPOINTS, None)
     sums: dict[TotalKey, int] = defaultdict(int)
-    for key, amount in amounts:
+    for key, amount in pending:
         sums[key] += amount
     rows = [
         {"occurred_on": on, "account": account, "currency": currency, "kind": kind,
@@ -57,6 +87,37 @@ def add_to_totals(session: Session, amounts: Iterable[tuple[TotalKey, int]]) -> 
             set_={"amount": TOTALS.c.amount + stmt.excluded.amount},
         )  # fmt: skip
     )
+
+
+def _discard(session: Session, previous_transaction: Any) -> None:
+    """A rollback drops what was queued since the transaction (or savepoint) began."""
+    marks: dict[int, int] = session.info.get(SAVEPOINTS, {})
+    if previous_transaction.nested and id(previous_transaction) in marks:
+        del _pending(session)[marks.pop(id(previous_transaction)) :]
+        return
+    session.info.pop(PENDING, None)
+    session.info.pop(SAVEPOINTS, None)
+
+
+def _mark_savepoint(session: Session, transaction: Any) -> None:
+    if transaction.nested:
+        session.info.setdefault(SAVEPOINTS, {})[id(transaction)] = len(_pending(session))
+
+
+def _forget(session: Session, transaction: Any) -> None:
+    """A session's transaction ended without its commit (closed): nothing stays queued."""
+    if transaction.parent is None and not transaction.nested:
+        session.info.pop(PENDING, None)
+        session.info.pop(SAVEPOINTS, None)
+
+
+# On every session, wherever it is made (the app, the CLI, a forked writer, a test): before
+# any other listener's commit work (`insert`), so that every transaction locks the totals
+# rows before the audit chain's head, in one order everywhere.
+event.listen(Session, "before_commit", write_totals, insert=True)
+event.listen(Session, "after_soft_rollback", _discard)
+event.listen(Session, "after_transaction_create", _mark_savepoint)
+event.listen(Session, "after_transaction_end", _forget)
 
 
 def open_entries(

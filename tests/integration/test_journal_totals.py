@@ -14,7 +14,12 @@ from sqlalchemy import create_engine, select, text
 from premium_billing.bootstrap import database
 from premium_billing.db.engine import normalize_url
 from premium_billing.db.migrate import upgrade
-from premium_billing.ledger.journal import add_to_totals, post, totals_differences
+from premium_billing.ledger.journal import (
+    add_to_totals,
+    post,
+    totals_differences,
+    write_totals,
+)
 from premium_billing.ledger.models import JournalTotal
 from premium_billing.ledger.rules import Posting
 from tests.integration.ledger_helpers import (
@@ -112,7 +117,7 @@ def test_two_sessions_adding_to_the_same_day_lose_nothing(db):
 
     with db.session() as first:
         add_to_totals(first, [(key, 7), (key, 3)])
-        first.flush()
+        write_totals(first)  # what its commit does first: the row is locked until then
         thread = threading.Thread(target=other)
         thread.start()
         time.sleep(0.3)
@@ -121,6 +126,27 @@ def test_two_sessions_adding_to_the_same_day_lose_nothing(db):
     assert done.is_set()
     with db.session() as session:
         assert session.get(JournalTotal, key).amount == 160  # type: ignore[union-attr]
+
+
+def test_a_savepoint_rolled_back_or_a_session_closed_adds_nothing(db):
+    key = (date(2026, 7, 7), "cash_bank", "USD", "payment_received")
+    with db.session() as session:
+        add_to_totals(session, [(key, 1)])
+        savepoint = session.begin_nested()
+        add_to_totals(session, [(key, 20)])
+        savepoint.rollback()
+        kept = session.begin_nested()
+        add_to_totals(session, [(key, 300)])
+        kept.commit()
+        session.commit()
+    with db.session() as session:
+        add_to_totals(session, [(key, 4000)])  # never committed
+    with db.session() as session:
+        add_to_totals(session, [(key, 50000)])
+        session.rollback()
+        session.commit()
+    with db.session() as session:
+        assert session.get(JournalTotal, key).amount == 301  # type: ignore[union-attr]
 
 
 def test_a_batch_of_entries_adds_each_key_once(db):
