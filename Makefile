@@ -66,4 +66,4 @@ bench-senders: install
 bench-collections: install
 	$(BIN)/python -m bench.bench_collections --n $(N) --admin-url $(PG_BENCH_URL)
 bench-dashboard: install
-	$(BIN)/python -m bench.bench_dashboard --n $(N) --admin-url $(PG_BENCH_URL)
+	$(BIN)/python -m bench.bench_dashboard --n $(N) --admin-url $(PG_BENCH_URL) $(if $(KEEP),--keep)

@@ -55,7 +55,7 @@ from premium_billing.payments.refunds_api import MarkPaidIn
 from premium_billing.reconciliation.api import AllocationIn
 from premium_billing.reconciliation.deposits import day_report
 from premium_billing.reconciliation.manual import match_manually, undo_match
-from premium_billing.reports.aging import aging
+from premium_billing.reports.aging import aging, aging_totals
 from premium_billing.reports.aging import aging_csv as aging_report_csv
 from premium_billing.reports.aging import csv_filename as aging_filename
 from premium_billing.reports.kpis import kpis
@@ -369,8 +369,11 @@ def home() -> str:
     as_of = _date_arg("as_of", _today())
     start, end = _period()
     currency = _currency_arg()
-    figures = kpis(s, start, end, _settings().timezone, currency)
-    aging = queries.aging_by_bucket(s, as_of)
+    aged = aging_totals(s, as_of)  # the chart's; the KPIs' closing too when `to` is that day
+    figures = kpis(
+        s, start, end, _settings().timezone, currency, closing_totals=aged if as_of == end else None
+    )
+    aging = queries.aging_by_bucket(aged)
     flows = queries.billed_vs_collected(s, start, end)
     stages = queries.delinquency_funnel(s)
     rates = queries.auto_match_rates(s)

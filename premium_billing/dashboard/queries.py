@@ -8,7 +8,7 @@ from `reports.kpis`, the delinquency funnel from collections' states, the workli
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -27,7 +27,7 @@ from premium_billing.payments.models import Payment, Refund
 from premium_billing.policies.models import Policy
 from premium_billing.reconciliation.models import ReconciliationRun
 from premium_billing.reconciliation.runs import suspense_view
-from premium_billing.reports.aging import aging_totals
+from premium_billing.reports.aging import AgingTotals
 from premium_billing.reports.kpis import daily_flows
 
 PAGE = 100  # rows of a list page; its CSV has them all
@@ -35,10 +35,10 @@ PAGE = 100  # rows of a list page; its CSV has them all
 # ----------------------------------------------------------------------------- charts
 
 
-def aging_by_bucket(session: Session, as_of: date) -> dict[str, dict[str, int]]:
-    """Per currency, the receivable on `as_of` by aging bucket (current, 1_30, 31_60,
-    61_90, over_90), minor units: the aging report's totals (`reports.aging`)."""
-    return {t.currency: dict(t.buckets) for t in aging_totals(session, as_of)}
+def aging_by_bucket(totals: Sequence[AgingTotals]) -> dict[str, dict[str, int]]:
+    """Per currency, the receivable by aging bucket (current, 1_30, 31_60, 61_90,
+    over_90), minor units, of the aging report's totals (`reports.aging.aging_totals`)."""
+    return {t.currency: dict(t.buckets) for t in totals}
 
 
 def billed_vs_collected(
@@ -68,6 +68,9 @@ def delinquency_funnel(session: Session) -> list[tuple[str, int]]:
             select(Delinquency.state, func.count())
             .join(Policy, Policy.id == Delinquency.policy_id)
             .where(Delinquency.state.in_(rules.FUNNEL_STATES[1:]))
+            # Implied by the next line, but said: the policies are read by their status
+            # index (the delinquent few), not all of them.
+            .where(Policy.status.in_(rules.FUNNEL_STATES[1:]))
             .where(Policy.status == Delinquency.state)
             .group_by(Delinquency.state)
         ).all()

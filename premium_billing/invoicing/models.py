@@ -21,6 +21,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from premium_billing.db.base import Base, Id, Timestamps
 
+# What `reports.aging` counts as owed now (`invoicing.rules.PAYABLE_STATUSES`, amount due).
+OWED = "status IN ('open','partially_paid') AND amount_due > 0"
+
 
 class InvoiceQueueItem(Base):
     """A scheduled installment not yet invoiced, by due date: what the invoicing job takes.
@@ -77,6 +80,16 @@ class Invoice(Timestamps, Base):
             "due_date",
             postgresql_where=text("status IN ('open','partially_paid')"),
             sqlite_where=text("status IN ('open','partially_paid')"),
+        ),
+        # The aging's totals of today (KPIs, the dashboard): what is owed per currency and
+        # due date, read from this index alone on PostgreSQL (the open tenth of the book).
+        Index(
+            "ix_invoices_owed",
+            "currency",
+            "due_date",
+            postgresql_include=["amount_due", "issue_date"],
+            postgresql_where=text(OWED),
+            sqlite_where=text(OWED),
         ),
     )
 

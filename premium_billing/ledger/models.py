@@ -58,3 +58,18 @@ class JournalLine(Base):
     policyholder_id: Mapped[int | None] = mapped_column(ForeignKey("policyholders.id"))
 
     entry: Mapped[JournalEntry] = relationship(back_populates="lines")
+
+
+class JournalTotal(Base):
+    """The journal's lines summed per business day, account, currency and entry kind: a
+    pre-aggregate kept by `ledger.journal` (the one writer of lines) in each entry's own
+    transaction, so that a period's figures read a row per day and account instead of every
+    line (`reports.kpis`). `ledger check` recomputes it from the lines."""
+
+    __tablename__ = "journal_totals"
+
+    occurred_on: Mapped[date] = mapped_column(Date, primary_key=True)
+    account: Mapped[str] = mapped_column(String(40), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    amount: Mapped[int] = mapped_column(BigInteger)

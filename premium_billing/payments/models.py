@@ -68,6 +68,15 @@ class Payment(Timestamps, Base):
             postgresql_where=text("amount_unapplied > 0 AND policyholder_id IS NOT NULL"),
             sqlite_where=text("amount_unapplied > 0 AND policyholder_id IS NOT NULL"),
         ),
+        # Suspense now (payer unknown, money held): the KPIs' suspense as of a day starts
+        # from these (`reports.kpis`), not from every suspense leg ever posted.
+        Index(
+            "ix_payments_suspense",
+            "currency",
+            postgresql_include=["amount_unapplied"],
+            postgresql_where=text("amount_unapplied > 0 AND policyholder_id IS NULL"),
+            sqlite_where=text("amount_unapplied > 0 AND policyholder_id IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.util import identity_key
@@ -56,8 +56,8 @@ from premium_billing.db.hooks import MONEY_MOVED, publish
 from premium_billing.errors import Conflict, NotFound, Unprocessable
 from premium_billing.invoicing.models import Invoice
 from premium_billing.invoicing.rules import invoice_status
+from premium_billing.ledger import journal
 from premium_billing.ledger import rules as ledger
-from premium_billing.ledger.models import JournalEntry, JournalLine
 from premium_billing.ledger.rules import Posting
 from premium_billing.payments import rules
 from premium_billing.payments.models import Allocation, InvoiceCredit, Payment, Refund, WriteOff
@@ -68,7 +68,6 @@ log = logging.getLogger(__name__)
 
 INVOICES = Invoice.__table__
 PAYMENTS = Payment.__table__
-LINES = JournalLine.__table__
 TOLERANCE_REASON = "underpaid remainder within tolerance"
 
 # The audit row of a batch lists, in the order posted, one `posting` per payment and invoice
@@ -240,11 +239,10 @@ def receive(
     if not items:
         return []
     days = sorted({item.received_on for item in items})
-    entry_ids = session.scalars(
-        insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True),
-        [{"kind": ledger.PAYMENT_RECEIVED, "occurred_on": day, "memo": memo} for day in days],
-    ).all()
-    entry_of = dict(zip(days, entry_ids, strict=True))
+    entries = journal.open_entries(
+        session, [(ledger.PAYMENT_RECEIVED, day) for day in days], memo=memo
+    )
+    entry_of = {day: entry_id for (_kind, day), entry_id in entries.items()}
     ids = insert_rows(
         session,
         PAYMENTS,
@@ -289,7 +287,7 @@ def receive(
                 item.policyholder_id,
             )
         ]
-    insert_rows(session, LINES, legs)
+    journal.add_lines(session, legs, entries)
     received: dict[str, int] = defaultdict(int)
     for item in items:
         received[item.currency] += item.amount
@@ -970,17 +968,10 @@ class Batch:
             cached_plans(session)  # the COPYs: their foreign-key checks keep one plan
         checked = {key: ledger.check_entry(legs) for key, legs in self._legs.items()}
         keys = [key for key, legs in checked.items() if legs]
-        entries: dict[tuple[str, date], int] = {}
+        entries = journal.open_entries(session, keys, memo=self.memo)
         if keys:
-            ids = session.scalars(
-                insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True),
-                [{"kind": kind, "occurred_on": on, "memo": self.memo} for kind, on in keys],
-            ).all()
-            entries = dict(zip(keys, ids, strict=True))
-            insert_rows(
-                session,
-                LINES,
-                [_line(entries[key], leg) for key in keys for leg in checked[key]],
+            journal.add_lines(
+                session, [_line(entries[key], leg) for key in keys for leg in checked[key]], entries
             )
         insert_rows(
             session,

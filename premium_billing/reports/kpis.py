@@ -9,22 +9,23 @@ Amounts are minor units of the one currency; currencies are never added together
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import BigInteger, and_, case, cast, func, select, union_all
 from sqlalchemy.orm import Session
 
 from premium_billing.invoicing.models import Invoice
 from premium_billing.ledger import rules as ledger
-from premium_billing.ledger.models import JournalEntry, JournalLine
+from premium_billing.ledger.models import JournalEntry, JournalLine, JournalTotal
 from premium_billing.payments.models import Payment
 from premium_billing.reconciliation.models import BankLine
 from premium_billing.reports import rules
-from premium_billing.reports.aging import aging_totals, open_invoices
+from premium_billing.reports.aging import AgingTotals, aging_totals, open_invoices
 from premium_billing.stripe_billing.models import AutopayAttempt, StripeEvent
 
 
@@ -65,35 +66,35 @@ def _in_period(column: Any, start: date, end: date) -> Any:
 
 
 def _journal_stmt(start: date, end: date, currency: str | None, *by: Any) -> Any:
-    """Per currency (and `by`): billed, collected and written off in the period (the
-    entries of its days only: read by date from their index)."""
-    line, entry = JournalLine, JournalEntry
-    receivable = line.account == ledger.PREMIUM_RECEIVABLE
+    """Per currency (and `by`): billed, collected and written off in the period, read from
+    the journal's day totals (`journal_totals`: a row per day, account, currency and entry
+    kind, = the sum of those lines), not from the lines themselves."""
+    total_ = JournalTotal
+    receivable = total_.account == ledger.PREMIUM_RECEIVABLE
 
     def total(condition: Any, sign: int = 1) -> Any:
-        return func.coalesce(func.sum(case((condition, sign * line.amount), else_=0)), 0)
+        return func.coalesce(func.sum(case((condition, sign * total_.amount), else_=0)), 0)
 
     stmt = (
         select(
-            line.currency,
+            total_.currency,
             *by,
-            total(line.account == ledger.PREMIUM_BILLED, -1).label("billed"),
-            total(and_(receivable, entry.kind.in_(sorted(ledger.PAID_KINDS))), -1).label(
+            total(total_.account == ledger.PREMIUM_BILLED, -1).label("billed"),
+            total(and_(receivable, total_.kind.in_(sorted(ledger.PAID_KINDS))), -1).label(
                 "collected"
             ),
-            total(line.account == ledger.WRITEOFF_EXPENSE).label("written_off"),
+            total(total_.account == ledger.WRITEOFF_EXPENSE).label("written_off"),
         )
-        .join(entry, entry.id == line.entry_id)
         .where(
-            _in_period(entry.occurred_on, start, end),
-            line.account.in_(
+            _in_period(total_.occurred_on, start, end),
+            total_.account.in_(
                 (ledger.PREMIUM_RECEIVABLE, ledger.PREMIUM_BILLED, ledger.WRITEOFF_EXPENSE)
             ),
         )
-        .group_by(line.currency, *by)
+        .group_by(total_.currency, *by)
     )
     if currency is not None:
-        stmt = stmt.where(line.currency == currency)
+        stmt = stmt.where(total_.currency == currency)
     return stmt
 
 
@@ -105,6 +106,20 @@ def _journal_figures(
             for row in session.execute(_journal_stmt(start, end, currency))}  # fmt: skip
 
 
+def receivables_at(session: Session, day: date, currency: str | None = None) -> dict[str, int]:
+    """Per currency, the premium receivable at the end of `day` (non-zero only): the
+    account's balance over the entries up to `day`, summed from the day totals (= the
+    aging's total that day, docs/kpis.md; a row per day, not the lines since)."""
+    stmt = (
+        select(JournalTotal.currency, func.sum(JournalTotal.amount))
+        .where(JournalTotal.account == ledger.PREMIUM_RECEIVABLE, JournalTotal.occurred_on <= day)
+        .group_by(JournalTotal.currency)
+    )
+    if currency is not None:
+        stmt = stmt.where(JournalTotal.currency == currency)
+    return {cur: int(amount) for cur, amount in session.execute(stmt) if int(amount or 0)}
+
+
 def daily_flows(
     session: Session, start: date, end: date, currency: str | None = None
 ) -> dict[tuple[str, date], dict[str, int]]:
@@ -112,7 +127,7 @@ def daily_flows(
     by the same formulas as the period's KPIs (a chart sums them per month)."""
     out: dict[tuple[str, date], dict[str, int]] = {}
     for row in session.execute(
-        _journal_stmt(start, end, currency, JournalEntry.occurred_on.label("day"))
+        _journal_stmt(start, end, currency, JournalTotal.occurred_on.label("day"))
     ):
         day = row.day if isinstance(row.day, date) else date.fromisoformat(str(row.day))
         out[(row.currency, day)] = {
@@ -123,21 +138,47 @@ def daily_flows(
 
 
 def _suspense(session: Session, end: date, currency: str | None) -> dict[str, tuple[int, int]]:
-    """Per currency, (payments, amount) in suspense (payer unknown) at the end of `end`."""
-    per_payment = (
+    """Per currency, (payments, amount) in suspense (payer unknown) at the end of `end`.
+
+    A payment's suspense at `end` (minus the balance of its `unapplied_cash` legs up to
+    `end`) is read backwards, as the aging reads an invoice: what it holds in suspense now
+    (its amount unapplied while its payer is unknown, else nothing: `ledger check` holds
+    every payment to it) plus its suspense legs posted after `end`. So only the payments in
+    suspense now (`ix_payments_suspense`) and those whose suspense moved since are read, not
+    every suspense leg ever posted."""
+    later = (
         select(
-            JournalLine.currency, JournalLine.payment_id, func.sum(JournalLine.amount).label("held")
+            JournalLine.payment_id.label("payment_id"),
+            cast(func.sum(JournalLine.amount), BigInteger).label("moved"),
         )
         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-        .where(JournalEntry.occurred_on <= end, JournalLine.account == ledger.UNAPPLIED_CASH)
-        .group_by(JournalLine.currency, JournalLine.payment_id)
-        .having(func.sum(JournalLine.amount) != 0)
+        .where(
+            JournalEntry.occurred_on > end,
+            JournalLine.account == ledger.UNAPPLIED_CASH,
+            JournalLine.payment_id.is_not(None),
+        )
+        .group_by(JournalLine.payment_id)
+        .subquery("moved_after")
+    )
+    now = case((Payment.policyholder_id.is_(None), Payment.amount_unapplied), else_=0)
+    untouched = select(Payment.currency, Payment.amount_unapplied.label("held")).where(
+        Payment.policyholder_id.is_(None),
+        Payment.amount_unapplied > 0,
+        ~select(later.c.payment_id).where(later.c.payment_id == Payment.id).exists(),
+    )
+    touched = select(Payment.currency, (now + later.c.moved).label("held")).join(
+        later, later.c.payment_id == Payment.id
     )
     if currency is not None:
-        per_payment = per_payment.where(JournalLine.currency == currency)
-    held = per_payment.subquery()
-    stmt = select(held.c.currency, func.count(), func.sum(held.c.held)).group_by(held.c.currency)
-    return {cur: (int(n), -int(amount)) for cur, n, amount in session.execute(stmt)}
+        untouched = untouched.where(Payment.currency == currency)
+        touched = touched.where(Payment.currency == currency)
+    held = union_all(untouched, touched).subquery("held_at_end")
+    stmt = (
+        select(held.c.currency, func.count(), func.sum(held.c.held))
+        .where(held.c.held != 0)
+        .group_by(held.c.currency)
+    )
+    return {cur: (int(n), int(amount)) for cur, n, amount in session.execute(stmt)}
 
 
 def _auto_match(
@@ -250,17 +291,27 @@ def _failed_payments(
 
 
 def kpis(
-    session: Session, start: date, end: date, tz: ZoneInfo, currency: str | None = None
+    session: Session,
+    start: date,
+    end: date,
+    tz: ZoneInfo,
+    currency: str | None = None,
+    *,
+    closing_totals: Sequence[AgingTotals] | None = None,
 ) -> list[Kpis]:
     """The KPIs of `start`..`end` per currency (ascending): every currency with receivable,
-    billing, payments or events up to `end`, or only `currency`."""
+    billing, payments or events up to `end`, or only `currency`. `closing_totals`: the aging's
+    totals of `end` (every currency) when the caller has read them already (the dashboard's
+    aging chart of the same day), so they are not read twice."""
     journal = _journal_figures(session, start, end, currency)
-    # Receivables at opening and closing: the aging's totals (= the receivable account's
-    # balance on those days; read from the open invoices and what moved since).
-    closing_aging = {t.currency: t for t in aging_totals(session, end, currency)}
-    opening_aging = {
-        t.currency: t.total for t in aging_totals(session, start - timedelta(days=1), currency)
-    }
+    # Receivables at closing: the aging's totals (its current bucket is needed; read from
+    # the open invoices and what moved since `end`, little for a recent day). At opening:
+    # the receivable account's balance from the day totals (the same figure, docs/kpis.md;
+    # the aging would read every leg posted in the period).
+    if closing_totals is None:
+        closing_totals = aging_totals(session, end, currency)
+    closing_aging = {t.currency: t for t in closing_totals if currency in (None, t.currency)}
+    opening_aging = receivables_at(session, start - timedelta(days=1), currency)
     suspense = _suspense(session, end, currency)
     matching = _auto_match(session, start, end, currency)
     failures = _failed_payments(session, start, end, currency)

@@ -6,12 +6,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 
+from premium_billing.bootstrap import database
 from premium_billing.db.engine import normalize_url
 from premium_billing.http.keys import hash_key
+from premium_billing.ledger.models import JournalEntry
+from premium_billing.reports.aging import aging_totals
+from premium_billing.reports.kpis import kpis, receivables_at
 from tests.integration.dashboard_helpers import dashboard
 
 TABLES = (
@@ -46,6 +52,21 @@ def query(database_url, sql):
         rows = conn.execute(text(sql)).all()
     engine.dispose()
     return rows
+
+
+def _suspense_from_the_lines(session, day):
+    """Per currency, (payments, amount) with a non-zero `unapplied_cash` balance up to
+    `day`, summed from every line (the definition, docs/kpis.md)."""
+    rows = session.execute(
+        text(
+            "SELECT l.currency, count(*), -sum(b) FROM (SELECT l.currency, l.payment_id, "
+            "sum(l.amount) AS b FROM journal_lines l JOIN journal_entries e "
+            "ON e.id = l.entry_id WHERE l.account = 'unapplied_cash' AND e.occurred_on <= :d "
+            "GROUP BY l.currency, l.payment_id HAVING sum(l.amount) <> 0) l GROUP BY l.currency"
+        ),
+        {"d": day},
+    )
+    return {currency: (int(n), int(amount)) for currency, n, amount in rows}
 
 
 def counts(database_url):
@@ -115,3 +136,30 @@ def test_demo_loads_the_year_once_and_the_books_and_audit_trail_check_out(
     for command in (("ledger", "check"), ("audit", "verify")):
         result = cli(database_url, settings.secret_key, *command)
         assert result.returncode == 0, (command, result.stdout, result.stderr)
+
+    # The KPIs' opening receivables (the account's balance from the day totals) are the
+    # aging's totals of the same day, on every day of the simulated year.
+    db = database(database_url)
+    try:
+        with db.session() as session:
+            first_day, last_day = session.execute(
+                select(func.min(JournalEntry.occurred_on), func.max(JournalEntry.occurred_on))
+            ).one()
+            day = first_day - timedelta(days=1)
+            suspense_days = 0
+            while day <= last_day + timedelta(days=1):
+                aged = {t.currency: t.total for t in aging_totals(session, day)}
+                assert receivables_at(session, day) == aged, day
+                # Suspense that day, read backwards from the payments in suspense now, is
+                # the suspense legs' balance per payment up to that day.
+                held = {
+                    k.currency: (k.suspense_count, k.suspense_amount)
+                    for k in kpis(session, day, day, ZoneInfo("UTC"))
+                    if k.suspense_count or k.suspense_amount
+                }
+                assert held == _suspense_from_the_lines(session, day), day
+                suspense_days += bool(held)
+                day += timedelta(days=1)
+            assert suspense_days > 0  # the strangers' bank payments wait in suspense
+    finally:
+        db.dispose()

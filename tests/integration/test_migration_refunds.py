@@ -4,11 +4,8 @@ on the upgraded database (refunds payable holds only what is still owed)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import create_engine, select, text
 
 from premium_billing.bootstrap import database
@@ -16,24 +13,7 @@ from premium_billing.db.engine import normalize_url
 from premium_billing.db.migrate import upgrade
 from premium_billing.payments.models import Refund
 from premium_billing.reports.check import check
-
-from ..conftest import PG_URL
-
-
-@pytest.fixture
-def empty_url(backend: str, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    name = f"pb_upgrade_{uuid.uuid4().hex[:8]}"
-    base = normalize_url(PG_URL).rpartition("/")[0]
-    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield f"{base}/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+from tests.integration.migration_helpers import empty_url  # noqa: F401 (a fixture)
 
 
 def _old_book(url: str) -> None:
@@ -89,7 +69,7 @@ def _old_book(url: str) -> None:
     engine.dispose()
 
 
-def test_a_refund_paid_before_the_upgrade_is_journaled_as_paid_out(empty_url: str) -> None:
+def test_a_refund_paid_before_the_upgrade_is_journaled_as_paid_out(empty_url: str) -> None:  # noqa: F811
     upgrade(empty_url, "0008_guard")
     _old_book(empty_url)
     upgrade(empty_url)
