@@ -39,6 +39,7 @@ from premium_billing.actor import Actor, current_actor, set_actor
 from premium_billing.config import Settings
 from premium_billing.db.bulk import any_of, cached_plans, custom_plans
 from premium_billing.db.engine import make_engine
+from premium_billing.db.hooks import HANDLERS
 from premium_billing.db.types import utcnow
 from premium_billing.invoicing.models import Invoice
 from premium_billing.invoicing.rules import PAYABLE_STATUSES, is_payable, payment_reference
@@ -553,7 +554,7 @@ class _Writers:
         self.pool: Executor
         if postgres and 0 < threshold <= payments:
             url = bind.engine.url.render_as_string(hide_password=False)
-            args = (url, dict(session.info), settings, current_actor())
+            args = (url, _wiring(session), settings, current_actor())
             gc.freeze()  # the children leave this process's objects alone (no copy on write)
             try:
                 self.pool = ProcessPoolExecutor(
@@ -571,7 +572,7 @@ class _Writers:
             lock = threading.Lock()
 
             def start() -> None:
-                _start_thread_writer(bind, dict(session.info), settings, current_actor())
+                _start_thread_writer(bind, _wiring(session), settings, current_actor())
                 with lock:
                     self.sessions.append(_writer.session)
 
@@ -594,6 +595,12 @@ class _Writers:
 
 
 _writer = threading.local()  # a writer's session and settings (a thread's, or a process's)
+
+
+def _wiring(session: Session) -> dict[str, Any]:
+    """A writer session's `info`: the run session's domain-event handlers, and nothing of
+    its transaction's state (what the audit trail and the journal queue for a commit)."""
+    return {HANDLERS: session.info.get(HANDLERS)}
 
 
 def _start_thread_writer(bind: Any, info: dict[str, Any], settings: Settings, actor: Actor) -> None:
