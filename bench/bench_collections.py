@@ -29,6 +29,7 @@ from sqlalchemy import text
 from bench.bench_invoices import peak_rss_mb, timed
 from bench.seed import arguments, fresh_database, seed_monthly_policies
 from premium_billing.bootstrap import database
+from premium_billing.collections.assess_pg import step_fact_sql
 from premium_billing.collections.job import run_collections
 from premium_billing.config import Settings
 from premium_billing.db.migrate import upgrade
@@ -57,6 +58,17 @@ GROUP BY i.policy_id
 """
 
 
+# The notice of each step: its email in the outbox, as the job's notices are written (the
+# facts by `step_fact_sql`, the SQL twin of the event's step facts).
+FLOOR_NOTICES = f"""
+INSERT INTO notifications_floor (kind, business_key, policyholder_id, policy_id, invoice_id,
+    facts, status, attempts, next_attempt_at, created_at, updated_at)
+SELECT 'grace_notice', 'step_' || s.id, p.policyholder_id, s.policy_id, NULL,
+    {step_fact_sql("s", "s.anchor_due_date + 14")}, 'queued', 0, now(), now(), now()
+FROM collection_steps_floor s JOIN policies p ON p.id = s.policy_id
+"""
+
+
 def copy_table(conn, table: str) -> None:  # type: ignore[no-untyped-def]
     """A copy of `table` with the same columns, checks, indexes, keys and foreign keys."""
     conn.execute(text(f"CREATE TABLE {table}_floor (LIKE {table} INCLUDING ALL)"))
@@ -79,6 +91,7 @@ def _seed(db, n: int) -> None:  # type: ignore[no-untyped-def]
     with db.engine.begin() as conn:
         copy_table(conn, "delinquencies")
         copy_table(conn, "collection_steps")
+        copy_table(conn, "notifications")
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
 
@@ -86,7 +99,7 @@ def _seed(db, n: int) -> None:  # type: ignore[no-untyped-def]
 def _seeded_n(db) -> int | None:  # type: ignore[no-untyped-def]
     """N of a database copied from a kept seed (None when it is not one)."""
     with db.engine.connect() as conn:
-        if conn.execute(text("SELECT to_regclass('collection_steps_floor')")).scalar() is None:
+        if conn.execute(text("SELECT to_regclass('notifications_floor')")).scalar() is None:
             return None
         return int(conn.execute(text("SELECT count(*) FROM policies")).scalar_one())
 
@@ -137,6 +150,7 @@ def main() -> None:
         with db.engine.begin() as conn:
             conn.execute(text(FLOOR_STATES), {"as_of": GRACE})
             conn.execute(text(FLOOR_STEPS), {"as_of": GRACE})
+            conn.execute(text(FLOOR_NOTICES))
 
     stats: dict[str, object] = {}
 
@@ -144,7 +158,7 @@ def main() -> None:
         stats.update(run_collections(db, settings, GRACE, batch_size=args.batch_size).as_dict())
 
     before = _writes(db)
-    floor_s = timed("floor INSERT … SELECT ×2", floor)
+    floor_s = timed("floor INSERT … SELECT ×3", floor)
     job_s = timed("collections", job)
     assert stats["steps"] == {"grace_notice": n}, stats["steps"]
     assert stats["transitions"] == {"in_grace": n}, stats["transitions"]
@@ -157,10 +171,12 @@ def main() -> None:
                 "(SELECT count(*) FROM collection_steps), "
                 "(SELECT count(*) FROM policies WHERE status = 'in_grace'), "
                 "(SELECT count(*) FROM delinquencies_floor), "
-                "(SELECT count(*) FROM collection_steps_floor)"
+                "(SELECT count(*) FROM collection_steps_floor), "
+                "(SELECT count(*) FROM notifications WHERE kind = 'grace_notice'), "
+                "(SELECT count(*) FROM notifications_floor)"
             )
         ).one()
-    assert tuple(counts) == (n,) * 5, counts
+    assert tuple(counts) == (n,) * 7, counts
     after = _writes(db)
     print("  rows the job wrote, inserted/updated (HOT): " + ", ".join(
         f"{t} {i - before.get(t, (0, 0, 0))[0]:,}/{u - before.get(t, (0, 0, 0))[1]:,}"

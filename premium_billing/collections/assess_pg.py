@@ -10,8 +10,9 @@ expect the same steps on the same days. The statement returns what the events ne
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import date, timedelta
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import date
 from typing import Any
 
 from sqlalchemy import BigInteger, Date, bindparam, text
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from premium_billing.collections import rules
 from premium_billing.collections.assess import DEFERRED, Assessed, announce, horizon, step_fact
 from premium_billing.config import Settings
+from premium_billing.db.bulk import custom_plans
 from premium_billing.invoicing.rules import PAYABLE_STATUSES
 
 
@@ -89,7 +91,7 @@ heads AS (
            (o.anchor IS NOT NULL AND o.chased >= pl.threshold) AS chasing
     FROM policies p
     JOIN plan pl ON pl.product = p.product
-    LEFT JOIN delinquencies d ON d.policy_id = p.id
+    LEFT JOIN delinquencies d ON d.policy_id = p.id AND d.policy_id = ANY(:ids)
     LEFT JOIN owed o ON o.policy_id = p.id
     WHERE p.id = ANY(:ids) AND p.status IN ('active', 'past_due', 'in_grace')
 ),
@@ -138,7 +140,8 @@ upd AS (
         through = CASE WHEN t.anchor IS NOT NULL THEN t.through END,
         evaluated_on = :as_of, next_on = t.next_on, updated_at = now()
     FROM todo t
-    WHERE t.has_row AND d.policy_id = t.policy_id AND d.state = t.old_state
+    WHERE t.has_row AND d.policy_id = t.policy_id AND d.policy_id = ANY(:ids)
+      AND d.state = t.old_state
       AND d.through IS NOT DISTINCT FROM t.old_through
     RETURNING d.policy_id
 ),
@@ -152,7 +155,7 @@ pol AS (
     SET status = CASE m.state WHEN 'reinstated' THEN 'active' ELSE m.state END,
         updated_at = now()
     FROM moved m
-    WHERE p.id = m.policy_id
+    WHERE p.id = m.policy_id AND p.id = ANY(:ids)
       AND p.status <> CASE m.state WHEN 'reinstated' THEN 'active' ELSE m.state END
     RETURNING p.id
 ),
@@ -167,15 +170,14 @@ stp AS (
     RETURNING id, policy_id, installment_id, anchor_due_date, step, days_after_due, taken_on,
               amount_overdue, currency, status
 )
-SELECT 'transition' AS kind, m.policy_id, coalesce(m.old_state, 'active') AS from_state,
-       m.state AS to_state, m.anchor, m.overdue, m.currency, NULL::bigint AS id,
-       NULL::bigint AS installment_id, NULL AS status, NULL::int AS days_after_due,
-       (SELECT count(*) FROM pol) AS statuses, NULL::int AS grace_days
-FROM moved m
-UNION ALL
-SELECT 'step', s.policy_id, NULL, s.step, s.anchor_due_date, s.amount_overdue, s.currency,
-       s.id, s.installment_id, s.status, s.days_after_due, NULL, pl.grace_days
-FROM stp s JOIN policies p ON p.id = s.policy_id JOIN plan pl ON pl.product = p.product
+SELECT
+    (SELECT json_object_agg(move, ids)::text FROM (
+        SELECT coalesce(old_state, 'active') || '->' || state AS move,
+               json_agg(policy_id ORDER BY policy_id) AS ids
+        FROM moved GROUP BY 1) g) AS moves,
+    (SELECT json_object_agg(status || ':' || step, ids)::text FROM (
+        SELECT status, step, json_agg(id ORDER BY id) AS ids FROM stp GROUP BY 1, 2) g) AS taken,
+    (SELECT count(*) FROM pol) AS statuses
 """
 
 
@@ -200,7 +202,10 @@ def assess_batch(
         bindparam("horizon", type_=Date()),
         bindparam("run_id", type_=BigInteger()),
     )
-    rows = session.execute(
+    # Planned for its ids each time: a generic plan, made once, would not see the tables
+    # grow by a batch each statement (nor the ids' count).
+    custom_plans(session)
+    row = session.execute(
         stmt,
         {
             "ids": list(policy_ids),
@@ -209,38 +214,151 @@ def assess_batch(
             "stale": settings.collections_stale_days,
             "run_id": job_run_id,
         },
-    ).all()
-    steps: list[dict[str, Any]] = []
-    for r in rows:
-        if r.kind == "transition":
-            outcome.transitions.append(
-                {
-                    "policy_id": r.policy_id,
-                    "from_state": r.from_state,
-                    "to_state": r.to_state,
-                    "on": as_of,
-                    "oldest_unpaid_due_date": r.anchor,
-                    "amount_overdue": int(r.overdue),
-                    "currency": r.currency,
-                }
-            )
-        else:
-            step = {
-                "id": r.id,
-                "policy_id": r.policy_id,
-                "installment_id": r.installment_id,
-                "step": r.to_state,
-                "taken_on": as_of,
-                "anchor_due_date": r.anchor,
-                "amount_overdue": int(r.overdue),
-                "currency": r.currency,
-                "status": r.status,
-                "days_after_due": r.days_after_due,
-            }
-            steps.append(step | {"grace_end": r.anchor + timedelta(days=r.grace_days)})
-    outcome.transitions.sort(key=lambda t: t["policy_id"])
-    for step in sorted(steps, key=lambda s: s["id"]):
-        fact = step_fact(step, step.pop("grace_end"))
-        (outcome.deferred if step["status"] == "pending" else outcome.steps).append(fact)
+    ).one()
+    moves = json.loads(row.moves or "{}")
+    taken: dict[str, dict[str, list[int]]] = {"taken": {}, "pending": {}}
+    for key, ids in json.loads(row.taken or "{}").items():
+        status, _, step = key.partition(":")
+        taken[status][step] = ids
+    grace = {product: plan.grace_days for product, plan in plans.items()}
+    outcome.transitions = Written(moves, as_of, lambda: _transitions(session, moves, as_of))
+    outcome.steps, outcome.deferred = (
+        Written(
+            taken[status],
+            as_of,
+            lambda ids=taken[status]: _steps(session, grace, ids),
+            source=_notices_source(grace, taken[status]) if status == "taken" else None,
+        )
+        for status in ("taken", "pending")
+    )
     announce(session, settings, outcome.transitions, outcome.steps)
     return outcome
+
+
+class Written(Sequence[dict[str, Any]]):
+    """What a batch statement wrote, as the event names it (a transition, a step fact),
+    read back only when a handler reads it: a batch writes thousands that no handler may
+    need (with no webhook endpoint nothing reads the transitions; the notices are written
+    by INSERT … SELECT from `source`). `groups`: the ids per kind, which the statement
+    returns (the audit row's, the job's counts)."""
+
+    def __init__(
+        self,
+        groups: dict[str, list[int]],
+        on: date,
+        load: Callable[[], list[dict[str, Any]]],
+        source: Callable[[Sequence[str]], tuple[str, dict[str, Any]]] | None = None,
+    ) -> None:
+        self.groups = groups
+        self.on = on
+        self.source = source
+        self._load = load
+        self._rows: list[dict[str, Any]] | None = None
+
+    def _read(self) -> list[dict[str, Any]]:
+        if self._rows is None:
+            self._rows = self._load() if self.groups else []
+        return self._rows
+
+    def __len__(self) -> int:
+        return sum(len(ids) for ids in self.groups.values())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._read()[index]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._read())
+
+
+def _transitions(
+    session: Session, moves: Mapping[str, list[int]], on: date
+) -> list[dict[str, Any]]:
+    """The transitions of `moves` ("from->to": policy ids) as DELINQUENCY_CHANGED names
+    them, from the rows this transaction wrote."""
+    states = {}
+    for move, ids in moves.items():
+        before, _, after = move.partition("->")
+        states.update(dict.fromkeys(ids, (before, after)))
+    rows = session.execute(
+        text(
+            "SELECT policy_id, anchor_due_date, amount_overdue, currency FROM delinquencies "
+            "WHERE policy_id = ANY(CAST(:ids AS bigint[])) ORDER BY policy_id"
+        ),
+        {"ids": sorted(states)},
+    )
+    return [
+        {
+            "policy_id": policy_id,
+            "from_state": states[policy_id][0],
+            "to_state": states[policy_id][1],
+            "on": on,
+            "oldest_unpaid_due_date": anchor,
+            "amount_overdue": int(overdue),
+            "currency": currency,
+        }
+        for policy_id, anchor, overdue, currency in rows
+    ]
+
+
+def _steps(
+    session: Session, grace: Mapping[str, int], groups: Mapping[str, list[int]]
+) -> list[dict[str, Any]]:
+    """The steps `groups` names (step: ids) as COLLECTION_STEPS_TAKEN names them
+    (`assess.step_fact`), from their rows."""
+    rows = session.execute(
+        text(
+            "SELECT s.id, s.policy_id, s.installment_id, s.step, s.taken_on, s.anchor_due_date, "
+            "s.amount_overdue, s.currency, s.status, s.days_after_due, "
+            "s.anchor_due_date + g.grace_days AS grace_end "
+            f"FROM collection_steps s JOIN policies p ON p.id = s.policy_id {_graces(grace)} "
+            "WHERE s.id = ANY(CAST(:ids AS bigint[])) ORDER BY s.id"
+        ),
+        {"ids": sorted(i for ids in groups.values() for i in ids)},
+    ).mappings()
+    facts = []
+    for row in rows:
+        step = dict(row)
+        grace_end = step.pop("grace_end")
+        facts.append(step_fact(step, grace_end))
+    return facts
+
+
+def _graces(grace: Mapping[str, int]) -> str:
+    """A join of `policies p` to its plan's grace days (`g.grace_days`)."""
+    assert all(p in rules.PRODUCTS for p in grace)
+    graces = ", ".join(f"('{p}', {int(d)})" for p, d in sorted(grace.items()))
+    return f"JOIN (VALUES {graces}) AS g(product, grace_days) ON g.product = p.product"
+
+
+def _notices_source(
+    grace: Mapping[str, int], taken: Mapping[str, list[int]]
+) -> Callable[[Sequence[str]], tuple[str, dict[str, Any]]]:
+    """The taken steps of the given kinds (step_id, policy_id, policyholder_id, step, facts:
+    `assess.step_fact` of the row, by `step_fact_sql`) as a SELECT, for an INSERT … SELECT of
+    their notices, and its parameters."""
+
+    def source(kinds: Sequence[str]) -> tuple[str, dict[str, Any]]:
+        sql = (
+            "SELECT s.id AS step_id, s.policy_id, p.policyholder_id, s.step, "
+            f"{step_fact_sql('s', 's.anchor_due_date + g.grace_days')} AS facts "
+            f"FROM collection_steps s JOIN policies p ON p.id = s.policy_id {_graces(grace)} "
+            "WHERE s.id = ANY(CAST(:step_ids AS bigint[]))"
+        )
+        return sql, {"step_ids": sorted(i for k in kinds for i in taken.get(k, ()))}
+
+    return source
+
+
+def step_fact_sql(step: str, grace_ends_on: str) -> str:
+    """`assess.step_fact` in SQL (PostgreSQL): the JSON of the collection_steps row `step`
+    with `grace_ends_on` (an SQL date expression). A test holds the two equal."""
+    return (
+        "CAST(jsonb_build_object("
+        f"'step_id', {step}.id, 'policy_id', {step}.policy_id, "
+        f"'installment_id', {step}.installment_id, 'step', {step}.step, "
+        f"'on', {step}.taken_on, 'oldest_unpaid_due_date', {step}.anchor_due_date, "
+        f"'amount_overdue', {step}.amount_overdue, 'currency', {step}.currency, "
+        f"'grace_ends_on', {grace_ends_on}, 'lapse_on', {grace_ends_on}, "
+        f"'status', {step}.status) || CASE WHEN {step}.step = 'reminder' "
+        f"THEN jsonb_build_object('offset', {step}.days_after_due) ELSE '{{}}' END AS json)"
+    )

@@ -61,10 +61,11 @@ class CollectionsStats:
     failed: int = 0
 
     def add(self, outcome: Assessed) -> None:
-        for t in outcome.transitions:
-            self.transitions[t["to_state"]] = self.transitions.get(t["to_state"], 0) + 1
-        for s in outcome.steps:
-            self.steps[s["step"]] = self.steps.get(s["step"], 0) + 1
+        moved, taken = outcome.counts()
+        for state, count in moved.items():
+            self.transitions[state] = self.transitions.get(state, 0) + count
+        for step, count in taken.items():
+            self.steps[step] = self.steps.get(step, 0) + count
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -202,7 +202,10 @@ def payments_failed(session: Session, failures: Sequence[Mapping[str, Any]]) -> 
 
 def delinquency_changed(session: Session, transitions: Sequence[Mapping[str, Any]]) -> list[int]:
     """`policy.past_due`, `policy.in_grace`, `policy.lapsed`, `policy.reinstated` per
-    transition into that state (business key: the policy, the state and the day)."""
+    transition into that state (business key: the policy, the state and the day). With no
+    endpoint subscribed to any of them nothing is read nor written."""
+    if not transitions or not any(wanted(session, e) for e in STATE_EVENTS.values()):
+        return []
     changes = [t for t in transitions if t["to_state"] in STATE_EVENTS]
     holders = policy_holders(session, sorted({t["policy_id"] for t in changes}))
     return record(
