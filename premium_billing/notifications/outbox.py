@@ -177,11 +177,13 @@ def _queue_step_rows(session: Session, select_steps: str, params: dict[str, Any]
     kinds = ", ".join(f"('{step}', '{kind}')" for step, kind in sorted(STEP_KINDS.items()))
     result = session.execute(
         text(
+            # The steps first, on their own (their ids), then their kinds of notice.
+            f"WITH s AS MATERIALIZED ({select_steps}) "
             "INSERT INTO notifications (kind, business_key, policyholder_id, policy_id, "
             "invoice_id, facts, status, attempts, next_attempt_at, created_at, updated_at) "
             "SELECT k.kind, 'step_' || s.step_id, s.policyholder_id, s.policy_id, NULL, "
             "s.facts, 'queued', 0, :now, :now, :now "
-            f"FROM ({select_steps}) AS s JOIN (VALUES {kinds}) AS k(step, kind) "
+            f"FROM s JOIN (VALUES {kinds}) AS k(step, kind) "
             "ON k.step = s.step ORDER BY s.step_id ON CONFLICT DO NOTHING"
         ).bindparams(bindparam("now", type_=UTCDateTime())),
         {**params, "now": utcnow()},
