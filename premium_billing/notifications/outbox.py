@@ -173,7 +173,9 @@ def queue_collection_steps(session: Session, steps: Sequence[Mapping[str, Any]])
 
 def _queue_step_rows(session: Session, select_steps: str, params: dict[str, Any]) -> int:
     """The notices of the steps `select_steps` yields (step_id, policy_id, policyholder_id,
-    step, facts), as `queue_collection_steps` writes them, by one INSERT … SELECT."""
+    step, facts), as `queue_collection_steps` writes them, by one INSERT … SELECT. Those
+    steps are rows this transaction wrote (new ids), so no notice of theirs exists yet: a
+    plain INSERT (the unique key still holds: a duplicate would fail the transaction)."""
     kinds = ", ".join(f"('{step}', '{kind}')" for step, kind in sorted(STEP_KINDS.items()))
     result = session.execute(
         text(
@@ -184,7 +186,7 @@ def _queue_step_rows(session: Session, select_steps: str, params: dict[str, Any]
             "SELECT k.kind, 'step_' || s.step_id, s.policyholder_id, s.policy_id, NULL, "
             "s.facts, 'queued', 0, :now, :now, :now "
             f"FROM s JOIN (VALUES {kinds}) AS k(step, kind) "
-            "ON k.step = s.step ORDER BY s.step_id ON CONFLICT DO NOTHING"
+            "ON k.step = s.step ORDER BY s.step_id"
         ).bindparams(bindparam("now", type_=UTCDateTime())),
         {**params, "now": utcnow()},
     )
