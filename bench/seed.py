@@ -111,9 +111,7 @@ def arguments(
     return parser.parse_args()
 
 
-def fresh_database(
-    admin_url: str, name: str, template: str | None = None
-) -> tuple[str, Engine]:
+def fresh_database(admin_url: str, name: str, template: str | None = None) -> tuple[str, Engine]:
     """Drop and create the database `name` on the server of `admin_url` (a copy of the
     database `template` when it exists): its URL, and the admin engine (AUTOCOMMIT) that
     drops it at the end."""
@@ -121,8 +119,11 @@ def fresh_database(
     admin = create_engine(normalize_url(admin_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        exists = template is not None and conn.execute(
-            text("SELECT 1 FROM pg_database WHERE datname = :t"), {"t": template}
-        ).first()
+        exists = (
+            template is not None
+            and conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :t"), {"t": template}
+            ).first()
+        )
         conn.execute(text(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if exists else "")))
     return f"{base}/{name}", admin
