@@ -176,17 +176,15 @@ def _queue_step_rows(session: Session, select_steps: str, params: dict[str, Any]
     step, facts), as `queue_collection_steps` writes them, by one INSERT … SELECT. Those
     steps are rows this transaction wrote (new ids), so no notice of theirs exists yet: a
     plain INSERT (the unique key still holds: a duplicate would fail the transaction)."""
-    kinds = ", ".join(f"('{step}', '{kind}')" for step, kind in sorted(STEP_KINDS.items()))
+    kind = " ".join(f"WHEN '{step}' THEN '{kind}'" for step, kind in sorted(STEP_KINDS.items()))
     result = session.execute(
         text(
-            # The steps first, on their own (their ids), then their kinds of notice.
-            f"WITH s AS MATERIALIZED ({select_steps}) "
             "INSERT INTO notifications (kind, business_key, policyholder_id, policy_id, "
             "invoice_id, facts, status, attempts, next_attempt_at, created_at, updated_at) "
-            "SELECT k.kind, 'step_' || s.step_id, s.policyholder_id, s.policy_id, NULL, "
-            "s.facts, 'queued', 0, :now, :now, :now "
-            f"FROM s JOIN (VALUES {kinds}) AS k(step, kind) "
-            "ON k.step = s.step ORDER BY s.step_id"
+            f"SELECT CASE s.step {kind} END, 'step_' || s.step_id, s.policyholder_id, "
+            "s.policy_id, NULL, s.facts, 'queued', 0, :now, :now, :now "
+            f"FROM ({select_steps}) AS s WHERE s.step IN "
+            f"({', '.join(repr(step) for step in sorted(STEP_KINDS))})"
         ).bindparams(bindparam("now", type_=UTCDateTime())),
         {**params, "now": utcnow()},
     )
