@@ -129,7 +129,7 @@ ins AS (
            CASE WHEN t.anchor IS NOT NULL THEN t.through END, :as_of, t.next_on, now()
     FROM todo t WHERE NOT t.has_row
     ON CONFLICT (policy_id) DO NOTHING
-    RETURNING policy_id
+    RETURNING policy_id, 'active'::text AS old_state, state
 ),
 upd AS (
     UPDATE delinquencies d
@@ -142,13 +142,10 @@ upd AS (
     WHERE t.has_row AND d.policy_id = t.policy_id AND d.policy_id = ANY(:ids)
       AND d.state = t.old_state
       AND d.through IS NOT DISTINCT FROM t.old_through
-    RETURNING d.policy_id
+    RETURNING d.policy_id, t.old_state::text, d.state
 ),
-won AS (SELECT policy_id FROM ins UNION ALL SELECT policy_id FROM upd),
-moved AS (
-    SELECT t.* FROM todo t JOIN won w ON w.policy_id = t.policy_id
-    WHERE t.state <> coalesce(t.old_state, 'active')
-),
+won AS (SELECT * FROM ins UNION ALL SELECT * FROM upd),
+moved AS (SELECT * FROM won WHERE state <> old_state),
 pol AS (
     UPDATE policies p
     SET status = CASE m.state WHEN 'reinstated' THEN 'active' ELSE m.state END,
@@ -171,11 +168,10 @@ stp AS (
 )
 SELECT
     (SELECT json_object_agg(move, ids)::text FROM (
-        SELECT coalesce(old_state, 'active') || '->' || state AS move,
-               json_agg(policy_id ORDER BY policy_id) AS ids
+        SELECT old_state || '->' || state AS move, json_agg(policy_id) AS ids
         FROM moved GROUP BY 1) g) AS moves,
     (SELECT json_object_agg(status || ':' || step, ids)::text FROM (
-        SELECT status, step, json_agg(id ORDER BY id) AS ids FROM stp GROUP BY 1, 2) g) AS taken,
+        SELECT status, step, json_agg(id) AS ids FROM stp GROUP BY 1, 2) g) AS taken,
     (SELECT count(*) FROM pol) AS statuses
 """
 
@@ -225,11 +221,11 @@ def assess_batch(
         ).one()
     finally:
         driver.prepare_threshold = threshold  # type: ignore[union-attr]
-    moves = json.loads(row.moves or "{}")
+    moves = {move: sorted(ids) for move, ids in json.loads(row.moves or "{}").items()}
     taken: dict[str, dict[str, list[int]]] = {"taken": {}, "pending": {}}
     for key, ids in json.loads(row.taken or "{}").items():
         status, _, step = key.partition(":")
-        taken[status][step] = ids
+        taken[status][step] = sorted(ids)
     grace = {product: plan.grace_days for product, plan in plans.items()}
     outcome.transitions = Written(moves, as_of, lambda: _transitions(session, moves, as_of))
     outcome.steps, outcome.deferred = (
