@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -135,8 +135,8 @@ def _next_batch(
         Delinquency.next_on.is_(None),
         Delinquency.next_on <= as_of,
     )
-    owing = session.scalars(
-        select(Invoice.policy_id)
+    owing = (
+        select(Invoice.policy_id.label("policy_id"))
         .outerjoin(Delinquency, Delinquency.policy_id == Invoice.policy_id)
         .where(
             Invoice.policy_id > after,
@@ -147,9 +147,9 @@ def _next_batch(
         .group_by(Invoice.policy_id)
         .order_by(Invoice.policy_id)
         .limit(size)
-    ).all()
-    behind = session.scalars(
-        select(Delinquency.policy_id)
+    )
+    behind = (
+        select(Delinquency.policy_id.label("policy_id"))
         .join(Policy, Policy.id == Delinquency.policy_id)
         .where(
             Policy.status.in_(CHASED),
@@ -159,8 +159,9 @@ def _next_batch(
         )
         .order_by(Delinquency.policy_id)
         .limit(size)
-    ).all()
-    return sorted(set(owing) | set(behind))[:size]
+    )
+    both = union(owing.subquery().select(), behind.subquery().select()).subquery()
+    return list(session.scalars(select(both.c.policy_id).order_by(both.c.policy_id).limit(size)))
 
 
 def _deferred_steps(db: Database, settings: Settings, as_of: date, stats: CollectionsStats) -> None:
