@@ -6,7 +6,10 @@ The plans come in as `VALUES` lists made from `collections.rules` (each plan's s
 the days on which something changes, grace start and end, threshold), so the days are the
 rules' own; the state is a `CASE` on the days overdue in the same order as `rules.assess`.
 The integration tests run the job on both backends (SQLite takes the Python path) and
-expect the same steps on the same days. The statement returns what the events need."""
+expect the same steps on the same days. The statement returns only the ids it wrote per
+kind: the events carry them as `Written` sequences, read back when a handler reads them, and
+the steps' notices are written from their rows by one INSERT … SELECT (`source`, with the
+facts by `step_fact_sql`, the SQL twin of `assess.step_fact`)."""
 
 from __future__ import annotations
 
