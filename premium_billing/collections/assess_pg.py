@@ -72,7 +72,8 @@ inv AS (
     SELECT i.policy_id, i.id, i.due_date, i.amount_due, i.installment_id,
            min(i.due_date) OVER (PARTITION BY i.policy_id) AS anchor
     FROM invoices i
-    WHERE i.policy_id = ANY(:ids) AND i.status IN ({payable})
+    WHERE i.policy_id BETWEEN :first AND :last AND i.policy_id + 0 = ANY(:ids)
+      AND i.status IN ({payable})
       AND i.due_date <= :horizon AND i.amount_due > 0
 ),
 owed AS (
@@ -95,7 +96,8 @@ heads AS (
     JOIN plan pl ON pl.product = p.product
     LEFT JOIN delinquencies d ON d.policy_id = p.id AND d.policy_id = ANY(:ids)
     LEFT JOIN owed o ON o.policy_id = p.id
-    WHERE p.id = ANY(:ids) AND p.status IN ('active', 'past_due', 'in_grace')
+    WHERE p.id BETWEEN :first AND :last AND p.id + 0 = ANY(:ids)
+      AND p.status IN ('active', 'past_due', 'in_grace')
 ),
 calc AS (
     SELECT h.*,
@@ -154,7 +156,7 @@ pol AS (
     SET status = CASE m.state WHEN 'reinstated' THEN 'active' ELSE m.state END,
         updated_at = now()
     FROM moved m
-    WHERE p.id = m.policy_id AND p.id = ANY(:ids)
+    WHERE p.id = m.policy_id AND p.id BETWEEN :first AND :last AND p.id + 0 = ANY(:ids)
       AND p.status <> CASE m.state WHEN 'reinstated' THEN 'active' ELSE m.state END
     RETURNING p.id
 ),
@@ -216,6 +218,10 @@ def assess_batch(
             stmt,
             {
                 "ids": list(policy_ids),
+                # Read as the range of the ids (one scan of each index, the ids a filter:
+                # `+ 0`), not a descent of the index per id.
+                "first": min(policy_ids),
+                "last": max(policy_ids),
                 "as_of": as_of,
                 "horizon": horizon(settings, as_of),
                 "stale": settings.collections_stale_days,
