@@ -89,9 +89,18 @@ def seed_monthly_policies(engine: Engine, n: int, effective: date, prefix: str =
     return n
 
 
-def arguments(doc: str | None, batch_size: int) -> argparse.Namespace:
-    """The arguments every N-policy benchmark takes: --n, --batch-size, --admin-url."""
+def arguments(
+    doc: str | None, batch_size: int, database: str | None = None, keep: bool = False
+) -> argparse.Namespace:
+    """The arguments every N-policy benchmark takes: --n, --batch-size, --admin-url; with
+    `database`, --database (the name it creates, that by default); with `keep`, --keep."""
     parser = argparse.ArgumentParser(description=doc)
+    if database is not None:
+        parser.add_argument("--database", default=database, help="the database to create")
+    if keep:
+        parser.add_argument(
+            "--keep", action="store_true", help="keep the seeded state and start from it"
+        )
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=batch_size)
     parser.add_argument(
@@ -102,12 +111,19 @@ def arguments(doc: str | None, batch_size: int) -> argparse.Namespace:
     return parser.parse_args()
 
 
-def fresh_database(admin_url: str, name: str) -> tuple[str, Engine]:
-    """Drop and create the database `name` on the server of `admin_url`: its URL, and the
-    admin engine (AUTOCOMMIT) that drops it at the end."""
+def fresh_database(admin_url: str, name: str, template: str | None = None) -> tuple[str, Engine]:
+    """Drop and create the database `name` on the server of `admin_url` (a copy of the
+    database `template` when it exists): its URL, and the admin engine (AUTOCOMMIT) that
+    drops it at the end."""
     base = normalize_url(admin_url).rpartition("/")[0]
     admin = create_engine(normalize_url(admin_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {name}"))
+        exists = (
+            template is not None
+            and conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :t"), {"t": template}
+            ).first()
+        )
+        conn.execute(text(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if exists else "")))
     return f"{base}/{name}", admin

@@ -13,7 +13,7 @@ two processes assessing the same policy at once publish each transition and step
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -43,9 +43,27 @@ DEFERRED = ("lapse", "late_fee")
 class Assessed:
     """What one set's assessment wrote (and published)."""
 
-    transitions: list[dict[str, Any]] = field(default_factory=list)
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    deferred: list[dict[str, Any]] = field(default_factory=list)  # lapse / late fee rows
+    transitions: Sequence[dict[str, Any]] = field(default_factory=list)
+    steps: Sequence[dict[str, Any]] = field(default_factory=list)
+    deferred: Sequence[dict[str, Any]] = field(default_factory=list)  # lapse / late fee rows
+
+    def counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Transitions per state entered, steps taken per step (without reading the rows
+        of a batch statement: their ids per kind are known)."""
+        return _counts(self.transitions, "to_state"), _counts(self.steps, "step")
+
+
+def _counts(rows: Sequence[dict[str, Any]], name: str) -> dict[str, int]:
+    groups: dict[str, list[int]] | None = getattr(rows, "groups", None)
+    counted: dict[str, int] = {}
+    if groups is not None:
+        for key, ids in groups.items():
+            kind = key.rpartition("->")[2]  # a move "from->to" counts for its state
+            counted[kind] = counted.get(kind, 0) + len(ids)
+        return counted
+    for row in rows:
+        counted[row[name]] = counted.get(row[name], 0) + 1
+    return counted
 
 
 def horizon(settings: Settings, as_of: date) -> date:
@@ -202,10 +220,9 @@ def assess_policies(
         }
         for p in moved
     ]
-    for step in taken:
-        f = facts[step["policy_id"]]
-        full = step_fact(step, f["grace_ends_on"])
-        (outcome.deferred if step["status"] == "pending" else outcome.steps).append(full)
+    written = [step_fact(step, facts[step["policy_id"]]["grace_ends_on"]) for step in taken]
+    outcome.steps = [s for s in written if s["status"] != "pending"]
+    outcome.deferred = [s for s in written if s["status"] == "pending"]
     announce(session, settings, outcome.transitions, outcome.steps)
     return outcome
 
@@ -233,31 +250,40 @@ def step_fact(step: dict[str, Any], grace_ends_on: date | None) -> dict[str, Any
 def announce(
     session: Session,
     settings: Settings,
-    transitions: list[dict[str, Any]],
-    steps: list[dict[str, Any]],
+    transitions: Sequence[dict[str, Any]],
+    steps: Sequence[dict[str, Any]],
 ) -> None:
-    """Audit (one row per set) and publish what changed, in this transaction."""
+    """Audit (one row per set) and publish what changed, in this transaction. A batch
+    statement's `Written` rows carry their ids per kind, so they are not read for this."""
     if transitions:
         # One row per set: the policies of each move (ids only: a batch moves thousands).
-        moves: dict[str, list[int]] = {}
-        for t in transitions:
-            moves.setdefault(f"{t['from_state']}->{t['to_state']}", []).append(t["policy_id"])
+        moves = getattr(transitions, "groups", None) or _grouped(
+            transitions, lambda t: f"{t['from_state']}->{t['to_state']}", "policy_id"
+        )
         audit.record(
             session,
             "delinquency_changed",
             "policies",
             None,
-            after={"on": transitions[0]["on"], "policies": moves},
-        )
+            after={"on": getattr(transitions, "on", None) or transitions[0]["on"],
+                   "policies": moves},
+        )  # fmt: skip
         publish(session, DELINQUENCY_CHANGED, transitions=transitions, settings=settings)
     if steps:
-        taken: dict[str, list[int]] = {}
-        for step in steps:
-            taken.setdefault(step["step"], []).append(step["step_id"])
+        taken = getattr(steps, "groups", None) or _grouped(steps, lambda s: s["step"], "step_id")
         audit.record(
             session, "collection_steps_taken", "collection_steps", None, after={"steps": taken}
         )
         publish(session, COLLECTION_STEPS_TAKEN, steps=steps, settings=settings)
+
+
+def _grouped(
+    rows: Sequence[dict[str, Any]], key: Callable[[dict[str, Any]], str], id_name: str
+) -> dict[str, list[int]]:
+    groups: dict[str, list[int]] = {}
+    for row in rows:
+        groups.setdefault(key(row), []).append(row[id_name])
+    return groups
 
 
 def _anchor(owed: list[tuple[date, int, int | None]]) -> date | None:

@@ -6,12 +6,16 @@ The plans come in as `VALUES` lists made from `collections.rules` (each plan's s
 the days on which something changes, grace start and end, threshold), so the days are the
 rules' own; the state is a `CASE` on the days overdue in the same order as `rules.assess`.
 The integration tests run the job on both backends (SQLite takes the Python path) and
-expect the same steps on the same days. The statement returns what the events need."""
+expect the same steps on the same days. The statement returns only the ids it wrote per
+kind: the events carry them as `Written` sequences, read back when a handler reads them, and
+the steps' notices are written from their rows by one INSERT … SELECT (`source`, with the
+facts by `step_fact_sql`, the SQL twin of `assess.step_fact`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import date, timedelta
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import date
 from typing import Any
 
 from sqlalchemy import BigInteger, Date, bindparam, text
@@ -68,7 +72,8 @@ inv AS (
     SELECT i.policy_id, i.id, i.due_date, i.amount_due, i.installment_id,
            min(i.due_date) OVER (PARTITION BY i.policy_id) AS anchor
     FROM invoices i
-    WHERE i.policy_id = ANY(:ids) AND i.status IN ({payable})
+    WHERE i.policy_id BETWEEN :first AND :last AND i.policy_id + 0 = ANY(:ids)
+      AND i.status IN ({payable})
       AND i.due_date <= :horizon AND i.amount_due > 0
 ),
 owed AS (
@@ -89,9 +94,10 @@ heads AS (
            (o.anchor IS NOT NULL AND o.chased >= pl.threshold) AS chasing
     FROM policies p
     JOIN plan pl ON pl.product = p.product
-    LEFT JOIN delinquencies d ON d.policy_id = p.id
+    LEFT JOIN delinquencies d ON d.policy_id = p.id AND d.policy_id = ANY(:ids)
     LEFT JOIN owed o ON o.policy_id = p.id
-    WHERE p.id = ANY(:ids) AND p.status IN ('active', 'past_due', 'in_grace')
+    WHERE p.id BETWEEN :first AND :last AND p.id + 0 = ANY(:ids)
+      AND p.status IN ('active', 'past_due', 'in_grace')
 ),
 calc AS (
     SELECT h.*,
@@ -128,7 +134,7 @@ ins AS (
            CASE WHEN t.anchor IS NOT NULL THEN t.through END, :as_of, t.next_on, now()
     FROM todo t WHERE NOT t.has_row
     ON CONFLICT (policy_id) DO NOTHING
-    RETURNING policy_id
+    RETURNING policy_id, 'active'::text AS old_state, state
 ),
 upd AS (
     UPDATE delinquencies d
@@ -138,21 +144,19 @@ upd AS (
         through = CASE WHEN t.anchor IS NOT NULL THEN t.through END,
         evaluated_on = :as_of, next_on = t.next_on, updated_at = now()
     FROM todo t
-    WHERE t.has_row AND d.policy_id = t.policy_id AND d.state = t.old_state
+    WHERE t.has_row AND d.policy_id = t.policy_id AND d.policy_id = ANY(:ids)
+      AND d.state = t.old_state
       AND d.through IS NOT DISTINCT FROM t.old_through
-    RETURNING d.policy_id
+    RETURNING d.policy_id, t.old_state::text, d.state
 ),
-won AS (SELECT policy_id FROM ins UNION ALL SELECT policy_id FROM upd),
-moved AS (
-    SELECT t.* FROM todo t JOIN won w ON w.policy_id = t.policy_id
-    WHERE t.state <> coalesce(t.old_state, 'active')
-),
+won AS (SELECT * FROM ins UNION ALL SELECT * FROM upd),
+moved AS (SELECT * FROM won WHERE state <> old_state),
 pol AS (
     UPDATE policies p
     SET status = CASE m.state WHEN 'reinstated' THEN 'active' ELSE m.state END,
         updated_at = now()
     FROM moved m
-    WHERE p.id = m.policy_id
+    WHERE p.id = m.policy_id AND p.id BETWEEN :first AND :last AND p.id + 0 = ANY(:ids)
       AND p.status <> CASE m.state WHEN 'reinstated' THEN 'active' ELSE m.state END
     RETURNING p.id
 ),
@@ -167,15 +171,13 @@ stp AS (
     RETURNING id, policy_id, installment_id, anchor_due_date, step, days_after_due, taken_on,
               amount_overdue, currency, status
 )
-SELECT 'transition' AS kind, m.policy_id, coalesce(m.old_state, 'active') AS from_state,
-       m.state AS to_state, m.anchor, m.overdue, m.currency, NULL::bigint AS id,
-       NULL::bigint AS installment_id, NULL AS status, NULL::int AS days_after_due,
-       (SELECT count(*) FROM pol) AS statuses, NULL::int AS grace_days
-FROM moved m
-UNION ALL
-SELECT 'step', s.policy_id, NULL, s.step, s.anchor_due_date, s.amount_overdue, s.currency,
-       s.id, s.installment_id, s.status, s.days_after_due, NULL, pl.grace_days
-FROM stp s JOIN policies p ON p.id = s.policy_id JOIN plan pl ON pl.product = p.product
+SELECT
+    (SELECT json_object_agg(move, ids)::text FROM (
+        SELECT old_state || '->' || state AS move, json_agg(policy_id) AS ids
+        FROM moved GROUP BY 1) g) AS moves,
+    (SELECT json_object_agg(status || ':' || step, ids)::text FROM (
+        SELECT status, step, json_agg(id) AS ids FROM stp GROUP BY 1, 2) g) AS taken,
+    (SELECT count(*) FROM pol) AS statuses
 """
 
 
@@ -200,47 +202,186 @@ def assess_batch(
         bindparam("horizon", type_=Date()),
         bindparam("run_id", type_=BigInteger()),
     )
-    rows = session.execute(
-        stmt,
-        {
-            "ids": list(policy_ids),
-            "as_of": as_of,
-            "horizon": horizon(settings, as_of),
-            "stale": settings.collections_stale_days,
-            "run_id": job_run_id,
-        },
-    ).all()
-    steps: list[dict[str, Any]] = []
-    for r in rows:
-        if r.kind == "transition":
-            outcome.transitions.append(
-                {
-                    "policy_id": r.policy_id,
-                    "from_state": r.from_state,
-                    "to_state": r.to_state,
-                    "on": as_of,
-                    "oldest_unpaid_due_date": r.anchor,
-                    "amount_overdue": int(r.overdue),
-                    "currency": r.currency,
-                }
-            )
-        else:
-            step = {
-                "id": r.id,
-                "policy_id": r.policy_id,
-                "installment_id": r.installment_id,
-                "step": r.to_state,
-                "taken_on": as_of,
-                "anchor_due_date": r.anchor,
-                "amount_overdue": int(r.overdue),
-                "currency": r.currency,
-                "status": r.status,
-                "days_after_due": r.days_after_due,
-            }
-            steps.append(step | {"grace_end": r.anchor + timedelta(days=r.grace_days)})
-    outcome.transitions.sort(key=lambda t: t["policy_id"])
-    for step in sorted(steps, key=lambda s: s["id"]):
-        fact = step_fact(step, step.pop("grace_end"))
-        (outcome.deferred if step["status"] == "pending" else outcome.steps).append(fact)
+    # Never prepared, so planned for its ids each time (a generic plan, made once, would not
+    # see the tables grow by a batch each statement); not `custom_plans`, which would also
+    # re-plan each row's foreign-key checks (measured: they then cost 5× as much).
+    # And by the indexes: the job grows delinquencies and collection_steps by a batch each
+    # statement, faster than their statistics follow (analysed empty, a table of 500,000
+    # rows still looks small enough to scan in full for each batch). For the rest of the
+    # batch's transaction (its notices read the steps back by id as well).
+    session.execute(text("SET LOCAL enable_seqscan = off"))
+    driver = session.connection().connection.driver_connection
+    threshold = driver.prepare_threshold  # type: ignore[union-attr]
+    driver.prepare_threshold = None  # type: ignore[union-attr]
+    try:
+        row = session.execute(
+            stmt,
+            {
+                "ids": list(policy_ids),
+                # Read as the range of the ids (one scan of each index, the ids a filter:
+                # `+ 0`), not a descent of the index per id.
+                "first": min(policy_ids),
+                "last": max(policy_ids),
+                "as_of": as_of,
+                "horizon": horizon(settings, as_of),
+                "stale": settings.collections_stale_days,
+                "run_id": job_run_id,
+            },
+        ).one()
+    finally:
+        driver.prepare_threshold = threshold  # type: ignore[union-attr]
+    moves = {move: sorted(ids) for move, ids in json.loads(row.moves or "{}").items()}
+    taken: dict[str, dict[str, list[int]]] = {"taken": {}, "pending": {}}
+    for key, ids in json.loads(row.taken or "{}").items():
+        status, _, step = key.partition(":")
+        taken[status][step] = sorted(ids)
+    grace = {product: plan.grace_days for product, plan in plans.items()}
+    outcome.transitions = Written(moves, as_of, lambda: _transitions(session, moves, as_of))
+    outcome.steps, outcome.deferred = (
+        Written(
+            taken[status],
+            as_of,
+            lambda ids=taken[status]: _steps(session, grace, ids),
+            source=_notices_source(grace, taken[status]) if status == "taken" else None,
+        )
+        for status in ("taken", "pending")
+    )
     announce(session, settings, outcome.transitions, outcome.steps)
     return outcome
+
+
+class Written(Sequence[dict[str, Any]]):
+    """What a batch statement wrote, as the event names it (a transition, a step fact),
+    read back only when a handler reads it: a batch writes thousands that no handler may
+    need (with no webhook endpoint nothing reads the transitions; the notices are written
+    by INSERT … SELECT from `source`). `groups`: the ids per kind, which the statement
+    returns (the audit row's, the job's counts)."""
+
+    def __init__(
+        self,
+        groups: dict[str, list[int]],
+        on: date,
+        load: Callable[[], list[dict[str, Any]]],
+        source: Callable[[Sequence[str]], tuple[str, dict[str, Any]]] | None = None,
+    ) -> None:
+        self.groups = groups
+        self.on = on
+        self.source = source
+        self._load = load
+        self._rows: list[dict[str, Any]] | None = None
+
+    def _read(self) -> list[dict[str, Any]]:
+        if self._rows is None:
+            self._rows = self._load() if self.groups else []
+        return self._rows
+
+    def __len__(self) -> int:
+        return sum(len(ids) for ids in self.groups.values())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._read()[index]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._read())
+
+
+def _transitions(
+    session: Session, moves: Mapping[str, list[int]], on: date
+) -> list[dict[str, Any]]:
+    """The transitions of `moves` ("from->to": policy ids) as DELINQUENCY_CHANGED names
+    them, from the rows this transaction wrote."""
+    states = {}
+    for move, ids in moves.items():
+        before, _, after = move.partition("->")
+        states.update(dict.fromkeys(ids, (before, after)))
+    rows = session.execute(
+        text(
+            "SELECT policy_id, anchor_due_date, amount_overdue, currency FROM delinquencies "
+            "WHERE policy_id = ANY(CAST(:ids AS bigint[])) ORDER BY policy_id"
+        ),
+        {"ids": sorted(states)},
+    )
+    return [
+        {
+            "policy_id": policy_id,
+            "from_state": states[policy_id][0],
+            "to_state": states[policy_id][1],
+            "on": on,
+            "oldest_unpaid_due_date": anchor,
+            "amount_overdue": int(overdue),
+            "currency": currency,
+        }
+        for policy_id, anchor, overdue, currency in rows
+    ]
+
+
+def _steps(
+    session: Session, grace: Mapping[str, int], groups: Mapping[str, list[int]]
+) -> list[dict[str, Any]]:
+    """The steps `groups` names (step: ids) as COLLECTION_STEPS_TAKEN names them
+    (`assess.step_fact`), from their rows."""
+    ids = sorted(i for kind in groups.values() for i in kind)
+    rows = session.execute(
+        text(
+            "SELECT s.id, s.policy_id, s.installment_id, s.step, s.taken_on, s.anchor_due_date, "
+            "s.amount_overdue, s.currency, s.status, s.days_after_due, "
+            "s.anchor_due_date + g.grace_days AS grace_end "
+            f"FROM collection_steps s JOIN policies p ON p.id = s.policy_id {_graces(grace)} "
+            "WHERE s.id = ANY(CAST(:ids AS bigint[])) AND s.id BETWEEN :first AND :last "
+            "ORDER BY s.id"
+        ),
+        {"ids": ids, "first": ids[0], "last": ids[-1]},
+    ).mappings()
+    facts = []
+    for row in rows:
+        step = dict(row)
+        grace_end = step.pop("grace_end")
+        facts.append(step_fact(step, grace_end))
+    return facts
+
+
+def _graces(grace: Mapping[str, int]) -> str:
+    """A join of `policies p` to its plan's grace days (`g.grace_days`)."""
+    assert all(p in rules.PRODUCTS for p in grace)
+    graces = ", ".join(f"('{p}', {int(d)})" for p, d in sorted(grace.items()))
+    return f"JOIN (VALUES {graces}) AS g(product, grace_days) ON g.product = p.product"
+
+
+def _notices_source(
+    grace: Mapping[str, int], taken: Mapping[str, list[int]]
+) -> Callable[[Sequence[str]], tuple[str, dict[str, Any]]]:
+    """The taken steps of the given kinds (step_id, policy_id, policyholder_id, step, facts:
+    `assess.step_fact` of the row, by `step_fact_sql`) as a SELECT, for an INSERT … SELECT of
+    their notices, and its parameters."""
+
+    def source(kinds: Sequence[str]) -> tuple[str, dict[str, Any]]:
+        sql = (
+            "SELECT s.id AS step_id, s.policy_id, p.policyholder_id, s.step, "
+            f"{step_fact_sql('s', 's.anchor_due_date + g.grace_days')} AS facts "
+            # A probe of each step and of its policy (OFFSET 0: not flattened into a join
+            # that the planner, with the statistics of a table that grows by a batch each
+            # statement, makes a scan from the first row).
+            "FROM unnest(CAST(:step_ids AS bigint[])) AS x(id) "
+            "CROSS JOIN LATERAL (SELECT * FROM collection_steps WHERE id = x.id OFFSET 0) AS s "
+            "CROSS JOIN LATERAL (SELECT policyholder_id, product FROM policies "
+            "WHERE id = s.policy_id OFFSET 0) AS p "
+            f"{_graces(grace)}"
+        )
+        return sql, {"step_ids": sorted(i for k in kinds for i in taken.get(k, ()))}
+
+    return source
+
+
+def step_fact_sql(step: str, grace_ends_on: str) -> str:
+    """`assess.step_fact` in SQL (PostgreSQL): the JSON of the collection_steps row `step`
+    with `grace_ends_on` (an SQL date expression). A test holds the two equal."""
+    return (
+        "CAST(jsonb_build_object("
+        f"'step_id', {step}.id, 'policy_id', {step}.policy_id, "
+        f"'installment_id', {step}.installment_id, 'step', {step}.step, "
+        f"'on', {step}.taken_on, 'oldest_unpaid_due_date', {step}.anchor_due_date, "
+        f"'amount_overdue', {step}.amount_overdue, 'currency', {step}.currency, "
+        f"'grace_ends_on', {grace_ends_on}, 'lapse_on', {grace_ends_on}, "
+        f"'status', {step}.status) || CASE WHEN {step}.step = 'reminder' "
+        f"THEN jsonb_build_object('offset', {step}.days_after_due) ELSE '{{}}' END AS json)"
+    )

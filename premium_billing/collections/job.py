@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -61,10 +61,11 @@ class CollectionsStats:
     failed: int = 0
 
     def add(self, outcome: Assessed) -> None:
-        for t in outcome.transitions:
-            self.transitions[t["to_state"]] = self.transitions.get(t["to_state"], 0) + 1
-        for s in outcome.steps:
-            self.steps[s["step"]] = self.steps.get(s["step"], 0) + 1
+        moved, taken = outcome.counts()
+        for state, count in moved.items():
+            self.transitions[state] = self.transitions.get(state, 0) + count
+        for step, count in taken.items():
+            self.steps[step] = self.steps.get(step, 0) + count
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -134,8 +135,8 @@ def _next_batch(
         Delinquency.next_on.is_(None),
         Delinquency.next_on <= as_of,
     )
-    owing = session.scalars(
-        select(Invoice.policy_id)
+    owing = (
+        select(Invoice.policy_id.label("policy_id"))
         .outerjoin(Delinquency, Delinquency.policy_id == Invoice.policy_id)
         .where(
             Invoice.policy_id > after,
@@ -146,9 +147,9 @@ def _next_batch(
         .group_by(Invoice.policy_id)
         .order_by(Invoice.policy_id)
         .limit(size)
-    ).all()
-    behind = session.scalars(
-        select(Delinquency.policy_id)
+    )
+    behind = (
+        select(Delinquency.policy_id.label("policy_id"))
         .join(Policy, Policy.id == Delinquency.policy_id)
         .where(
             Policy.status.in_(CHASED),
@@ -158,8 +159,9 @@ def _next_batch(
         )
         .order_by(Delinquency.policy_id)
         .limit(size)
-    ).all()
-    return sorted(set(owing) | set(behind))[:size]
+    )
+    both = union(owing.subquery().select(), behind.subquery().select()).subquery()
+    return list(session.scalars(select(both.c.policy_id).order_by(both.c.policy_id).limit(size)))
 
 
 def _deferred_steps(db: Database, settings: Settings, as_of: date, stats: CollectionsStats) -> None:

@@ -47,7 +47,9 @@ DELINQUENCY_CHANGED = "delinquency_changed"
 # [{"step_id", "policy_id", "installment_id", "step", "on", "oldest_unpaid_due_date",
 # "amount_overdue", "currency", "grace_ends_on", "lapse_on"}], settings. Steps:
 # reminder (with "offset" days), grace_notice, final_notice, lapse, reinstatement,
-# autopay_retry, late_fee.
+# autopay_retry, late_fee. The job's batches on PostgreSQL publish both as sequences that
+# read their rows only when iterated (collections.assess_pg.Written: thousands a batch);
+# their steps also name their rows by a `source` SELECT, for an INSERT … SELECT.
 COLLECTION_STEPS_TAKEN = "collection_steps_taken"
 
 

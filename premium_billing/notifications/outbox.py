@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import BigInteger, String, cast, func, literal, select
+from sqlalchemy import BigInteger, String, bindparam, cast, func, literal, select, text
 from sqlalchemy.orm import Session, aliased
 
 from premium_billing.db.bulk import (
@@ -171,9 +171,14 @@ def _invoice_policies(session: Session, invoice_ids: Sequence[int]) -> dict[int,
     }
 
 
-def queue_collection_steps(session: Session, steps: Sequence[Mapping[str, Any]]) -> list[int]:
+def queue_collection_steps(session: Session, steps: Sequence[Mapping[str, Any]]) -> int:
     """A notice per collections step that sends one (reminder, grace notice, final notice,
-    lapse, reinstatement), business key `step_<step_id>`."""
+    lapse, reinstatement), business key `step_<step_id>`; how many were new. The steps of a
+    job's batch statement (`collections.assess_pg.Written`) name their rows by a `source`
+    SELECT: their notices are one INSERT … SELECT, the steps never read into Python."""
+    source = getattr(steps, "source", None)
+    if source is not None:
+        return _queue_step_rows(session, *source(sorted(STEP_KINDS)))
     wanted = [s for s in steps if s["step"] in STEP_KINDS]
     if not wanted:
         return []
@@ -189,7 +194,27 @@ def queue_collection_steps(session: Session, steps: Sequence[Mapping[str, Any]])
         )
         for step in wanted
     ]
-    return insert_rows_new(session, Notification.__table__, rows)
+    return len(insert_rows_new(session, Notification.__table__, rows))
+
+
+def _queue_step_rows(session: Session, select_steps: str, params: dict[str, Any]) -> int:
+    """The notices of the steps `select_steps` yields (step_id, policy_id, policyholder_id,
+    step, facts), as `queue_collection_steps` writes them, by one INSERT … SELECT. Those
+    steps are rows this transaction wrote (new ids), so no notice of theirs exists yet: a
+    plain INSERT (the unique key still holds: a duplicate would fail the transaction)."""
+    kind = " ".join(f"WHEN '{step}' THEN '{kind}'" for step, kind in sorted(STEP_KINDS.items()))
+    result = session.execute(
+        text(
+            "INSERT INTO notifications (kind, business_key, policyholder_id, policy_id, "
+            "invoice_id, facts, status, attempts, next_attempt_at, created_at, updated_at) "
+            f"SELECT CASE s.step {kind} END, 'step_' || s.step_id, s.policyholder_id, "
+            "s.policy_id, NULL, s.facts, 'queued', 0, :now, :now, :now "
+            f"FROM ({select_steps}) AS s WHERE s.step IN "
+            f"({', '.join(repr(step) for step in sorted(STEP_KINDS))})"
+        ).bindparams(bindparam("now", type_=UTCDateTime())),
+        {**params, "now": utcnow()},
+    )
+    return int(result.rowcount or 0)
 
 
 def policy_holders(session: Session, policy_ids: Sequence[int]) -> dict[int, int]:

@@ -29,16 +29,16 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
 
 
-def wanted(session: Session, event_type: str) -> bool:
-    """Whether an enabled endpoint subscribes to `event_type`: an event nobody is sent is
-    not stored (an endpoint gets the events from its registration on, as Stripe's do), so
-    a service without endpoints writes no event rows at all."""
+def wanted(session: Session, event_type: str, *more: str) -> bool:
+    """Whether an enabled endpoint subscribes to `event_type` (or to one of `more`): an
+    event nobody is sent is not stored (an endpoint gets the events from its registration
+    on, as Stripe's do), so a service without endpoints writes no event rows at all."""
     return (
         session.scalar(
             select(WebhookSubscription.endpoint_id)
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookSubscription.endpoint_id)
             .where(
-                WebhookSubscription.event_type == event_type,
+                WebhookSubscription.event_type.in_((event_type, *more)),
                 WebhookEndpoint.status == "enabled",
                 WebhookEndpoint.deleted_at.is_(None),
             )
@@ -202,7 +202,10 @@ def payments_failed(session: Session, failures: Sequence[Mapping[str, Any]]) -> 
 
 def delinquency_changed(session: Session, transitions: Sequence[Mapping[str, Any]]) -> list[int]:
     """`policy.past_due`, `policy.in_grace`, `policy.lapsed`, `policy.reinstated` per
-    transition into that state (business key: the policy, the state and the day)."""
+    transition into that state (business key: the policy, the state and the day). With no
+    endpoint subscribed to any of them nothing is read nor written."""
+    if not transitions or not wanted(session, *STATE_EVENTS.values()):
+        return []
     changes = [t for t in transitions if t["to_state"] in STATE_EVENTS]
     holders = policy_holders(session, sorted({t["policy_id"] for t in changes}))
     return record(

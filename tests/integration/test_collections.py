@@ -4,11 +4,17 @@ lapse and reinstatement, a cancelled policy, and the worklist."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+
 from premium_billing.clock import business_date
 from premium_billing.jobs.runner import run_job
+from premium_billing.notifications.models import Notification
+from premium_billing.notifications.rules import STEP_KINDS
+from premium_billing.outbound.models import OutboundEvent
 from tests.integration.collections_helpers import Heard, monthly_policy, number, pay_all, run_days
 from tests.integration.settlement_helpers import books_ok, cancel, invoices_of, pay_by_check
 
@@ -255,3 +261,48 @@ def test_the_plans_in_force(api):
         {"step": "lapse", "days_after_due": 30},
     ]
     assert pet["autopay_retry_days"] == [3, 5, 7]
+
+
+def test_each_notice_carries_the_facts_of_its_step_as_published(api, db, settings):
+    # On PostgreSQL the job's notices are written by INSERT … SELECT with the facts built in
+    # SQL (`assess_pg.step_fact_sql`), the events' steps by `assess.step_fact`: the same.
+    heard = Heard(db)
+    policy = monthly_policy(api, "COL-11")
+    run_days(db, settings, "2025-12-18", "2026-02-05")
+    published = {s["step_id"]: json.loads(json.dumps(s, default=str)) for s in heard.steps}
+    with db.session() as session:
+        notices = session.execute(
+            select(Notification.business_key, Notification.kind, Notification.facts).where(
+                Notification.policy_id == number(policy["id"]),
+                Notification.kind.in_(list(STEP_KINDS.values())),
+            )
+        ).all()
+    assert sorted(kind for _k, kind, _f in notices) == sorted(
+        ["reminder", "reminder", "reminder", "grace_notice", "final_notice", "lapse"]
+    )
+    for key, _kind, facts in notices:
+        assert facts == published[int(key.removeprefix("step_"))]
+    assert {f["grace_ends_on"] for _k, kind, f in notices if kind != "lapse"} == {"2026-01-31"}
+    assert [f["offset"] for _k, kind, f in notices if kind == "reminder"] == [-3, 3, 10]
+
+
+def test_delinquency_events_are_written_only_when_an_endpoint_wants_them(api, db, settings):
+    quiet = monthly_policy(api, "COL-12")
+    run_days(db, settings, "2025-12-18", "2026-01-16")
+    with db.session() as session:
+        assert session.scalars(select(OutboundEvent.id)).all() == []  # nobody subscribed
+    registered = api.post(
+        "/webhook-endpoints",
+        json={"url": "http://127.0.0.1:9/hook", "events": ["policy.past_due", "policy.in_grace"]},
+    )
+    assert registered.status_code == 201, registered.text
+    heard = monthly_policy(api, "COL-13", effective="2026-02-01")
+    run_days(db, settings, "2026-01-17", "2026-02-20")
+    with db.session() as session:
+        events = session.execute(select(OutboundEvent.type, OutboundEvent.data)).all()
+    assert [(t, d["policy_id"], d["to_state"], d["on"]) for t, d in events] == [
+        ("policy.past_due", heard["id"], "past_due", "2026-02-02"),
+        ("policy.in_grace", heard["id"], "in_grace", "2026-02-15"),
+    ]
+    assert {d["from_state"] for _t, d in events} == {"active", "past_due"}
+    assert all(d["policy_id"] != quiet["id"] for _t, d in events)
