@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,13 @@ def get_policy(session: Session, policy_id: int, for_update: bool = False) -> Po
     stmt = select(Policy).where(Policy.id == policy_id)
     if for_update:
         stmt = stmt.with_for_update()
+        if session.get_bind().dialect.name == "sqlite":
+            # SQLite has no row locks and reads outside a transaction until the first write:
+            # take the database's write lock first (waiting for a writer that holds it), so
+            # that this read and every later one see the same, current rows (two racing
+            # cancellations: the second sees the first's, not half of it).
+            table = Policy.__table__
+            session.execute(update(table).where(table.c.id == policy_id).values(id=table.c.id))
     policy = session.scalar(stmt)
     if policy is None:
         raise NotFound("policy not found")
