@@ -66,7 +66,7 @@ class Settings:
     reconcile_interval_minutes: int = 15  # the scheduler's `reconcile` job
     # A run deciding at least this many payments posts from writer processes (PostgreSQL;
     # 0: always threads): matching and posting then use a core each.
-    reconcile_writer_processes_from: int = 20_000
+    reconcile_writer_processes_from: int = 10_000
     # Another bank's CSV header names: "date=Booking Date,amount=Amount,bank_reference=" (an
     # empty name: the bank has no such column; the line's reference is then derived), and
     # its layout: date_format=, decimal=, thousands=, delimiter=, skip_lines=, encoding=,

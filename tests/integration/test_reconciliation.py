@@ -29,7 +29,7 @@ def settings(database_url: str, request: pytest.FixtureRequest) -> Settings:
     return Settings(
         database_url=database_url,
         allow_time_travel=True,
-        reconcile_writer_processes_from=getattr(request, "param", 20_000),
+        reconcile_writer_processes_from=getattr(request, "param", 10_000),
     )
 
 
