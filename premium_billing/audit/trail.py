@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 from premium_billing.actor import current_actor
 from premium_billing.audit.chain import GENESIS, Break, ChainRow, first_break, row_hash
 from premium_billing.audit.models import AuditChainHead, AuditLog
+from premium_billing.db.queued import TransactionQueue
 from premium_billing.db.types import utcnow
 
-PENDING = "premium_billing.audit_pending"
-SAVEPOINTS = "premium_billing.audit_savepoints"
+QUEUE = TransactionQueue("audit_pending")  # the rows collected until the commit
 
 # Not audited row by row: the trail itself, replayable request caches, the scheduler's
 # own table; journal lines are recorded once per entry (see _collect).
@@ -67,7 +67,7 @@ def record(
     one call per batch, e.g. `record(s, "issued", "invoices", None, after={"ids": [...]})`)."""
     actor = current_actor()
     session.connection()  # inside a transaction, so that a rollback discards the row
-    _pending(session).append(
+    QUEUE.items(session).append(
         {
             "occurred_at": utcnow(),
             "actor_kind": actor.kind,
@@ -81,11 +81,6 @@ def record(
             "after": None if after is None else jsonable(after),
         }
     )
-
-
-def _pending(session: Session) -> list[dict[str, Any]]:
-    pending: list[dict[str, Any]] = session.info.setdefault(PENDING, [])
-    return pending
 
 
 def _columns(obj: Any) -> list[str]:
@@ -155,32 +150,16 @@ def _collect(session: Session, _flush_context: Any) -> None:
 def _write_pending(session: Session) -> None:
     if session.new or session.dirty or session.deleted:
         session.flush()
-    pending = session.info.pop(PENDING, None)
-    session.info.pop(SAVEPOINTS, None)
+    pending = QUEUE.take(session)
     if pending:
         append(session.connection(), pending)
-
-
-def _discard(session: Session, previous_transaction: Any) -> None:
-    """A rollback drops what was collected since the transaction (or savepoint) began."""
-    marks: dict[int, int] = session.info.get(SAVEPOINTS, {})
-    if previous_transaction.nested and id(previous_transaction) in marks:
-        del _pending(session)[marks.pop(id(previous_transaction)) :]
-        return
-    session.info.pop(PENDING, None)
-    session.info.pop(SAVEPOINTS, None)
-
-
-def _mark_savepoint(session: Session, transaction: Any) -> None:
-    if transaction.nested:
-        session.info.setdefault(SAVEPOINTS, {})[id(transaction)] = len(_pending(session))
 
 
 LISTENERS = (
     ("after_flush", _collect),
     ("before_commit", _write_pending),
-    ("after_soft_rollback", _discard),
-    ("after_transaction_create", _mark_savepoint),
+    ("after_soft_rollback", QUEUE.discard),
+    ("after_transaction_create", QUEUE.mark_savepoint),
 )
 
 

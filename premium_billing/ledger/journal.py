@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from premium_billing.db.bulk import insert_rows
+from premium_billing.db.queued import TransactionQueue
 from premium_billing.ledger import rules as ledger
 from premium_billing.ledger.models import JournalEntry, JournalLine, JournalTotal
 from premium_billing.ledger.rules import Posting
@@ -32,38 +33,21 @@ LINES = cast(Table, JournalLine.__table__)
 TOTALS = cast(Table, JournalTotal.__table__)
 # (occurred_on, account, currency, kind): a row of journal_totals.
 TotalKey = tuple[date, str, str, str]
-# session.info keys: the additions queued, and where each open savepoint began in them.
-PENDING = "premium_billing.journal_totals"
-SAVEPOINTS = "premium_billing.journal_totals.savepoints"
+# The additions queued on the session until its commit.
+QUEUE = TransactionQueue("journal_totals")
 
 
 def add_to_totals(session: Session, amounts: Iterable[tuple[TotalKey, int]]) -> None:
     """Queue `amounts` for the day totals; `write_totals` writes them before the commit."""
     session.connection()  # inside a transaction, so that its rollback drops them
-    _pending(session).extend(amounts)
-
-
-def _pending(session: Session) -> list[tuple[TotalKey, int]]:
-    """This session's queue. Kept with the session's id: a session made with a copy of
-    another's `info` (a reconciliation writer's) starts with an empty queue of its own
-    rather than sharing the other's list."""
-    owner, queue = cast(
-        tuple[int | None, list[tuple[TotalKey, int]] | None],
-        session.info.get(PENDING, (None, None)),
-    )
-    if owner != id(session) or queue is None:
-        queue = []
-        session.info[PENDING] = (id(session), queue)
-    return queue
+    QUEUE.items(session).extend(amounts)
 
 
 def write_totals(session: Session) -> None:
     """Write what is queued for the day totals: summed per key, one upsert of the keys in
     order (a key whose amounts cancel out still gets its row, as a day's lines that cancel
     out still have theirs). Runs before every commit; not committed here."""
-    pending = _pending(session)
-    session.info.pop(PENDING, None)
-    session.info.pop(SAVEPOINTS, None)
+    pending = QUEUE.take(session)
     sums: dict[TotalKey, int] = defaultdict(int)
     for key, amount in pending:
         sums[key] += amount
@@ -89,35 +73,13 @@ def write_totals(session: Session) -> None:
     )
 
 
-def _discard(session: Session, previous_transaction: Any) -> None:
-    """A rollback drops what was queued since the transaction (or savepoint) began."""
-    marks: dict[int, int] = session.info.get(SAVEPOINTS, {})
-    if previous_transaction.nested and id(previous_transaction) in marks:
-        del _pending(session)[marks.pop(id(previous_transaction)) :]
-        return
-    session.info.pop(PENDING, None)
-    session.info.pop(SAVEPOINTS, None)
-
-
-def _mark_savepoint(session: Session, transaction: Any) -> None:
-    if transaction.nested:
-        session.info.setdefault(SAVEPOINTS, {})[id(transaction)] = len(_pending(session))
-
-
-def _forget(session: Session, transaction: Any) -> None:
-    """A session's transaction ended without its commit (closed): nothing stays queued."""
-    if transaction.parent is None and not transaction.nested:
-        session.info.pop(PENDING, None)
-        session.info.pop(SAVEPOINTS, None)
-
-
 # On every session, wherever it is made (the app, the CLI, a forked writer, a test): before
 # any other listener's commit work (`insert`), so that every transaction locks the totals
 # rows before the audit chain's head, in one order everywhere.
 event.listen(Session, "before_commit", write_totals, insert=True)
-event.listen(Session, "after_soft_rollback", _discard)
-event.listen(Session, "after_transaction_create", _mark_savepoint)
-event.listen(Session, "after_transaction_end", _forget)
+event.listen(Session, "after_soft_rollback", QUEUE.discard)
+event.listen(Session, "after_transaction_create", QUEUE.mark_savepoint)
+event.listen(Session, "after_transaction_end", QUEUE.forget)
 
 
 def open_entries(
