@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from premium_billing.audit import trail as audit
 from premium_billing.config import Settings
+from premium_billing.db.bulk import any_of
 from premium_billing.invoicing.models import Invoice
 from premium_billing.invoicing.rules import PAYABLE_STATUSES
 from premium_billing.money import format_major
@@ -36,7 +37,7 @@ def apply_credit_balances(
     credit this is one query on a partial index. Returns how many invoices received credit."""
     if not invoice_ids:
         return 0
-    holders = select(Invoice.policyholder_id).where(Invoice.id.in_(invoice_ids))
+    holders = select(Invoice.policyholder_id).where(any_of(session, Invoice.id, invoice_ids))
     creditors = session.execute(
         select(Payment.id, Payment.policyholder_id, Payment.currency, Payment.received_on)
         .where(
@@ -57,7 +58,7 @@ def apply_credit_balances(
                 Invoice.id, Invoice.policyholder_id, Invoice.currency, Invoice.status,
                 Invoice.issue_date, Invoice.due_date,
             )
-            .where(Invoice.id.in_(invoice_ids))
+            .where(any_of(session, Invoice.id, invoice_ids))
             .order_by(Invoice.id)
         )
         if (i.policyholder_id, i.currency) in wanted and i.status in PAYABLE_STATUSES
