@@ -94,6 +94,9 @@ class Settings:
     # After a lapsed policy's reinstatement window: write off what it still owes (a batch
     # through the posting engine per invoice), or leave it open for a person (default).
     collections_write_off_after_window: bool = False
+    # Batches the collections job assesses at once, each a transaction on a connection of
+    # its own (PostgreSQL; on SQLite one at a time): the database's work on more cores.
+    collections_workers: int = 2
     webhook_max_attempts: int = 8
     # "inline": post in the webhook request; "deferred": store, answer, post in a drain
     # thread of each API process (the webhook answers as fast as an insert).

@@ -13,15 +13,18 @@ run finishes the rest (a pending lapse or fee is retried).
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, union, update
+from sqlalchemy import and_, or_, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from premium_billing.actor import current_actor, set_actor
 from premium_billing.cancellations import queries as arrears
 from premium_billing.cancellations import service as cancellations
 from premium_billing.collections import assess_pg, rules
@@ -93,34 +96,65 @@ def run_collections(
     """Assess every policy owing something (or still delinquent) on `as_of`, take the steps
     whose day has come, settle the lapses, reinstate what was paid in time."""
     stats = CollectionsStats(as_of)
-    after = 0
-    while True:
-        with db.session() as session:
-            ids = _next_batch(session, settings, as_of, after, batch_size)
-            if not ids:
-                session.rollback()
-                break
-            if db.dialect == "postgresql":  # the same, as one statement (assess_pg)
-                outcome = assess_pg.assess_batch(
-                    session, settings, plans(settings), ids, as_of, job_run_id
-                )
-            else:
-                outcome = assess_policies(
-                    session, settings, ids, as_of, take_steps=True, job_run_id=job_run_id
-                )
-            session.commit()
-        after = ids[-1]
-        stats.policies_assessed += len(ids)
+
+    def done(assessed: tuple[int, Assessed]) -> None:
+        count, outcome = assessed
+        stats.policies_assessed += count
         stats.batches += 1
         stats.add(outcome)
         if progress is not None:
-            progress(len(ids))
+            progress(count)
+
+    workers = max(1, settings.collections_workers) if db.dialect == "postgresql" else 1
+    # The next batch is read while the last ones are assessed (ids after theirs); at most
+    # `workers` batches in flight, each one transaction in a thread with a session of its own.
+    pool = ThreadPoolExecutor(
+        workers, thread_name_prefix="collections", initializer=set_actor,
+        initargs=(current_actor(),),
+    ) if workers > 1 else None  # fmt: skip
+    in_flight: deque[Future[tuple[int, Assessed]]] = deque()
+    after = 0
+    try:
+        while True:
+            with db.session() as session:
+                ids = _next_batch(session, settings, as_of, after, batch_size)
+            if not ids:
+                break
+            after = ids[-1]
+            if pool is None:
+                done(_assess_batch(db, settings, as_of, ids, job_run_id))
+                continue
+            in_flight.append(pool.submit(_assess_batch, db, settings, as_of, ids, job_run_id))
+            while len(in_flight) >= workers:
+                done(in_flight.popleft().result())
+        while in_flight:
+            done(in_flight.popleft().result())
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     _deferred_steps(db, settings, as_of, stats)
     _reinstatements(db, settings, as_of, stats, job_run_id)
     if settings.collections_write_off_after_window:
         _write_off_closed(db, settings, as_of, stats, job_run_id)
     log.info("collections done", extra={"stats": stats.as_dict()})
     return stats
+
+
+def _assess_batch(
+    db: Database, settings: Settings, as_of: date, ids: list[int], job_run_id: int | None
+) -> tuple[int, Assessed]:
+    """One batch of policies assessed and its steps taken: one transaction."""
+    with db.session() as session:
+        if db.dialect == "postgresql":  # the same, as one statement (assess_pg)
+            outcome = assess_pg.assess_batch(
+                session, settings, plans(settings), ids, as_of, job_run_id
+            )
+        else:
+            outcome = assess_policies(
+                session, settings, ids, as_of, take_steps=True, job_run_id=job_run_id
+            )
+        session.commit()
+    return len(ids), outcome
 
 
 def _next_batch(
@@ -137,7 +171,12 @@ def _next_batch(
     )
     owing = (
         select(Invoice.policy_id.label("policy_id"))
-        .outerjoin(Delinquency, Delinquency.policy_id == Invoice.policy_id)
+        # The bound on both sides: a merge join would otherwise read the delinquencies
+        # from the first policy for every batch (quadratic over a run).
+        .outerjoin(
+            Delinquency,
+            and_(Delinquency.policy_id == Invoice.policy_id, Delinquency.policy_id > after),
+        )
         .where(
             Invoice.policy_id > after,
             Invoice.status.in_(PAYABLE_STATUSES),

@@ -54,10 +54,7 @@ def test_two_processes_at_once_take_each_step_once(backend, database_url):
     assert first.returncode == 0, outs[0][1]
     assert second.returncode == 0, outs[1][1]
     with engine.connect() as conn:
-        steps = conn.execute(
-            text("SELECT step, count(*), count(DISTINCT policy_id) FROM collection_steps "
-                 "GROUP BY step")
-        ).all()  # fmt: skip
+        steps = _per_policy(conn, "step", "collection_steps")
         states = conn.execute(
             text("SELECT state, count(*) FROM delinquencies GROUP BY state")
         ).all()
@@ -77,6 +74,17 @@ def test_two_processes_at_once_take_each_step_once(backend, database_url):
     engine.dispose()
 
 
+def _per_policy(conn, column: str, rows: str) -> list[tuple[str, int, int]]:
+    """(value, rows, distinct policies) per value of `column`."""
+    return [
+        tuple(row)
+        for row in conn.execute(
+            text(f"SELECT {column}, count(*), count(DISTINCT policy_id) FROM {rows} "
+                 f"GROUP BY {column}")
+        )
+    ]  # fmt: skip
+
+
 def _audited(rows, action: str, field: str, kind: str) -> list[int]:
     """The ids the audit rows of `action` name under after[field][kind]."""
     ids: list[int] = []
@@ -84,3 +92,41 @@ def _audited(rows, action: str, field: str, kind: str) -> list[int]:
         if name == action:
             ids += (after if isinstance(after, dict) else json.loads(after))[field][kind]
     return ids
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_batches_in_worker_threads_take_each_step_once_as_the_job(backend, database_url, workers):
+    """`COLLECTIONS_WORKERS` batches at once (threads, a transaction each): every policy
+    assessed once, one step and one notice each, every audit row by the job's actor."""
+    engine = create_engine(normalize_url(database_url))
+    n = 230
+    seed_monthly_policies(engine, n, EFFECTIVE)
+    db = database(database_url)
+    settings = Settings(
+        database_url=database_url, allow_time_travel=True, job_batch_size=9,
+        collections_workers=workers,
+    )  # fmt: skip
+    run_job(db, settings, "issue_invoices", EFFECTIVE - timedelta(days=14))
+    run = run_job(db, settings, "collections", GRACE)
+    assert run.status == "succeeded", run.error
+    stats = run.stats or {}
+    with engine.connect() as conn:
+        steps = _per_policy(conn, "step", "collection_steps")
+        notices = _per_policy(conn, "kind", "notifications WHERE kind = 'grace_notice'")
+        statuses = conn.execute(text("SELECT status, count(*) FROM policies GROUP BY status")).all()
+        actors = conn.execute(
+            text("SELECT DISTINCT actor_kind, actor_name FROM audit_log WHERE action IN "
+                 "('delinquency_changed', 'collection_steps_taken')")
+        ).all()  # fmt: skip
+        run_ids = conn.execute(
+            text("SELECT DISTINCT job_run_id FROM collection_steps")
+        ).scalars().all()  # fmt: skip
+    assert stats["policies_assessed"] == n
+    assert stats["batches"] == -(-n // 9)
+    assert steps == [("grace_notice", n, n)]
+    assert notices == [("grace_notice", n, n)]
+    assert statuses == [("in_grace", n)]
+    assert actors == [("job", "collections")]
+    assert run_ids == [run.id]
+    db.dispose()
+    engine.dispose()
