@@ -6,9 +6,9 @@ built-in plan's grace start, 14 days after the due date) measures, in the same r
   floor      the same N state rows and N step rows (a grace notice each) written by one
              INSERT … SELECT each into copies of `delinquencies` and `collection_steps`
              (same columns, checks, indexes, unique keys and foreign keys);
-  job        the collections job (batches that commit: reads, the pure rules per policy,
-             set-based writes of states, policy statuses and steps, one audit row and one
-             published event per batch and kind);
+  job        the collections job (batches that commit, COLLECTIONS_WORKERS of them at once:
+             reads, the rules per policy, set-based writes of states, policy statuses and
+             steps, one audit row and one published event per batch and kind);
   re-run     the job again at once (nothing to do).
 Prints seconds, rows/s, the ratio to the floor, the re-run against the floor, and the peak
 RSS of this process.

@@ -65,6 +65,7 @@ from premium_billing.reconciliation.matching import (
     name_tokens,
     rank_candidates,
 )
+from premium_billing.reconciliation.matching.index import gc_paused
 from premium_billing.reconciliation.models import (
     BankLine,
     PayerLink,
@@ -428,15 +429,22 @@ def run_reconciliation(
     session.commit()
     stats = RunStats()
     writers: _Writers | None = None
+    frozen = False
     try:
         shared = _Shared()
-        payments = _suspense_payments(session, shared)
+        with gc_paused():
+            payments = _suspense_payments(session, shared)
         writers = _Writers(session, settings, run.id, as_of, payments=len(payments))
         rules = match_settings(settings)
-        recent = _RecentPayments(session, payments, rules.duplicate_window_days, shared)
-        held = _suspense_payments(session, shared, held=True)
-        index: CandidateIndex | None = _index(session, shared)
+        with gc_paused():
+            recent = _RecentPayments(session, payments, rules.duplicate_window_days, shared)
+            held = _suspense_payments(session, shared, held=True)
+            index: CandidateIndex | None = _index(session, shared)
         session.rollback()  # release the snapshot: posting locks what it posts
+        # The snapshot's millions of objects live as long as the run: kept out of the
+        # collector's full passes (each would walk them all again while matching).
+        gc.freeze()
+        frozen = True
         stats.held = _rank_held(session, index, rules, held)
         later: list[MatchDecision] = []
         in_order = InOrder(settings)
@@ -479,6 +487,8 @@ def run_reconciliation(
     finally:
         if writers is not None:
             writers.close()
+        if frozen:
+            gc.unfreeze()
     return _finish(session, run.id, "succeeded", stats, started)
 
 

@@ -221,7 +221,7 @@ class CandidateIndex:
         policyholders: Iterable[Policyholder],
         payer_links: Iterable[PayerLink] = (),
     ) -> CandidateIndex:
-        with _gc_paused():  # millions of new containers: a full collection is seconds
+        with gc_paused():  # millions of new containers: a full collection is seconds
             index = cls()
             index._add_invoices(invoices if isinstance(invoices, list) else list(invoices))
             index._add_holders(policyholders, payer_links)
@@ -559,7 +559,7 @@ _NON_ALNUM_LINE = re.compile(r"[^0-9A-Z\n]+")
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """The cyclic garbage collector off for a bulk build (it frees nothing there), then back
     as it was."""
     enabled = gc.isenabled()
