@@ -212,13 +212,9 @@ def _payers(
     if not payer_tokens:
         return out
     holders, close = index.name_candidates(payer_tokens)
-    if close > CANDIDATE_NAME_POOL:
-        named = set(holders)
-        holders = [
-            i.policyholder_id
-            for i in index.amount_invoices(payment.currency, payment.amount)
-            if i.policyholder_id in named
-        ]
+    if close > CANDIDATE_NAME_POOL:  # in the order of their invoices of that amount
+        first = index.amount_holders(payment.currency, payment.amount)
+        holders = sorted({h for h in holders if h in first}, key=first.__getitem__)
     tokens_of = index.holder_tokens
     for holder in holders:
         if holder not in out:

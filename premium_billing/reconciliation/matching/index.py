@@ -213,6 +213,8 @@ class CandidateIndex:
         # in it, ascending: made on first use.
         self._by_amount: dict[tuple[str, int], list[OpenInvoice]] | None = None
         self._amounts: dict[str, list[int]] = {}
+        # (currency, amount due) -> {policyholder: where its first such invoice stands}.
+        self._amount_holders: dict[tuple[str, int], dict[str, int]] = {}
 
     @classmethod
     def build(
@@ -415,6 +417,19 @@ class CandidateIndex:
         """The open invoices in `currency` due exactly `amount`, oldest first. The lookup is
         made on first use (only the suspense candidates need it), once per index."""
         return self._amount_lookup().get((currency, amount), ())
+
+    def amount_holders(self, currency: str, amount: int) -> dict[str, int]:
+        """The policyholders with an open invoice in `currency` due exactly `amount`, each
+        with the place of its first one in `amount_invoices` (made once per amount: a common
+        premium is due on tens of thousands of invoices, asked about by many payments)."""
+        key = (currency, amount)
+        found = self._amount_holders.get(key)
+        if found is None:
+            found = {}
+            for place, inv in enumerate(self.amount_invoices(currency, amount)):
+                found.setdefault(inv.policyholder_id, place)
+            self._amount_holders[key] = found
+        return found
 
     def nearest_amounts(self, currency: str, amount: int, k: int) -> list[OpenInvoice]:
         """Up to `k` open invoices in `currency` due the amounts closest to `amount` (the
