@@ -136,7 +136,8 @@ def _streamed(session: Session, stmt: Any) -> Iterator[Any]:
     every row is read here, so it is planned as the whole query it is."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
-    return iter(session.execute(stmt.execution_options(yield_per=STREAM)))
+    # Plain rows of columns, read on the session's connection (no ORM loading per row).
+    return iter(session.connection().execute(stmt, execution_options={"yield_per": STREAM}))
 
 
 class _Shared:
