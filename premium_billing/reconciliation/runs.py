@@ -671,8 +671,9 @@ def _apply_all(
 
     Matching (this thread) and writing (`_Writers`) overlap. Batches in flight together
     never share an invoice: a match wanting an invoice that an earlier match of this pass
-    wants is held back and posted after them, in order, so the outcome is the one of
-    posting every batch in turn."""
+    wants is held back and posted after them, in waves (each wave's matches share no
+    invoice; a match wanting one of an earlier held match's goes in a later wave), so the
+    outcome is the one of posting every batch in turn."""
     in_flight: deque[tuple[Future[dict[int, str]], list[MatchDecision], list[Any]]] = deque()
     pending: list[tuple[MatchDecision, str | None]] = []
     batch: list[MatchDecision] = []
@@ -728,9 +729,16 @@ def _apply_all(
             while in_flight and in_flight[0][0].done():
                 tally(*in_flight.popleft())
     submit(0)
-    for start in range(0, len(held), POST_BATCH):  # in turn, after all the others
-        batch = held[start : start + POST_BATCH]
-        submit(0)
+    while held:  # after all the others, in waves whose matches share no invoice
+        wave, later, claimed = [], [], set()
+        for decision in held:  # in order: one wanting an invoice of an earlier one waits
+            wanted = [i for i, _ in decision.allocations]
+            (wave if claimed.isdisjoint(wanted) else later).append(decision)
+            claimed.update(wanted)
+        for start in range(0, len(wave), POST_BATCH):  # the wave's batches at once
+            batch = wave[start : start + POST_BATCH]
+            submit(WRITES_IN_FLIGHT if start + POST_BATCH < len(wave) else 0)
+        held = later
 
 
 def _post_batch(

@@ -263,6 +263,35 @@ def test_matches_wanting_one_invoice_post_in_turn_with_writers_in_parallel(api, 
     assert ledger_problems(db) == []
 
 
+@WRITERS
+def test_held_matches_post_in_waves_in_the_order_they_were_decided(api, db, monkeypatch):
+    """Three payments in a row name each of twelve invoices, half its amount each: the
+    first is posted with the others, the two held after it go in two waves (the second
+    wants an invoice of the first), so the outcome is that of posting in turn: the first
+    two pay the invoice, the third finds nothing left."""
+    from premium_billing.reconciliation import runs as reconciliation
+
+    monkeypatch.setattr(reconciliation, "POST_BATCH", 1)
+    invoices = [
+        holder_with_invoices(api, db, f"Holder {n}", [2000 + 2 * n])[1][0] for n in range(12)
+    ]
+    rows = []
+    for n, (_, num) in enumerate(invoices):
+        rows += [
+            f"2026-02-03,{(1000 + n) / 100:.2f},USD,Holder {n},{lead} {num},W-{n}-{k}"
+            for k, lead in ((1, "Invoice"), (2, "Premium for"), (3, "Payment"))
+        ]  # not duplicate lines
+    upload(api, csv_file(*rows))
+    run = _run(api)
+    assert run["examined"] == 36 and run["matched"] + run["partially_matched"] == 24
+    for n, (inv, _) in enumerate(invoices):
+        for k in (1, 2):
+            allocations = _payment(api, f"W-{n}-{k}")["allocations"]
+            assert allocations == [{"invoice_id": inv, "amount": 1000 + n}], (n, k)
+        assert _payment(api, f"W-{n}-3")["allocations"] == []
+    assert ledger_problems(db) == []
+
+
 @pytest.mark.parametrize("settings", [1], indirect=True)
 def test_a_large_run_writes_from_processes_of_its_own_on_postgresql(db, settings, backend):
     """From RECONCILE_WRITER_PROCESSES_FROM payments on, the batches are written by forked
