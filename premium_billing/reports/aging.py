@@ -152,7 +152,7 @@ def aging_totals(session: Session, as_of: date, currency: str | None = None) -> 
     Two grouped reads, added per currency: today's amount due of the invoices owed now
     (the bare GROUP BY), and for the invoices touched since `as_of`, what moved on them
     since, taken back (−moved), with the count of those owed then but not now less those
-    owed now but not then."""
+    owed now but not then (none when nothing was posted after `as_of`)."""
     now = _owed_now(as_of, currency).subquery("owed_now")
     bare = select(
         now.c.currency, *_bucket_sums(now.c.due_date, now.c.amount_due, as_of), func.count()
@@ -173,8 +173,11 @@ def aging_totals(session: Session, as_of: date, currency: str | None = None) -> 
     )
     if currency is not None:
         fix = fix.where(Invoice.currency == currency)
+    # Nothing posted after `as_of` (today's aging, the KPIs): nothing to take back.
+    since = select(JournalEntry.id).where(JournalEntry.occurred_on > as_of).limit(1)
+    reads = (bare, fix) if session.scalar(since) is not None else (bare,)
     sums: dict[str, list[int]] = {}
-    for stmt in (bare, fix):
+    for stmt in reads:
         for row in session.execute(stmt):
             into = sums.setdefault(row[0], [0] * (len(rules.BUCKETS) + 1))
             for i, value in enumerate(row[1:]):
