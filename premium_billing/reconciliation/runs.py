@@ -433,7 +433,7 @@ def run_reconciliation(
     frozen = False
     try:
         shared = _Shared()
-        with gc_paused():
+        with gc_paused():  # not around the writers' fork: they would inherit it off
             payments = _suspense_payments(session, shared)
         writers = _Writers(session, settings, run.id, as_of, payments=len(payments))
         rules = match_settings(settings)
@@ -719,9 +719,7 @@ def _apply_all(
     for decision in decisions:
         if decision.outcome in ("matched", "partial"):
             decision = in_order.apply(decision)  # the invoices it posts to
-            wanted = [i for i, _ in decision.allocations]
-            (batch if claimed.isdisjoint(wanted) else held).append(decision)
-            claimed.update(wanted)  # a later match wanting one of them waits too
+            (batch if _claim(decision, claimed) else held).append(decision)
         else:
             pending.append((decision, None))
         if len(batch) >= POST_BATCH or len(pending) >= SUSPENSE_BATCH:
@@ -730,15 +728,22 @@ def _apply_all(
                 tally(*in_flight.popleft())
     submit(0)
     while held:  # after all the others, in waves whose matches share no invoice
-        wave, later, claimed = [], [], set()
-        for decision in held:  # in order: one wanting an invoice of an earlier one waits
-            wanted = [i for i, _ in decision.allocations]
-            (wave if claimed.isdisjoint(wanted) else later).append(decision)
-            claimed.update(wanted)
+        wave, waiting, claimed = [], [], set()
+        for decision in held:  # in order
+            (wave if _claim(decision, claimed) else waiting).append(decision)
         for start in range(0, len(wave), POST_BATCH):  # the wave's batches at once
             batch = wave[start : start + POST_BATCH]
             submit(WRITES_IN_FLIGHT if start + POST_BATCH < len(wave) else 0)
-        held = later
+        held = waiting
+
+
+def _claim(decision: MatchDecision, claimed: set[str]) -> bool:
+    """Whether the match wants no invoice of `claimed` (it may then go with those before
+    it); its invoices are claimed either way, so a later match wanting one of them waits."""
+    wanted = [i for i, _ in decision.allocations]
+    free = claimed.isdisjoint(wanted)
+    claimed.update(wanted)
+    return free
 
 
 def _post_batch(
