@@ -78,8 +78,8 @@ from premium_billing.stripe_billing.rules import reference_of
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
-SUSPENSE_BATCH = 1000
-POST_BATCH = 1000  # matches posted per transaction, set-based
+SUSPENSE_BATCH = 2000
+POST_BATCH = 2000  # matches posted per transaction, set-based
 # Matches that name their invoice post first; a match by payer or policy (which picks one of
 # several like invoices) after them: when both want one invoice, the one naming it gets it,
 # and the other is decided again among the invoices still open (the payer's next one).
@@ -330,22 +330,23 @@ class InOrder:
             taken[invoice_id] = taken.get(invoice_id, 0) + amount
         return decision
 
-    def _as_named(self, decision: MatchDecision, due: dict[str, int]) -> bool:
+    def _as_named(self, decision: MatchDecision) -> bool:
         """The common case, told without the rule: each named invoice can take what is named
-        on it, and no older installment of its policy has something due."""
+        on it, and no older installment of its policy has something due (each amount read
+        as the run leaves it, only for the installments looked at)."""
+        taken = self.taken
         for invoice_id, amount in decision.allocations:
-            if due[invoice_id] < amount:
-                return False
-            for older in self.policy[invoice_id]:  # oldest first
-                if older.id == invoice_id:
+            for inv in self.policy[invoice_id]:  # oldest first
+                due = inv.amount_due - taken.get(inv.id, 0)
+                if inv.id == invoice_id:
+                    if due < amount:
+                        return False
                     break
-                if due[older.id] > 0:
+                if due > 0:
                     return False
         return True
 
-    def _written_off_now(
-        self, decision: MatchDecision, due: dict[str, int]
-    ) -> MatchDecision | None:
+    def _written_off_now(self, decision: MatchDecision) -> MatchDecision | None:
         """A match paying what it named, its write-offs as the tolerance rule gives them on
         what is due now (None: as the matcher planned). The matcher read its snapshot; an
         earlier match of the run the order moved onto the named invoice may have left it
@@ -360,7 +361,11 @@ class InOrder:
             merged[invoice_id] = merged.get(invoice_id, 0) + amount
         by_id = {inv.id: inv for invoice_id in merged for inv in self.policy[invoice_id]}
         left = {
-            int(i): (due[i] - a, by_id[i].total or by_id[i].amount_due) for i, a in merged.items()
+            int(i): (
+                by_id[i].amount_due - taken.get(i, 0) - a,
+                by_id[i].total or by_id[i].amount_due,
+            )
+            for i, a in merged.items()
         }
         write_offs = tolerance_write_offs(decision.credit, left, self.tolerance)
         if write_offs == sorted((int(i), a) for i, a in decision.write_offs):
@@ -374,14 +379,14 @@ class InOrder:
             if group is None:
                 return None  # not in the snapshot: posting decides
             groups[id(group)] = group
+        if self._as_named(decision):
+            return self._written_off_now(decision)
         taken = self.taken
         due = {
             inv.id: inv.amount_due - taken.get(inv.id, 0)
             for group in groups.values()
             for inv in group
         }
-        if self._as_named(decision, due):
-            return self._written_off_now(decision, due)
         named = [(int(i), a) for i, a in decision.allocations]
         installments = [
             Installment(int(inv.id), policy, inv.due_date, due[inv.id], inv.total or 0)
