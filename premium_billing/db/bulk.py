@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Connection,
     Table,
     any_,
     bindparam,
@@ -98,19 +99,7 @@ def insert_rows(
         session.execute(insert(table), list(rows))
         return []
     columns = _defaults(table, rows)
-    new_ids: list[int] = []
-    if ids:
-        new_ids = list(
-            session.scalars(
-                text(
-                    # The sequence looked up once (OFFSET 0 keeps the subquery from being
-                    # pulled up), not a pg_depend scan per id.
-                    "SELECT nextval(s.seq) FROM (SELECT CAST(pg_get_serial_sequence(:t, 'id')"
-                    " AS regclass) AS seq OFFSET 0) AS s, generate_series(1, :n)"
-                ),
-                {"t": table.name, "n": len(rows)},
-            )
-        )
+    new_ids = reserve_ids(session, table, len(rows)) if ids else []
     given = list(rows[0])
     values = _getter(given)
     stamps = (utcnow(),) * (len(columns) - len(given))  # created_at, updated_at
@@ -123,13 +112,31 @@ def insert_rows(
         copy.set_types([_pg_type(table, name) for name in names])
         for index, row in enumerate(rows):
             record = values(row)
-            if json_at:
+            if json_at and any(record[i] is not None for i in json_at):
                 record = tuple(
                     json.dumps(v) if i in json_at and v is not None else v
                     for i, v in enumerate(record)
                 )
             copy.write_row((new_ids[index], *record, *stamps) if ids else (*record, *stamps))
     return new_ids
+
+
+_RESERVE = text(
+    # The sequence looked up once (OFFSET 0 keeps the subquery from being pulled up), not a
+    # pg_depend scan per id.
+    "SELECT nextval(s.seq) FROM (SELECT CAST(pg_get_serial_sequence(:t, 'id') AS regclass)"
+    " AS seq OFFSET 0) AS s, generate_series(1, :n)"
+)
+
+
+def reserve_ids(on: Session | Connection, table: Table, n: int) -> list[int]:
+    """`n` new ids of `table`, drawn from its sequence (PostgreSQL), for rows written later
+    with their ids (`insert_rows` of rows that give `id`). Sequences are not transactional:
+    `on` may be any connection to the database (an id drawn and not used is a gap, as a
+    rolled-back insert leaves)."""
+    if n <= 0:
+        return []
+    return list(on.execute(_RESERVE, {"t": table.name, "n": n}).scalars())
 
 
 def _getter(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:

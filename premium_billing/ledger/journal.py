@@ -83,17 +83,27 @@ event.listen(Session, "after_transaction_end", QUEUE.forget)
 
 
 def open_entries(
-    session: Session, keys: Sequence[tuple[str, date]], *, memo: str | None = None
+    session: Session,
+    keys: Sequence[tuple[str, date]],
+    *,
+    memo: str | None = None,
+    ids: Sequence[int] | None = None,
 ) -> dict[tuple[str, date], int]:
     """One entry per (kind, business date) of `keys` (checked kinds), set-based, without
-    lines yet: their ids by key. A batch then writes its lines with `add_lines`."""
+    lines yet: their ids by key. A batch then writes its lines with `add_lines`. `ids`:
+    the entries' ids, reserved beforehand (`db.bulk.reserve_ids`), one per key."""
     if not keys:
         return {}
-    ids = session.scalars(
-        insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True),
-        [{"kind": ledger.check_kind(kind), "occurred_on": on, "memo": memo} for kind, on in keys],
+    rows = [{"kind": ledger.check_kind(kind), "occurred_on": on, "memo": memo} for kind, on in keys]
+    if ids is not None:
+        session.execute(
+            insert(JournalEntry), [{"id": i, **row} for i, row in zip(ids, rows, strict=True)]
+        )
+        return dict(zip(keys, ids, strict=True))
+    new_ids = session.scalars(
+        insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True), rows
     ).all()
-    return dict(zip(keys, ids, strict=True))
+    return dict(zip(keys, new_ids, strict=True))
 
 
 def add_lines(

@@ -235,78 +235,154 @@ def receive(
     `cash_per_entry` (bank statements): the entry's cash debit is one untagged line per
     account and currency, the sum of its payments (as `invoice_issued` journals a batch's
     receivable); only the holding leg is per payment. `ledger check` verifies such a debit
-    against the payments whose `receipt_entry_id` is the entry."""
+    against the payments whose `receipt_entry_id` is the entry.
+
+    The same rows, built ahead with reserved ids (a statement import builds a batch's while
+    the one before is written): `prepare_receipts`, then `record_receipts`."""
     if not items:
         return []
-    days = sorted({item.received_on for item in items})
-    entries = journal.open_entries(
-        session, [(ledger.PAYMENT_RECEIVED, day) for day in days], memo=memo
-    )
+    keys = _receipt_keys(items)
+    entries = journal.open_entries(session, keys, memo=memo)
     entry_of = {day: entry_id for (_kind, day), entry_id in entries.items()}
-    ids = insert_rows(
-        session,
-        PAYMENTS,
-        [
-            {
-                "source": source,
-                "method": item.method,
-                "external_id": item.external_id,
-                "amount": item.amount,
-                "currency": item.currency,
-                "received_on": item.received_on,
-                "payer_name": item.payer_name,
-                "reference": item.reference,
-                "policyholder_id": item.policyholder_id,
-                "payer_from_match": False,
-                "amount_allocated": 0,
-                "amount_refunded": 0,
-                "amount_reversed": 0,
-                "amount_unapplied": item.amount,
-                "status": "unapplied",
-                "match_rule": item.match_rule,
-                "match_evidence": audit.jsonable(item.match_evidence)
-                if item.match_evidence is not None
-                else None,
-                "receipt_entry_id": entry_of[item.received_on],
-            }
-            for item in items
-        ],
-        ids=True,
+    ids = insert_rows(session, PAYMENTS, _payment_rows(items, source, entry_of), ids=True)
+    journal.add_lines(
+        session, _receipt_lines(ids, items, source, entry_of, cash_per_entry), entries
     )
+    audit.record(
+        session, "posted", "postings", None, after=_receipt_audit(ids, items, source, memo, entries)
+    )
+    return list(ids)
+
+
+@dataclass(frozen=True)
+class Receipts:
+    """Payments to record with every row built, their ids and their entries' reserved
+    (`prepare_receipts`); `record_receipts` writes them as `receive` would have."""
+
+    entries: dict[tuple[str, date], int]
+    payments: list[dict[str, Any]]
+    lines: list[dict[str, Any]]
+    audit: dict[str, Any]
+    memo: str | None
+
+    @property
+    def ids(self) -> list[int]:
+        return [row["id"] for row in self.payments]
+
+
+def prepare_receipts(
+    items: Sequence[Received],
+    *,
+    source: str,
+    memo: str | None = None,
+    cash_per_entry: bool = False,
+    payment_ids: Sequence[int],
+    entry_ids: Sequence[int],
+) -> Receipts:
+    """`receive`'s rows for `items`, without a database: the payments' ids and one entry id
+    per received date (in date order) reserved beforehand (`db.bulk.reserve_ids`)."""
+    entries = dict(zip(_receipt_keys(items), entry_ids, strict=True))
+    entry_of = {day: entry_id for (_kind, day), entry_id in entries.items()}
+    rows = [
+        {"id": payment_id, **row}
+        for payment_id, row in zip(payment_ids, _payment_rows(items, source, entry_of), strict=True)
+    ]
+    return Receipts(
+        entries,
+        rows,
+        _receipt_lines(payment_ids, items, source, entry_of, cash_per_entry),
+        _receipt_audit(payment_ids, items, source, memo, entries),
+        memo,
+    )
+
+
+def record_receipts(session: Session, receipts: Receipts) -> list[int]:
+    """Write what `prepare_receipts` built (flushed, not committed); the payments' ids."""
+    if not receipts.payments:
+        return []
+    entries = receipts.entries
+    journal.open_entries(session, list(entries), memo=receipts.memo, ids=list(entries.values()))
+    insert_rows(session, PAYMENTS, receipts.payments)
+    journal.add_lines(session, receipts.lines, entries)
+    audit.record(session, "posted", "postings", None, after=receipts.audit)
+    return receipts.ids
+
+
+def _receipt_keys(items: Sequence[Received]) -> list[tuple[str, date]]:
+    return [(ledger.PAYMENT_RECEIVED, day) for day in sorted({i.received_on for i in items})]
+
+
+def _payment_rows(
+    items: Sequence[Received], source: str, entry_of: Mapping[date, int]
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "source": source,
+            "method": item.method,
+            "external_id": item.external_id,
+            "amount": item.amount,
+            "currency": item.currency,
+            "received_on": item.received_on,
+            "payer_name": item.payer_name,
+            "reference": item.reference,
+            "policyholder_id": item.policyholder_id,
+            "payer_from_match": False,
+            "amount_allocated": 0,
+            "amount_refunded": 0,
+            "amount_reversed": 0,
+            "amount_unapplied": item.amount,
+            "status": "unapplied",
+            "match_rule": item.match_rule,
+            "match_evidence": audit.jsonable(item.match_evidence)
+            if item.match_evidence is not None
+            else None,
+            "receipt_entry_id": entry_of[item.received_on],
+        }
+        for item in items
+    ]
+
+
+def _receipt_lines(
+    ids: Sequence[int],
+    items: Sequence[Received],
+    source: str,
+    entry_of: Mapping[date, int],
+    cash_per_entry: bool,
+) -> list[dict[str, Any]]:
     if cash_per_entry:
-        legs = _received_per_entry(ids, items, source, entry_of)
-    else:
-        legs = [
-            _line(entry_of[item.received_on], leg)
-            for payment_id, item in zip(ids, items, strict=True)
-            for leg in ledger.payment_received(
-                item.amount,
-                item.currency,
-                ledger.cash_account(source, item.method),
-                payment_id,
-                item.policyholder_id,
-            )
-        ]
-    journal.add_lines(session, legs, entries)
+        return _received_per_entry(ids, items, source, entry_of)
+    return [
+        _line(entry_of[item.received_on], leg)
+        for payment_id, item in zip(ids, items, strict=True)
+        for leg in ledger.payment_received(
+            item.amount,
+            item.currency,
+            ledger.cash_account(source, item.method),
+            payment_id,
+            item.policyholder_id,
+        )
+    ]
+
+
+def _receipt_audit(
+    ids: Sequence[int],
+    items: Sequence[Received],
+    source: str,
+    memo: str | None,
+    entries: Mapping[tuple[str, date], int],
+) -> dict[str, Any]:
     received: dict[str, int] = defaultdict(int)
     for item in items:
         received[item.currency] += item.amount
-    audit.record(
-        session,
-        "posted",
-        "postings",
-        None,
-        after={
-            "reason": "received",
-            "source": source,
-            "memo": memo,
-            "entries": [[ledger.PAYMENT_RECEIVED, day, entry_of[day]] for day in days],
-            "received": dict(sorted(received.items())),
-            "layout": AUDIT_LAYOUT["received"],
-            "postings": [[f"pay_{pid}", item.amount] for pid, item in zip(ids, items, strict=True)],
-        },
-    )
-    return list(ids)
+    return {
+        "reason": "received",
+        "source": source,
+        "memo": memo,
+        "entries": [[kind, day, entry_id] for (kind, day), entry_id in entries.items()],
+        "received": dict(sorted(received.items())),
+        "layout": AUDIT_LAYOUT["received"],
+        "postings": [[f"pay_{pid}", item.amount] for pid, item in zip(ids, items, strict=True)],
+    }
 
 
 def _received_per_entry(

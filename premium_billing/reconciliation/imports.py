@@ -32,16 +32,24 @@ from dataclasses import dataclass
 from datetime import date
 from typing import IO, Any, BinaryIO
 
-from sqlalchemy import select, text
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from premium_billing.audit import trail as audit
 from premium_billing.config import Settings
-from premium_billing.db.bulk import insert_rows
+from premium_billing.db.bulk import insert_rows, reserve_ids
 from premium_billing.errors import Conflict, Unprocessable
+from premium_billing.ledger.models import JournalEntry
 from premium_billing.payments.models import Payment
-from premium_billing.payments.posting import Received, receive, reverse
+from premium_billing.payments.posting import (
+    Receipts,
+    Received,
+    prepare_receipts,
+    receive,
+    record_receipts,
+    reverse,
+)
 from premium_billing.reconciliation.bank_files import StatementError, StatementLine, read_statement
 from premium_billing.reconciliation.matching import normalize_account, normalize_name
 from premium_billing.reconciliation.models import BankLine, BankStatement
@@ -102,16 +110,17 @@ _END = object()
 
 @contextmanager
 def _read_ahead(
-    lines: Iterator[StatementLine], size: int
-) -> Iterator[Iterator[list[StatementLine]]]:
+    lines: Iterator[StatementLine], size: int, prepare: Callable[[list[StatementLine]], Any]
+) -> Iterator[Iterator[Any]]:
     """The lines in batches of `size`, each read (parsed) in a thread while the batch before
     is written: the writes mostly wait on the database, with the GIL released. The reader
     offers the GIL back every YIELD_EVERY lines: the writer wants it at once when an answer
     comes, and would else wait out the interpreter's switch interval (5 ms) at every answer,
-    which cost what reading ahead saved. One batch waits at the most (bounded memory); the
-    reader's StatementError is raised here, in turn, after the batches before it. The thread
-    only parses, never touches the session, and is stopped and joined on the way out,
-    whatever happened."""
+    which cost what reading ahead saved. Each batch is handed over as `prepare` makes it (in
+    the reader thread: `_Preparer` builds a batch's rows there on PostgreSQL). One batch
+    waits at the most (bounded memory); the reader's errors are raised here, in turn, after
+    the batches before them. The thread never touches the session, and is stopped and
+    joined on the way out, whatever happened."""
     handoff: queue.Queue[object] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
@@ -130,22 +139,23 @@ def _read_ahead(
             for line in lines:
                 batch.append(line)
                 if len(batch) >= size:
-                    if not put(batch):
+                    if not put(prepare(batch)):
                         return
                     batch = []
                 elif len(batch) % YIELD_EVERY == 0:
                     time.sleep(0)
+            if batch and not put(prepare(batch)):
+                return
         except BaseException as error:  # handed over, raised by the writer
             put(error)
             return
-        if not batch or put(batch):
-            put(_END)
+        put(_END)
 
-    def batches() -> Iterator[list[StatementLine]]:
+    def batches() -> Iterator[Any]:
         while (item := handoff.get()) is not _END:
             if isinstance(item, BaseException):
                 raise item
-            yield item  # type: ignore[misc]
+            yield item
 
     reader = threading.Thread(target=read, name="statement-reader", daemon=True)
     reader.start()
@@ -211,8 +221,14 @@ def _import(
     descriptor = settings.stripe_deposit_descriptor.upper()
     totals = {"lines": 0, "payments": 0, "duplicates": 0, "returns": 0, "deposits": 0}
     returns: list[tuple[int, StatementLine]] = []
+    bind = session.get_bind()
+    preparer = (
+        _Preparer(bind, statement.id, account, descriptor)
+        if isinstance(bind, Engine) and bind.dialect.name == "postgresql"
+        else None
+    )
     try:
-        with _read_ahead(parsed.lines, batch_size) as batches:
+        with _read_ahead(parsed.lines, batch_size, preparer or _as_read) as batches:
             for batch in batches:
                 _write_batch(session, statement.id, account, descriptor, batch, totals, returns)
                 if progress is not None:
@@ -227,6 +243,9 @@ def _import(
     except BaseException:
         session.rollback()
         raise
+    finally:
+        if preparer is not None:
+            preparer.close()
     statement.lines = totals["lines"]
     statement.payments_created = totals["payments"]
     statement.duplicates_skipped = totals["duplicates"]
@@ -268,15 +287,100 @@ def _kind(line: StatementLine, descriptor: str) -> str:
     return "return" if line.is_return else "debit"
 
 
+def _as_read(batch: list[StatementLine]) -> list[StatementLine]:
+    return batch
+
+
+@dataclass
+class _Prepared:
+    """A batch with what it writes built in the reader thread (`_Preparer`)."""
+
+    lines: list[StatementLine]
+    fresh: list[StatementLine]
+    kinds: list[str]
+    receipts: Receipts
+    rows: list[dict[str, Any]]  # the bank lines, with their ids
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+
+class _Preparer:
+    """On PostgreSQL, in the reader thread: a batch's rows built while the batch before is
+    written, so the import's Python overlaps the server's work. On a connection of its own
+    (autocommit): which lines were imported before (`_SEEN_PG`; a file's own references are
+    unique, so no earlier batch of this file can be among them), and the ids of the batch's
+    payments, entries and bank lines, reserved from their sequences; then the rows, by the
+    same functions as the writer's road (`payments.posting.prepare_receipts`, `_bank_rows`).
+    The writer thread only writes them (`_write_prepared`)."""
+
+    def __init__(self, engine: Engine, statement_id: int, account: str, descriptor: str) -> None:
+        self.engine = engine
+        self.statement_id, self.account, self.descriptor = statement_id, account, descriptor
+        self.conn: Connection | None = None
+
+    def __call__(self, batch: list[StatementLine]) -> _Prepared:
+        if self.conn is None:
+            self.conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        conn = self.conn
+        refs = [line.bank_reference for line in batch]
+        seen = set(conn.execute(_SEEN_PG, {"refs": refs, "account": self.account}).scalars())
+        fresh = [line for line in batch if line.bank_reference not in seen]
+        kinds = [_kind(line, self.descriptor) for line in fresh]
+        credits = [line for line, kind in zip(fresh, kinds, strict=True) if kind == "payment"]
+        items = _received(credits)
+        days = {line.booking_date for line in credits}
+        receipts = prepare_receipts(
+            items,
+            source="bank_statement",
+            memo=_memo(self.statement_id),
+            cash_per_entry=True,
+            payment_ids=reserve_ids(conn, Payment.__table__, len(items)),
+            entry_ids=reserve_ids(conn, JournalEntry.__table__, len(days)),
+        )
+        payment_ids = dict(zip((i.external_id for i in items), receipts.ids, strict=True))
+        rows = _bank_rows(self.statement_id, self.account, fresh, kinds, payment_ids)
+        for line_id, row in zip(
+            reserve_ids(conn, BankLine.__table__, len(rows)), rows, strict=True
+        ):
+            row["id"] = line_id
+        return _Prepared(batch, fresh, kinds, receipts, rows)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
+def _write_prepared(
+    session: Session,
+    statement_id: int,
+    batch: _Prepared,
+    totals: dict[str, int],
+    returns: list[tuple[int, StatementLine]],
+) -> None:
+    """Write a batch `_Preparer` built: what `_write_batch` writes, the same rows."""
+    totals["lines"] += len(batch.lines)
+    totals["duplicates"] += len(batch.lines) - len(batch.fresh)
+    if not batch.fresh:
+        return
+    totals["payments"] += len(record_receipts(session, batch.receipts))
+    insert_rows(session, BankLine.__table__, batch.rows)
+    _written(session, statement_id, [row["id"] for row in batch.rows], batch, totals, returns)
+
+
 def _write_batch(
     session: Session,
     statement_id: int,
     account: str,
     descriptor: str,
-    batch: list[StatementLine],
+    batch: list[StatementLine] | _Prepared,
     totals: dict[str, int],
     returns: list[tuple[int, StatementLine]],
 ) -> None:
+    """Write a batch: its bank lines, and a payment for each new credit."""
+    if isinstance(batch, _Prepared):
+        _write_prepared(session, statement_id, batch, totals, returns)
+        return
     totals["lines"] += len(batch)
     seen = _seen(session, account, [line.bank_reference for line in batch])
     fresh = [line for line in batch if line.bank_reference not in seen]
@@ -285,11 +389,78 @@ def _write_batch(
         return
     kinds = [_kind(line, descriptor) for line in fresh]
     credits = [line for line, kind in zip(fresh, kinds, strict=True) if kind == "payment"]
-    payment_ids: dict[str, int] = {}
+    payment_ids: dict[str | None, int] = {}
     if credits:
-        payment_ids = _create_payments(session, statement_id, credits)
+        items = _received(credits)
+        ids = receive(
+            session, items, source="bank_statement", memo=_memo(statement_id), cash_per_entry=True
+        )
+        payment_ids = dict(zip((i.external_id for i in items), ids, strict=True))
         totals["payments"] += len(credits)
-    rows = [
+    rows = _bank_rows(statement_id, account, fresh, kinds, payment_ids)
+    line_ids = insert_rows(session, BankLine.__table__, rows, ids=True)
+    _written(session, statement_id, line_ids, _Lines(fresh, kinds), totals, returns)
+
+
+@dataclass
+class _Lines:
+    fresh: list[StatementLine]
+    kinds: list[str]
+
+
+def _written(
+    session: Session,
+    statement_id: int,
+    line_ids: list[int],
+    batch: _Lines | _Prepared,
+    totals: dict[str, int],
+    returns: list[tuple[int, StatementLine]],
+) -> None:
+    """A batch's bank lines are written: its returns kept for reversal, its counts, its
+    audit row."""
+    for line_id, line, kind in zip(line_ids, batch.fresh, batch.kinds, strict=True):
+        if kind == "return":
+            returns.append((line_id, line))
+            totals["returns"] += 1
+        elif kind == "payout_deposit":
+            totals["deposits"] += 1
+    audit.record(
+        session,
+        "imported",
+        "bank_lines",
+        None,
+        after={"statement_id": statement_id, "first_id": line_ids[0], "count": len(line_ids)},
+    )
+
+
+def _memo(statement_id: int) -> str:
+    return f"bank statement stm_{statement_id}"
+
+
+def _received(credits: list[StatementLine]) -> list[Received]:
+    """The payments these credits bring (`external_id`: the bank reference)."""
+    return [
+        Received(
+            amount=line.amount,
+            currency=line.currency,
+            method="bank_transfer",
+            received_on=line.booking_date,
+            external_id=line.bank_reference[:255],
+            payer_name=(line.payer_name or None) and line.payer_name[:200],
+            reference=(line.reference or None) and line.reference[:500],
+        )
+        for line in credits
+    ]
+
+
+def _bank_rows(
+    statement_id: int,
+    account: str,
+    fresh: list[StatementLine],
+    kinds: list[str],
+    payment_ids: dict[str | None, int],
+) -> list[dict[str, Any]]:
+    return [
         {
             "statement_id": statement_id,
             "line_no": line.line_no,
@@ -306,24 +477,10 @@ def _write_batch(
             "return_reason": (line.return_reason or None) and line.return_reason[:200],
             "bank_transaction_code": line.bank_transaction_code,
             "kind": kind,
-            "payment_id": payment_ids.get(line.bank_reference),
+            "payment_id": payment_ids.get(line.bank_reference[:255]) if kind == "payment" else None,
         }
         for line, kind in zip(fresh, kinds, strict=True)
     ]
-    line_ids = insert_rows(session, BankLine.__table__, rows, ids=True)
-    for line_id, line, kind in zip(line_ids, fresh, kinds, strict=True):
-        if kind == "return":
-            returns.append((line_id, line))
-        elif kind == "payout_deposit":
-            totals["deposits"] += 1
-    totals["returns"] += sum(1 for k in kinds if k == "return")
-    audit.record(
-        session,
-        "imported",
-        "bank_lines",
-        None,
-        after={"statement_id": statement_id, "first_id": line_ids[0], "count": len(line_ids)},
-    )
 
 
 # A line is already imported when its account has a bank line with its reference, or when a
@@ -356,33 +513,6 @@ def _seen(session: Session, account: str, refs: list[str]) -> set[str]:
         Payment.source == "bank_statement", Payment.external_id.in_(refs)
     )
     return set(session.scalars(lines.union(payments)))
-
-
-def _create_payments(
-    session: Session, statement_id: int, credits: list[StatementLine]
-) -> dict[str, int]:
-    """Payments for these credits (set-based, the posting engine's `receive`): one
-    `payment_received` entry per booking date, its cash at bank debit one untagged line per
-    currency and a suspense credit per payment."""
-    ids = receive(
-        session,
-        [
-            Received(
-                amount=line.amount,
-                currency=line.currency,
-                method="bank_transfer",
-                received_on=line.booking_date,
-                external_id=line.bank_reference[:255],
-                payer_name=(line.payer_name or None) and line.payer_name[:200],
-                reference=(line.reference or None) and line.reference[:500],
-            )
-            for line in credits
-        ],
-        source="bank_statement",
-        memo=f"bank statement stm_{statement_id}",
-        cash_per_entry=True,
-    )
-    return {line.bank_reference: pid for pid, line in zip(ids, credits, strict=True)}
 
 
 def _reverse_returns(

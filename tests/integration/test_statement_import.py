@@ -186,6 +186,55 @@ def test_a_failed_write_stops_the_reader_and_leaves_nothing(db, settings, monkey
     assert _count(db, BankLine) == 0
 
 
+def test_postgresql_batches_are_built_in_the_reader_thread_and_write_the_same(
+    db, settings, monkeypatch
+):
+    """On PostgreSQL the reader thread builds each batch's rows (ids reserved on a connection
+    of its own), the writer only writes them; on SQLite the writer builds them. Either way
+    the same rows: a line imported before is skipped, the ledger checks out."""
+    import io
+    import threading
+
+    from premium_billing.reconciliation import imports as statement_import
+
+    built_in: list[str] = []
+    real = statement_import._write_prepared
+
+    def record(session, statement_id, batch, *rest):  # type: ignore[no-untyped-def]
+        built_in.append(batch.built_by)
+        real(session, statement_id, batch, *rest)
+
+    monkeypatch.setattr(statement_import, "_write_prepared", record)
+    real_call = statement_import._Preparer.__call__
+
+    def tagged(self, batch):  # type: ignore[no-untyped-def]
+        prepared = real_call(self, batch)
+        prepared.built_by = threading.current_thread().name
+        return prepared
+
+    monkeypatch.setattr(statement_import._Preparer, "__call__", tagged)
+    first = csv_file("2026-02-03,10.00,USD,Payer 0,ref 0,R-0")
+    rows = [f"2026-02-0{3 + i % 2},{i}.00,USD,Payer {i},ref {i},R-{i}" for i in range(12)]
+    rows.append("2026-02-04,-2.00,USD,Bank,fee,F-1")
+    with db.session() as session:
+        statement_import.import_statement(session, settings, io.BytesIO(first))
+        result = statement_import.import_statement(
+            session, settings, io.BytesIO(csv_file(*rows)), batch_size=5
+        )
+    postgres = db.engine.dialect.name == "postgresql"
+    assert built_in == (["statement-reader"] * 4 if postgres else [])
+    assert (result.lines, result.payments_created, result.duplicates_skipped) == (13, 11, 1)
+    assert _count(db, Payment) == 12
+    assert _count(db, BankLine) == 13
+    with db.session() as s:
+        lines = s.execute(select(BankLine.bank_reference, BankLine.payment_id, BankLine.kind))
+        paid = {ref: (pid, kind) for ref, pid, kind in lines}
+        external = dict(s.execute(select(Payment.external_id, Payment.id)).all())
+    assert paid["F-1"] == (None, "debit")
+    assert all(paid[ref] == (external[ref], "payment") for ref in external)
+    assert ledger_problems(db) == []
+
+
 def test_a_returned_item_reverses_the_payment_it_returns(api, db):
     policy, [(inv, num)] = holder_with_invoices(api, db, "Ann Lee", [48000])
     upload(api, csv_file(f"2026-02-03,480.00,USD,Ann Lee,{num},B-1"))
