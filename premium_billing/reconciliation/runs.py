@@ -649,15 +649,20 @@ def _write(
     others: list[tuple[MatchDecision, str | None]],
     again: bool,
 ) -> dict[int, str]:
-    """In a writer: post the matches (committed), then record the suspense items of
+    """In a writer, one transaction: post the matches, then record the suspense items of
     `others` and, unless `again`, of the matches refused. Returns {payment id: why refused}."""
     session: Session = _writer.session
-    refused = _post_batch(session, _writer.settings, run_id, matches, as_of) if matches else {}
-    if not again:
-        others = others + [
-            (d, refused[int(d.payment_id)]) for d in matches if int(d.payment_id) in refused
-        ]
-    _record_suspense(session, run_id, others)
+    try:
+        refused = _post_batch(session, _writer.settings, run_id, matches, as_of) if matches else {}
+        if not again:
+            others = others + [
+                (d, refused[int(d.payment_id)]) for d in matches if int(d.payment_id) in refused
+            ]
+        _record_suspense(session, run_id, others)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
     return refused
 
 
@@ -759,7 +764,7 @@ def _post_batch(
     as_of: date,
 ) -> dict[int, str]:
     """Post a batch of matches (in allocation order already: `InOrder`) and take their
-    payments off the suspense queue; committed. Returns {payment id: why} for the matches
+    payments off the suspense queue; not committed. Returns {payment id: why} for the matches
     that no longer fit."""
     plans = []
     for decision in decisions:
@@ -782,7 +787,6 @@ def _post_batch(
     if posted:
         done = any_of(session, SuspenseItem.payment_id, posted)
         session.execute(delete(SuspenseItem).where(done))
-    session.commit()
     return refused
 
 
@@ -827,7 +831,7 @@ def _rank_held(
 def _record_suspense(
     session: Session, run_id: int, pending: list[tuple[MatchDecision, str | None]]
 ) -> None:
-    """Replace the suspense items of these payments (one statement each way, committed)."""
+    """Replace the suspense items of these payments (one statement each way; not committed)."""
     if not pending:
         return
     ids = [int(d.payment_id) for d, _ in pending]
@@ -857,7 +861,6 @@ def _record_suspense(
             }
         )
     session.execute(insert(SuspenseItem), rows)
-    session.commit()
 
 
 # ----------------------------------------------------------------------------- reading
