@@ -84,7 +84,7 @@ POST_BATCH = 2000  # matches posted per transaction, set-based
 # several like invoices) after them: when both want one invoice, the one naming it gets it,
 # and the other is decided again among the invoices still open (the payer's next one).
 NAMED = frozenset({"stripe_metadata", "reference", "fuzzy_reference"})
-WRITERS = 2  # writer threads (connections) posting batches at once, on PostgreSQL
+WRITERS = 3  # writer threads (connections) posting batches at once, on PostgreSQL
 WRITES_IN_FLIGHT = 3  # batches decided and waiting for a writer
 
 
