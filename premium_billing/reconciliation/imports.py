@@ -56,7 +56,7 @@ from premium_billing.reconciliation.models import BankLine, BankStatement
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 2000
+BATCH_SIZE = 4000
 YIELD_EVERY = 32  # lines read between two offers of the GIL to the writer
 HASH_CHUNK = 1 << 20
 
