@@ -38,12 +38,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.util import identity_key
@@ -58,6 +58,7 @@ from premium_billing.invoicing.models import Invoice
 from premium_billing.invoicing.rules import invoice_status
 from premium_billing.ledger import journal
 from premium_billing.ledger import rules as ledger
+from premium_billing.ledger.models import JournalEntry
 from premium_billing.ledger.rules import Posting
 from premium_billing.payments import rules
 from premium_billing.payments.models import Allocation, InvoiceCredit, Payment, Refund, WriteOff
@@ -276,12 +277,14 @@ def prepare_receipts(
     source: str,
     memo: str | None = None,
     cash_per_entry: bool = False,
-    payment_ids: Sequence[int],
-    entry_ids: Sequence[int],
+    reserve: Callable[[Table, int], list[int]],
 ) -> Receipts:
-    """`receive`'s rows for `items`, without a database: the payments' ids and one entry id
-    per received date (in date order) reserved beforehand (`db.bulk.reserve_ids`)."""
-    entries = dict(zip(_receipt_keys(items), entry_ids, strict=True))
+    """`receive`'s rows for `items`, their ids reserved by `reserve(table, n)` (e.g.
+    `db.bulk.reserve_ids` on a connection of the caller's): the payments', and one entry's
+    per received date."""
+    keys = _receipt_keys(items)
+    entries = dict(zip(keys, reserve(JournalEntry.__table__, len(keys)), strict=True))
+    payment_ids = reserve(PAYMENTS, len(items))
     entry_of = {day: entry_id for (_kind, day), entry_id in entries.items()}
     rows = [
         {"id": payment_id, **row}

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import IO, Any, BinaryIO
 
 from sqlalchemy import Connection, Engine, select, text
@@ -40,7 +41,6 @@ from premium_billing.audit import trail as audit
 from premium_billing.config import Settings
 from premium_billing.db.bulk import insert_rows, reserve_ids
 from premium_billing.errors import Conflict, Unprocessable
-from premium_billing.ledger.models import JournalEntry
 from premium_billing.payments.models import Payment
 from premium_billing.payments.posting import (
     Receipts,
@@ -325,18 +325,13 @@ class _Preparer:
         conn = self.conn
         refs = [line.bank_reference for line in batch]
         seen = set(conn.execute(_SEEN_PG, {"refs": refs, "account": self.account}).scalars())
-        fresh = [line for line in batch if line.bank_reference not in seen]
-        kinds = [_kind(line, self.descriptor) for line in fresh]
-        credits = [line for line, kind in zip(fresh, kinds, strict=True) if kind == "payment"]
-        items = _received(credits)
-        days = {line.booking_date for line in credits}
+        fresh, kinds, items = _sorted_out(batch, seen, self.descriptor)
         receipts = prepare_receipts(
             items,
             source="bank_statement",
             memo=_memo(self.statement_id),
             cash_per_entry=True,
-            payment_ids=reserve_ids(conn, Payment.__table__, len(items)),
-            entry_ids=reserve_ids(conn, JournalEntry.__table__, len(days)),
+            reserve=partial(reserve_ids, conn),
         )
         payment_ids = dict(zip((i.external_id for i in items), receipts.ids, strict=True))
         rows = _bank_rows(self.statement_id, self.account, fresh, kinds, payment_ids)
@@ -365,7 +360,8 @@ def _write_prepared(
         return
     totals["payments"] += len(record_receipts(session, batch.receipts))
     insert_rows(session, BankLine.__table__, batch.rows)
-    _written(session, statement_id, [row["id"] for row in batch.rows], batch, totals, returns)
+    line_ids = [row["id"] for row in batch.rows]
+    _written(session, statement_id, line_ids, batch.fresh, batch.kinds, totals, returns)
 
 
 def _write_batch(
@@ -383,42 +379,44 @@ def _write_batch(
         return
     totals["lines"] += len(batch)
     seen = _seen(session, account, [line.bank_reference for line in batch])
-    fresh = [line for line in batch if line.bank_reference not in seen]
+    fresh, kinds, items = _sorted_out(batch, seen, descriptor)
     totals["duplicates"] += len(batch) - len(fresh)
     if not fresh:
         return
-    kinds = [_kind(line, descriptor) for line in fresh]
-    credits = [line for line, kind in zip(fresh, kinds, strict=True) if kind == "payment"]
     payment_ids: dict[str | None, int] = {}
-    if credits:
-        items = _received(credits)
+    if items:
         ids = receive(
             session, items, source="bank_statement", memo=_memo(statement_id), cash_per_entry=True
         )
         payment_ids = dict(zip((i.external_id for i in items), ids, strict=True))
-        totals["payments"] += len(credits)
+        totals["payments"] += len(items)
     rows = _bank_rows(statement_id, account, fresh, kinds, payment_ids)
     line_ids = insert_rows(session, BankLine.__table__, rows, ids=True)
-    _written(session, statement_id, line_ids, _Lines(fresh, kinds), totals, returns)
+    _written(session, statement_id, line_ids, fresh, kinds, totals, returns)
 
 
-@dataclass
-class _Lines:
-    fresh: list[StatementLine]
-    kinds: list[str]
+def _sorted_out(
+    batch: list[StatementLine], seen: set[str], descriptor: str
+) -> tuple[list[StatementLine], list[str], list[Received]]:
+    """The lines not imported before, their kinds, and the payments their credits bring."""
+    fresh = [line for line in batch if line.bank_reference not in seen]
+    kinds = [_kind(line, descriptor) for line in fresh]
+    credits = [line for line, kind in zip(fresh, kinds, strict=True) if kind == "payment"]
+    return fresh, kinds, _received(credits)
 
 
 def _written(
     session: Session,
     statement_id: int,
     line_ids: list[int],
-    batch: _Lines | _Prepared,
+    fresh: list[StatementLine],
+    kinds: list[str],
     totals: dict[str, int],
     returns: list[tuple[int, StatementLine]],
 ) -> None:
     """A batch's bank lines are written: its returns kept for reversal, its counts, its
     audit row."""
-    for line_id, line, kind in zip(line_ids, batch.fresh, batch.kinds, strict=True):
+    for line_id, line, kind in zip(line_ids, fresh, kinds, strict=True):
         if kind == "return":
             returns.append((line_id, line))
             totals["returns"] += 1
