@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import queue
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -53,6 +51,7 @@ from premium_billing.payments.posting import (
 from premium_billing.reconciliation.bank_files import StatementError, StatementLine, read_statement
 from premium_billing.reconciliation.matching import normalize_account, normalize_name
 from premium_billing.reconciliation.models import BankLine, BankStatement
+from premium_billing.threads import read_ahead
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +104,19 @@ def _sha256(stream: IO[bytes]) -> str:
     return digest.hexdigest()
 
 
-_END = object()
+def _batches(
+    lines: Iterator[StatementLine], size: int, prepare: Callable[[list[StatementLine]], Any]
+) -> Iterator[Any]:
+    batch: list[StatementLine] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) >= size:
+            yield prepare(batch)
+            batch = []
+        elif len(batch) % YIELD_EVERY == 0:
+            time.sleep(0)
+    if batch:
+        yield prepare(batch)
 
 
 @contextmanager
@@ -113,57 +124,19 @@ def _read_ahead(
     lines: Iterator[StatementLine], size: int, prepare: Callable[[list[StatementLine]], Any]
 ) -> Iterator[Iterator[Any]]:
     """The lines in batches of `size`, each read (parsed) in a thread while the batch before
-    is written: the writes mostly wait on the database, with the GIL released. The reader
-    offers the GIL back every YIELD_EVERY lines: the writer wants it at once when an answer
-    comes, and would else wait out the interpreter's switch interval (5 ms) at every answer,
-    which cost what reading ahead saved. Each batch is handed over as `prepare` makes it (in
-    the reader thread: `_Preparer` builds a batch's rows there on PostgreSQL). One batch
-    waits at the most (bounded memory); the reader's errors are raised here, in turn, after
-    the batches before them. The thread never touches the session, and is stopped and
-    joined on the way out, whatever happened."""
-    handoff: queue.Queue[object] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def read() -> None:
-        batch: list[StatementLine] = []
-        try:
-            for line in lines:
-                batch.append(line)
-                if len(batch) >= size:
-                    if not put(prepare(batch)):
-                        return
-                    batch = []
-                elif len(batch) % YIELD_EVERY == 0:
-                    time.sleep(0)
-            if batch and not put(prepare(batch)):
-                return
-        except BaseException as error:  # handed over, raised by the writer
-            put(error)
-            return
-        put(_END)
-
-    def batches() -> Iterator[Any]:
-        while (item := handoff.get()) is not _END:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    reader = threading.Thread(target=read, name="statement-reader", daemon=True)
-    reader.start()
+    is written (`threads.read_ahead`): the writes mostly wait on the database, with the GIL
+    released. The reader offers the GIL back every YIELD_EVERY lines: the writer wants it at
+    once when an answer comes, and would else wait out the interpreter's switch interval
+    (5 ms) at every answer, which cost what reading ahead saved. Each batch is handed over
+    as `prepare` makes it (in the reader thread: `_Preparer` builds a batch's rows there on
+    PostgreSQL). One batch waits at the most (bounded memory); the reader's errors are
+    raised here, in turn, after the batches before them. The thread never touches the
+    session, and is stopped and joined on the way out, whatever happened."""
+    batches = read_ahead(_batches(lines, size, prepare), depth=1, name="statement-reader")
     try:
-        yield batches()
+        yield batches
     finally:
-        stop.set()
-        reader.join()
+        batches.close()
 
 
 def import_statement(

@@ -74,6 +74,7 @@ from premium_billing.reconciliation.models import (
 )
 from premium_billing.stripe_billing.models import StripePaymentState
 from premium_billing.stripe_billing.rules import reference_of
+from premium_billing.threads import read_ahead
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +135,17 @@ def _streamed(session: Session, stmt: Any) -> Iterator[Any]:
     """The rows through a server-side cursor. PostgreSQL plans a cursor for its first 10%
     of rows by default (fast-start plans: a nested loop over 100k invoices took minutes);
     every row is read here, so it is planned as the whole query it is."""
-    if session.get_bind().dialect.name == "postgresql":
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
         session.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
     # Plain rows of columns, read on the session's connection (no ORM loading per row).
-    return iter(session.connection().execute(stmt, execution_options={"yield_per": STREAM}))
+    result = session.connection().execute(stmt, execution_options={"yield_per": STREAM})
+    if not postgres:
+        return iter(result)
+    # The next chunk fetched while this one is turned into objects: the server would else
+    # sit idle while the snapshot's millions of objects are made.
+    chunks = read_ahead(result.partitions(), depth=2, name="reconcile-read-ahead")
+    return (row for chunk in chunks for row in chunk)
 
 
 class _Shared:
@@ -177,6 +185,8 @@ def _suspense_payments(
     """The payments in suspense a run decides (`held` False), or those held for a person
     (`held` True: a run only ranks their candidates again)."""
     held_ids = select(SuspenseItem.payment_id).where(SuspenseItem.held.is_(True))
+    if held and session.execute(held_ids.limit(1)).first() is None:
+        return []  # none held (the common case): the payments are not read for nothing
     stmt = (
         _facts_of(Payment.amount_unapplied)
         .where(
