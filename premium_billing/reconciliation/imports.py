@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
@@ -107,6 +107,14 @@ def _sha256(stream: IO[bytes]) -> str:
 def _batches(
     lines: Iterator[StatementLine], size: int, prepare: Callable[[list[StatementLine]], Any]
 ) -> Iterator[Any]:
+    """The lines in batches of `size`, each as `prepare` makes it. Read (parsed) in a thread
+    while the batch before is written (`threads.read_ahead`, one batch ahead at most: bounded
+    memory): the writes mostly wait on the database, with the GIL released. The reader
+    offers the GIL back every YIELD_EVERY lines: the writer wants it at once when an answer
+    comes, and would else wait out the interpreter's switch interval (5 ms) at every answer,
+    which cost what reading ahead saved. `prepare` runs in the reader thread too
+    (`_Preparer` builds a batch's rows there on PostgreSQL); the thread never touches the
+    session."""
     batch: list[StatementLine] = []
     for line in lines:
         batch.append(line)
@@ -117,26 +125,6 @@ def _batches(
             time.sleep(0)
     if batch:
         yield prepare(batch)
-
-
-@contextmanager
-def _read_ahead(
-    lines: Iterator[StatementLine], size: int, prepare: Callable[[list[StatementLine]], Any]
-) -> Iterator[Iterator[Any]]:
-    """The lines in batches of `size`, each read (parsed) in a thread while the batch before
-    is written (`threads.read_ahead`): the writes mostly wait on the database, with the GIL
-    released. The reader offers the GIL back every YIELD_EVERY lines: the writer wants it at
-    once when an answer comes, and would else wait out the interpreter's switch interval
-    (5 ms) at every answer, which cost what reading ahead saved. Each batch is handed over
-    as `prepare` makes it (in the reader thread: `_Preparer` builds a batch's rows there on
-    PostgreSQL). One batch waits at the most (bounded memory); the reader's errors are
-    raised here, in turn, after the batches before them. The thread never touches the
-    session, and is stopped and joined on the way out, whatever happened."""
-    batches = read_ahead(_batches(lines, size, prepare), depth=1, name="statement-reader")
-    try:
-        yield batches
-    finally:
-        batches.close()
 
 
 def import_statement(
@@ -201,7 +189,9 @@ def _import(
         else None
     )
     try:
-        with _read_ahead(parsed.lines, batch_size, preparer or _as_read) as batches:
+        ahead = _batches(parsed.lines, batch_size, preparer or _as_read)
+        # the reader's errors raised here in turn; the thread stopped on the way out
+        with closing(read_ahead(ahead, depth=1, name="statement-reader")) as batches:
             for batch in batches:
                 _write_batch(session, statement.id, account, descriptor, batch, totals, returns)
                 if progress is not None:
