@@ -17,6 +17,7 @@ from premium_billing.clock import business_date
 from premium_billing.config import PROJECT_ROOT
 from premium_billing.dashboard.rules import AGING_LABELS
 from premium_billing.reports.rules import bucket_of
+from tests.e2e.navigation import follow
 from tests.integration.collections_helpers import monthly_policy, run_days
 from tests.integration.dashboard_helpers import PASSWORD, make_user, small_book
 
@@ -40,8 +41,7 @@ def log_in(page: Any, base_url: str, name: str, password: str = PASSWORD) -> Non
     assert "/dashboard/login" in page.url
     page.get_by_label("Name").fill(name)
     page.get_by_label("Password").fill(password)
-    with page.expect_navigation():  # the login's answer (a page or its redirect) is in
-        page.get_by_role("button", name="Log in").click()
+    follow(page, page.get_by_role("button", name="Log in"))  # a page or its redirect
 
 
 def shoot(page: Any, name: str) -> Path:
@@ -115,7 +115,7 @@ def test_finance_user_reads_charts_matches_undoes_exports_and_marks_paid(
     assert rates.count() == 1 and rates.first.get_attribute("data-value") == "0"
 
     # The suspense queue as a CSV download.
-    page.get_by_role("link", name="Suspense").click()
+    follow(page, page.get_by_role("link", name="Suspense"))
     with page.expect_download() as download:
         page.get_by_test_id("suspense-csv").click()
     saved = download.value.path()
@@ -129,21 +129,22 @@ def test_finance_user_reads_charts_matches_undoes_exports_and_marks_paid(
     shoot(page, f"{backend}-suspense-candidates-desktop")
     # Match the suspense payment to its first candidate, in one click; then undo it.
     candidate = page.get_by_test_id(f"candidate-{book.ann_invoice}")
-    candidate.get_by_role("button", name="Match 72.50").click()
+    follow(page, candidate.get_by_role("button", name="Match 72.50"))
     assert flash(page) == f"Matched {book.suspense_payment}: 72.50 USD to {book.ann_invoice}."
     assert api.get(f"/invoices/{book.ann_invoice}").json()["status"] == "paid"
     assert page.get_by_test_id(f"suspense-{book.suspense_payment}").count() == 0
-    page.get_by_test_id(f"match-{book.suspense_payment}").get_by_role("button", name="Undo").click()
+    undo = page.get_by_test_id(f"match-{book.suspense_payment}").get_by_role("button", name="Undo")
+    follow(page, undo)
     assert flash(page) == f"Undone: {book.suspense_payment} is unapplied again."
     assert api.get(f"/invoices/{book.ann_invoice}").json()["status"] == "open"
     held = page.get_by_test_id(f"suspense-{book.suspense_payment}")
     assert "held" in held.inner_text()  # back in the queue, held for a person
 
     # Mark the check refund paid.
-    page.get_by_role("link", name="Refunds").click()
+    follow(page, page.get_by_role("link", name="Refunds"))
     row = page.get_by_test_id(f"refund-{book.refund}")
     row.get_by_label("Reference").fill("CHK 1001")
-    row.get_by_role("button", name="Mark paid").click()
+    follow(page, row.get_by_role("button", name="Mark paid"))
     assert flash(page) == f"Marked {book.refund} paid by check on {today.isoformat()}."
     refund = api.get(f"/refunds/{book.refund}").json()
     assert (refund["status"], refund["reference"]) == ("succeeded", "CHK 1001")
@@ -183,8 +184,7 @@ def test_finance_user_reads_kpis_and_the_worklist(api, db, live_server, browser,
     page.get_by_label("Months from").fill("2026-01-01")
     page.get_by_label("to", exact=True).fill("2026-01-31")
     page.get_by_label("Currency").fill("USD")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Show").click()
+    follow(page, page.get_by_role("button", name="Show"))
     assert "from=2026-01-01" in page.url and "currency=USD" in page.url
     (want,) = api.get("/reports/kpis", params={"from": "2026-01-01", "to": "2026-01-31",
                                                "currency": "USD"}).json()["currencies"]  # fmt: skip
@@ -197,10 +197,9 @@ def test_finance_user_reads_kpis_and_the_worklist(api, db, live_server, browser,
     shoot(page, f"{backend}-home-kpis-desktop")
 
     # The worklist, riskiest first, from the menu; and its CSV.
-    page.get_by_role("link", name="Collections").click()
+    follow(page, page.get_by_role("link", name="Collections"))
     page.get_by_label("As of").fill("2026-01-20")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Show").click()
+    follow(page, page.get_by_role("button", name="Show"))
     rows = page.get_by_test_id("worklist").locator("tbody tr")
     assert [r.get_attribute("data-testid") for r in rows.all()] == [
         f"worklist-{big['id']}",

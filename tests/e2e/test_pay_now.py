@@ -45,7 +45,7 @@ def test_a_policyholder_pays_an_invoice_online(api, db, settings, stripe, browse
     page.goto(checkout_url)
     assert f"{invoice['total'] / 100:.2f}" in page.content()
     page.get_by_role("button", name="Pay").click()
-    page.wait_for_load_state()
+    page.wait_for_url(public + "/checkout/done**")  # back with us, the page loaded
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         current = api.get(f"/invoices/{invoice['id']}").json()

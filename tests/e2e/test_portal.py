@@ -17,6 +17,7 @@ from itsdangerous import URLSafeTimedSerializer
 
 from premium_billing.config import PROJECT_ROOT
 from premium_billing.portal_links import SALT
+from tests.e2e.navigation import follow
 from tests.integration.portal_helpers import (
     holder_with_invoices,
     live_server,  # noqa: F401
@@ -106,7 +107,7 @@ def test_a_policyholder_pays_in_the_portal(api, db, settings, stripe, browser, s
     assert api.get(f"/invoices/{first['id']}").json()["status"] == "paid"
 
     # Back: three to pay; Pay everything overdue pays them in one Checkout.
-    page.get_by_test_id("back").click()
+    follow(page, page.get_by_test_id("back"))
     assert page.get_by_test_id("open-invoice").count() == 3
     assert page.get_by_test_id("paid-invoice").count() == 1
     rest = total - first["amount_due"]
@@ -124,7 +125,7 @@ def test_a_policyholder_pays_in_the_portal(api, db, settings, stripe, browser, s
     snap(page, shots, "06-paid-overdue")
 
     # Back: nothing to pay, nothing overdue, two payments in the history.
-    page.get_by_test_id("back").click()
+    follow(page, page.get_by_test_id("back"))
     assert page.get_by_test_id("nothing-to-pay").is_visible()
     assert page.get_by_test_id("overdue").inner_text() == "None"
     assert page.get_by_test_id("payment").count() == 2
@@ -136,7 +137,7 @@ def test_a_policyholder_pays_in_the_portal(api, db, settings, stripe, browser, s
     assert ledger_problems(db) == []
 
     # The statement of account: a printable page and a PDF naming the holder and amounts.
-    page.get_by_test_id("statement-page").click()
+    follow(page, page.get_by_test_id("statement-page"))
     assert page.title() == "Statement of account — Ann Lee"
     assert page.get_by_test_id("closing-USD").inner_text() == "0.00"
     no_horizontal_scroll(page)
